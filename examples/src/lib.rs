@@ -1,0 +1,2 @@
+//! Example PV guests and host programs for pvsdk.
+#![forbid(unsafe_code)]

@@ -1,0 +1,1 @@
+//! Raw Xen PV64 types with exact layouts.

@@ -1,0 +1,26 @@
+//! # guest-abi
+//!
+//! The Xen x86-64 paravirtual (PV64) guest ABI for `no_std` guest kernels, and
+//! the host-side code that must agree with it byte for byte.
+//!
+//! Layers, bottom up (see `docs/ARCHITECTURE.md`):
+//!
+//! 1. [`abi`] — raw types with Xen's exact layouts. Every struct derives the
+//!    `zerocopy` traits and carries compile-time size and offset checks against
+//!    the numbers in the ABI reference.
+//! 2. [`hypercall`] — hypercall numbers and the [`hypercall::Hypercall`] trait: the real
+//!    x86-64 implementation calls the hypercall page; a recording one lets host
+//!    tests drive guest code without a CPU.
+//! 3. Safe wrappers, one module per hypercall family, named as in Xen:
+//!    [`evtchn`], [`gnttab`], [`mmu`], [`sched`], [`console`], [`vcpu`],
+//!    [`memory`], [`version`], plus [`pvclock`].
+//! 4. [`ring`] — one generic shared ring (Xen's `io/ring.h` protocol) over
+//!    shared memory reached only through volatile copies and atomics.
+//! 5. [`entry`] — macros that emit the Xen ELF notes and the entry stub.
+#![no_std]
+#![cfg_attr(not(any(test, feature = "std")), forbid(unsafe_code))]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod abi;
