@@ -18,9 +18,10 @@
 //!    shared memory reached only through volatile copies and atomics.
 //! 5. [`entry`] — macros that emit the Xen ELF notes and the entry stub.
 #![no_std]
-#![cfg_attr(not(any(test, feature = "std")), forbid(unsafe_code))]
+#![deny(unsafe_code)]
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod abi;
+pub mod entry;
