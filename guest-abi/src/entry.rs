@@ -23,7 +23,8 @@
 //!
 //! * the Xen notes in a `.note.Xen` section that the linker script places in a
 //!   `PT_NOTE` segment: `GUEST_OS`, `GUEST_VERSION`, `XEN_VERSION`, `LOADER`,
-//!   `ENTRY`, `HYPERCALL_PAGE`, `VIRT_BASE`, `PADDR_OFFSET`, `FEATURES`;
+//!   `ENTRY`, `HYPERCALL_PAGE`, `VIRT_BASE`, `PADDR_OFFSET` (no `FEATURES`:
+//!   the guest requires nothing beyond what Xen gives every PV64 guest);
 //! * `_start`, which clears DF, switches to a 64 KiB stack of its own, and
 //!   calls the author's `main` with the `start_info` pointer the domain
 //!   builder put in `rsi`;
@@ -125,7 +126,6 @@ pub mod rt {
         pvsdk_note_str 7, "0.1"
         pvsdk_note_str 5, "xen-3.0"
         pvsdk_note_str 8, "generic"
-        pvsdk_note_str 10, "!writable_page_tables"
         pvsdk_note_quad 1, _start
         pvsdk_note_quad 2, hypercall_page
         pvsdk_note_quad 3, {virt_base}
@@ -143,9 +143,9 @@ pub mod rt {
     /// Virtual address of the hypercall page (filled by the domain builder).
     #[must_use]
     pub fn hypercall_page_addr() -> usize {
-        // SAFETY: only the address of the symbol is taken; its bytes are not
+        // Taking the address of an extern static is safe; its bytes are never
         // read through a Rust reference.
-        unsafe { core::ptr::addr_of!(hypercall_page) as usize }
+        core::ptr::addr_of!(hypercall_page) as usize
     }
 
     /// Issue hypercall `nr` with up to three arguments through the page.
@@ -213,6 +213,12 @@ pub mod rt {
         let _ = writeln!(Console, "guest panic: {info}");
         shutdown(3) // SHUTDOWN_crash
     }
+
+    /// The precompiled `core` was built for unwinding and references this
+    /// symbol from its unwind tables; guests abort on panic and never unwind,
+    /// so it is never called.
+    #[unsafe(no_mangle)]
+    extern "C" fn rust_eh_personality() {}
 
     // Note [Guest mem functions]: `rustc` lowers copies and fills to calls
     // of these C symbols, which libc would normally provide. They are written
