@@ -24,4 +24,18 @@
 extern crate std;
 
 pub mod abi;
+pub mod callback;
+pub mod console;
+pub mod errno;
+pub mod evtchn;
+pub mod gnttab;
+pub mod hypercall;
+pub mod memory;
+pub mod mmu;
+pub mod pvclock;
+pub mod sched;
+pub mod shared;
+pub mod vcpu;
+pub mod version;
 pub mod entry;
+pub mod ring;
