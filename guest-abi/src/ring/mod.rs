@@ -469,7 +469,9 @@ impl<Req: RingEntry, Rsp: RingEntry, M: RingMem> FrontRing<Req, Rsp, M> {
         Ok(self.rsp_prod_seen != self.rsp_cons || self.unconsumed_responses()? > 0)
     }
 
-    /// Copy the next response out of the ring, if one is ready.
+    /// Copy the next response out of the ring, if one is ready. The shared
+    /// `rsp_prod` is re-read (and checked) only once every response seen by
+    /// the previous read has been taken.
     pub fn take_response(&mut self) -> Result<Option<Rsp>, RingError> {
         if self.rsp_prod_seen == self.rsp_cons && self.unconsumed_responses()? == 0 {
             return Ok(None);
@@ -596,6 +598,10 @@ impl<Req: RingEntry, Rsp: RingEntry, M: RingMem> BackRing<Req, Rsp, M> {
 
     /// Copy the next request out of the ring, if one is ready. The copy is
     /// the caller's to validate; the shared slot is never read again.
+    ///
+    /// The shared `req_prod` is re-read (and checked, see
+    /// [`unconsumed_requests`](Self::unconsumed_requests)) only once every
+    /// request seen by the previous read has been taken.
     pub fn take_request(&mut self) -> Result<Option<Req>, RingError> {
         if self.req_prod_seen == self.req_cons && self.unconsumed_requests()? == 0 {
             return Ok(None);
