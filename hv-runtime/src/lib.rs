@@ -1,4 +1,15 @@
 //! # hv-runtime
 //!
-//! A user-space hypervisor for Xen x86-64 PV guests.
+//! A user-space hypervisor for Xen x86-64 PV guests: Xen's PV ABI and its
+//! rules, moved into one process.
+//!
+//! * [`machine`] — the frame table (`PageInfo` per machine frame).
+//! * [`mm`] — page types and validated page-table updates (Xen's rules).
+//!
+//! Machine memory itself and the execution backends live in `hv-cpu`.
 #![deny(unsafe_code)]
+
+pub mod machine;
+pub mod mm;
+
+pub use hv_cpu as cpu;

@@ -1,0 +1,236 @@
+//! Machine frames and their bookkeeping: the frame table.
+//!
+//! Every machine frame has a [`PageInfo`] as in Xen: an owner, a general
+//! reference count, and a *type* (page-table level, descriptor page,
+//! writable) with its own type count plus validated/pinned flags. The rules
+//! that move frames between types live in [`crate::mm`]; this module only
+//! allocates and frees frames and keeps the counts from wrapping.
+
+use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn, PAGE_SIZE};
+
+/// A domain id (`domid_t`).
+pub type DomId = u16;
+
+/// Who owns a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// On the free list.
+    Free,
+    /// Allocated to a domain.
+    Dom(DomId),
+    /// The hypervisor's own frames (M2P table and its page tables, ...).
+    Xen,
+}
+
+/// A frame's type (Xen's `PGT_*`). The numbers are not ABI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PageType {
+    /// No type yet.
+    None,
+    /// Level-1 page table.
+    L1,
+    /// Level-2 page table.
+    L2,
+    /// Level-3 page table.
+    L3,
+    /// Level-4 (root) page table.
+    L4,
+    /// GDT/LDT page.
+    SegDesc,
+    /// Mapped writable somewhere (or otherwise written by the guest).
+    Writable,
+}
+
+impl PageType {
+    /// The page-table type for `level` (1–4).
+    #[must_use]
+    pub fn table(level: u8) -> Option<Self> {
+        match level {
+            1 => Some(Self::L1),
+            2 => Some(Self::L2),
+            3 => Some(Self::L3),
+            4 => Some(Self::L4),
+            _ => None,
+        }
+    }
+
+    /// The level (1–4) if this is a page-table type.
+    #[must_use]
+    pub fn level(self) -> Option<u8> {
+        match self {
+            Self::L1 => Some(1),
+            Self::L2 => Some(2),
+            Self::L3 => Some(3),
+            Self::L4 => Some(4),
+            _ => None,
+        }
+    }
+}
+
+/// Upper bound for general and type reference counts: a guest that tries to
+/// take more references gets an error instead of wrapping a counter.
+pub const MAX_REFS: u32 = 1 << 30;
+
+/// Xen's per-frame state (`struct page_info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageInfo {
+    /// Owner.
+    pub owner: Owner,
+    /// General references, including the allocation reference.
+    pub count: u32,
+    /// The owner still holds its allocation reference (`PGC_allocated`).
+    pub allocated: bool,
+    /// Current type (meaningful while `type_count > 0`; sticky afterwards).
+    pub ty: PageType,
+    /// References to the frame *as* `ty`.
+    pub type_count: u32,
+    /// The frame's contents were validated as `ty` (page tables only).
+    pub validated: bool,
+    /// `MMUEXT_PIN_*` holds one type reference and one general reference.
+    pub pinned: bool,
+    /// Linear page-table bookkeeping (Note [Linear page tables]): positive =
+    /// this table holds that many linear entries pointing at other tables;
+    /// negative = that many linear entries elsewhere point at this table.
+    pub linear: i32,
+    /// Shared hypervisor page (e.g. `shared_info`): the guest may map it but
+    /// never free, transfer or retype it.
+    pub xen_heap: bool,
+}
+
+impl PageInfo {
+    const FREE: Self = Self {
+        owner: Owner::Free,
+        count: 0,
+        allocated: false,
+        ty: PageType::None,
+        type_count: 0,
+        validated: false,
+        pinned: false,
+        linear: 0,
+        xen_heap: false,
+    };
+}
+
+/// Errors from frame allocation.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AllocError {
+    /// No free frame is left.
+    #[error("out of machine memory: no free frame; start hv with more --memory")]
+    OutOfMemory,
+    /// Zeroing the new frame failed.
+    #[error("cannot scrub frame: {0}")]
+    Scrub(#[from] hv_cpu::mem::MemError),
+}
+
+/// The frame table: one [`PageInfo`] per machine frame and the free list.
+#[derive(Debug)]
+pub struct FrameTable {
+    pages: Vec<PageInfo>,
+    /// Free frames, highest first so that `pop` hands out low frames first.
+    free: Vec<u64>,
+}
+
+impl FrameTable {
+    /// A table for `frames` frames, all free.
+    #[must_use]
+    pub fn new(frames: u64) -> Self {
+        let n = usize::try_from(frames).unwrap_or(usize::MAX);
+        Self {
+            pages: vec![PageInfo::FREE; n],
+            free: (0..frames).rev().collect(),
+        }
+    }
+
+    /// Number of frames.
+    #[must_use]
+    pub fn frames(&self) -> u64 {
+        self.pages.len() as u64
+    }
+
+    /// Number of free frames.
+    #[must_use]
+    pub fn free_frames(&self) -> u64 {
+        self.free.len() as u64
+    }
+
+    /// The state of frame `mfn`, if it exists.
+    #[must_use]
+    pub fn get(&self, mfn: Mfn) -> Option<&PageInfo> {
+        usize::try_from(mfn.0).ok().and_then(|i| self.pages.get(i))
+    }
+
+    /// Mutable state of frame `mfn`, if it exists.
+    pub fn get_mut(&mut self, mfn: Mfn) -> Option<&mut PageInfo> {
+        usize::try_from(mfn.0)
+            .ok()
+            .and_then(|i| self.pages.get_mut(i))
+    }
+
+    /// Iterate over `(mfn, info)` for every frame.
+    pub fn iter(&self) -> impl Iterator<Item = (Mfn, &PageInfo)> {
+        self.pages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (Mfn(i as u64), p))
+    }
+
+    /// Allocate a zeroed frame to `owner`, holding its allocation reference.
+    ///
+    /// # Errors
+    /// [`AllocError::OutOfMemory`] when no frame is free.
+    pub fn alloc(&mut self, mem: &MachineMemory, owner: Owner) -> Result<Mfn, AllocError> {
+        let mfn = Mfn(self.free.pop().ok_or(AllocError::OutOfMemory)?);
+        if let Err(e) = mem.fill(MachineAddr(mfn.0 * PAGE_SIZE), 0, PAGE_SIZE) {
+            self.free.push(mfn.0);
+            return Err(e.into());
+        }
+        if let Some(p) = self.get_mut(mfn) {
+            *p = PageInfo {
+                owner,
+                count: 1,
+                allocated: true,
+                ..PageInfo::FREE
+            };
+        }
+        Ok(mfn)
+    }
+
+    /// Allocate a specific free frame (used for frames whose number matters,
+    /// e.g. the M2P table).
+    ///
+    /// # Errors
+    /// [`AllocError::OutOfMemory`] when `mfn` is not free.
+    pub fn alloc_at(
+        &mut self,
+        mem: &MachineMemory,
+        mfn: Mfn,
+        owner: Owner,
+    ) -> Result<(), AllocError> {
+        let pos = self
+            .free
+            .iter()
+            .position(|&f| f == mfn.0)
+            .ok_or(AllocError::OutOfMemory)?;
+        self.free.swap_remove(pos);
+        // Keep the free list sorted high → low so allocation stays low-first.
+        self.free.sort_unstable_by(|a, b| b.cmp(a));
+        mem.fill(mfn.addr(), 0, PAGE_SIZE)?;
+        if let Some(p) = self.get_mut(mfn) {
+            *p = PageInfo {
+                owner,
+                count: 1,
+                allocated: true,
+                ..PageInfo::FREE
+            };
+        }
+        Ok(())
+    }
+
+    /// Return a frame whose last reference went away to the free list.
+    pub(crate) fn release(&mut self, mfn: Mfn) {
+        if let Some(p) = self.get_mut(mfn) {
+            *p = PageInfo::FREE;
+            self.free.push(mfn.0);
+        }
+    }
+}
