@@ -12,7 +12,9 @@
 //! no Rust object's invariant can be broken by a concurrent guest write.
 #![allow(unsafe_code)]
 
+use std::collections::VecDeque;
 use std::ptr::NonNull;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// Size of a machine frame.
@@ -94,6 +96,34 @@ pub enum MemError {
 pub struct MachineMemory {
     base: NonNull<u8>,
     len: u64,
+    /// Note [Translated-code tracking]: one bit per frame, set while some
+    /// execution backend holds translated (pre-decoded) code from the frame.
+    /// A separate lazily committed anonymous mapping of `code_words` u64s.
+    code_map: NonNull<u64>,
+    code_words: u64,
+    /// Bumped (after logging the frame) whenever a write hits a frame whose
+    /// code bit was set; the bit is cleared at the same time.
+    code_epoch: AtomicU64,
+    /// The most recent invalidations, `(epoch after the bump, frame)`.
+    code_log: Mutex<VecDeque<(u64, Mfn)>>,
+    /// Serialises [`Self::cmpxchg_u128`] (the host has no stable 128-bit
+    /// atomic in Rust): atomic against other 16-byte compare-exchanges only.
+    wide_lock: Mutex<()>,
+}
+
+/// How many code-frame invalidations [`MachineMemory`] remembers; a backend
+/// that falls further behind drops all its translations.
+pub const CODE_LOG_LEN: usize = 256;
+
+/// The answer of [`MachineMemory::code_invalidations_since`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeInvalidations {
+    /// Nothing was invalidated since the given epoch.
+    None,
+    /// These frames lost their translated code; the new epoch to remember.
+    Frames(Vec<Mfn>, u64),
+    /// Too many invalidations to list: drop every translation; the new epoch.
+    All(u64),
 }
 
 // SAFETY: `MachineMemory` owns its mapping; all access goes through methods
@@ -136,7 +166,151 @@ impl MachineMemory {
             bytes: len,
             errno: 0,
         })?;
-        Ok(Self { base, len })
+        let code_words = frames.div_ceil(64);
+        let code_bytes = code_words * 8;
+        #[allow(clippy::cast_possible_truncation)] // ≤ 2^34 / 8, fits a usize
+        let code_host_len = code_bytes as usize;
+        // SAFETY: as above: an anonymous private mapping has no preconditions.
+        let cp = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                code_host_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        let code_map = if cp == libc::MAP_FAILED {
+            None
+        } else {
+            NonNull::new(cp.cast::<u64>())
+        };
+        let Some(code_map) = code_map else {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            // SAFETY: `p`/`host_len` is the mapping created above, not yet
+            // shared with anything.
+            unsafe {
+                libc::munmap(p, host_len);
+            }
+            return Err(MemError::Map {
+                bytes: code_bytes,
+                errno,
+            });
+        };
+        Ok(Self {
+            base,
+            len,
+            code_map,
+            code_words,
+            code_epoch: AtomicU64::new(0),
+            code_log: Mutex::new(VecDeque::with_capacity(CODE_LOG_LEN)),
+            wide_lock: Mutex::new(()),
+        })
+    }
+
+    /// The atomic word of the code bitmap holding `mfn`'s bit, if in range.
+    #[inline]
+    fn code_word(&self, mfn: u64) -> Option<&AtomicU64> {
+        let w = mfn >> 6;
+        if w >= self.code_words {
+            return None;
+        }
+        #[allow(clippy::cast_possible_truncation)] // w < code_words ≤ 2^28
+        let wi = w as usize;
+        // SAFETY: `wi < code_words`, so the word is inside the code mapping,
+        // which is 8-byte aligned (page aligned) and lives as long as `self`;
+        // it is only ever accessed atomically.
+        Some(unsafe { AtomicU64::from_ptr(self.code_map.as_ptr().add(wi)) })
+    }
+
+    /// Note [Translated-code tracking]: mark `mfn` as holding code that an
+    /// execution backend has translated. Returns whether it was already
+    /// marked. Any later write to the frame (through any method of this type)
+    /// clears the mark and records an invalidation (see
+    /// [`Self::code_invalidations_since`]). Backends mark a frame *before*
+    /// reading the bytes they translate, so a racing write is never missed.
+    pub fn mark_code(&self, mfn: Mfn) -> bool {
+        self.code_word(mfn.0).is_some_and(|w| {
+            w.fetch_or(1 << (mfn.0 & 63), Ordering::SeqCst) & (1 << (mfn.0 & 63)) != 0
+        })
+    }
+
+    /// Whether `mfn` currently holds translated code.
+    #[inline]
+    #[must_use]
+    pub fn is_code(&self, mfn: Mfn) -> bool {
+        self.code_word(mfn.0)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (mfn.0 & 63)) != 0)
+    }
+
+    /// The code-invalidation epoch (changes whenever a marked frame is
+    /// written). Cheap: backends compare it at every block dispatch.
+    #[inline]
+    #[must_use]
+    pub fn code_epoch(&self) -> u64 {
+        self.code_epoch.load(Ordering::Acquire)
+    }
+
+    /// Frames whose translated code was invalidated after `epoch`.
+    pub fn code_invalidations_since(&self, epoch: u64) -> CodeInvalidations {
+        let now = self.code_epoch();
+        if now == epoch {
+            return CodeInvalidations::None;
+        }
+        let log = match self.code_log.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let now = self.code_epoch();
+        let oldest = log.front().map_or(u64::MAX, |&(e, _)| e);
+        if oldest > epoch.wrapping_add(1) {
+            return CodeInvalidations::All(now);
+        }
+        let frames = log
+            .iter()
+            .filter(|&&(e, _)| e > epoch && e <= now)
+            .map(|&(_, m)| m)
+            .collect();
+        CodeInvalidations::Frames(frames, now)
+    }
+
+    /// Note [Translated-code tracking]: called after every write to
+    /// `[addr, addr + len)`; clears and logs code marks of the frames hit.
+    #[inline]
+    fn note_write(&self, addr: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let first = addr >> PAGE_SHIFT;
+        let last = (addr + (len - 1)) >> PAGE_SHIFT;
+        let mut f = first;
+        while f <= last {
+            if let Some(w) = self.code_word(f) {
+                let bit = 1u64 << (f & 63);
+                if w.load(Ordering::Relaxed) & bit != 0 {
+                    self.invalidate_code_frame(f, w, bit);
+                }
+            }
+            f += 1;
+        }
+    }
+
+    #[cold]
+    fn invalidate_code_frame(&self, f: u64, w: &AtomicU64, bit: u64) {
+        if w.fetch_and(!bit, Ordering::SeqCst) & bit == 0 {
+            return;
+        }
+        let mut log = match self.code_log.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let e = self.code_epoch.load(Ordering::Relaxed) + 1;
+        if log.len() >= CODE_LOG_LEN {
+            log.pop_front();
+        }
+        log.push_back((e, Mfn(f)));
+        self.code_epoch.store(e, Ordering::Release);
     }
 
     /// Size in bytes.
@@ -203,6 +377,7 @@ impl MachineMemory {
         // SAFETY: as in `read`, with the roles of source and destination
         // swapped; the destination is never referenced by Rust.
         unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), p, buf.len()) };
+        self.note_write(addr.0, buf.len() as u64);
         Ok(())
     }
 
@@ -219,6 +394,7 @@ impl MachineMemory {
         })?;
         // SAFETY: `p..p+n` is inside the mapping (checked by `range`).
         unsafe { std::ptr::write_bytes(p, byte, n) };
+        self.note_write(addr.0, len);
         Ok(())
     }
 
@@ -242,6 +418,7 @@ impl MachineMemory {
         })?;
         // SAFETY: both ranges are inside the mapping; `copy` allows overlap.
         unsafe { std::ptr::copy(s, d, n) };
+        self.note_write(dst.0, len);
         Ok(())
     }
 
@@ -299,6 +476,7 @@ impl MachineMemory {
         let p = self.range(addr.0, 8)?;
         // SAFETY: 8 bytes at `p` are inside the mapping.
         unsafe { p.cast::<u64>().write_unaligned(v) };
+        self.note_write(addr.0, 8);
         Ok(())
     }
 
@@ -311,6 +489,7 @@ impl MachineMemory {
         let p = self.range(addr.0, 4)?;
         // SAFETY: 4 bytes at `p` are inside the mapping.
         unsafe { p.cast::<u32>().write_unaligned(v) };
+        self.note_write(addr.0, 4);
         Ok(())
     }
 
@@ -323,6 +502,7 @@ impl MachineMemory {
         let p = self.range(addr.0, 2)?;
         // SAFETY: 2 bytes at `p` are inside the mapping.
         unsafe { p.cast::<u16>().write_unaligned(v) };
+        self.note_write(addr.0, 2);
         Ok(())
     }
 
@@ -335,6 +515,7 @@ impl MachineMemory {
         let p = self.range(addr.0, 1)?;
         // SAFETY: 1 byte at `p` is inside the mapping.
         unsafe { p.write(v) };
+        self.note_write(addr.0, 1);
         Ok(())
     }
 
@@ -359,11 +540,13 @@ impl MachineMemory {
         // and all other accesses to the word are atomic or racy-by-design
         // (Note [Racy guest memory]).
         let a = unsafe { AtomicU64::from_ptr(p) };
-        Ok(
-            match a.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(v) | Err(v) => v,
-            },
-        )
+        let r = match a.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(v) | Err(v) => v,
+        };
+        if r == old {
+            self.note_write(addr.0, 8);
+        }
+        Ok(r)
     }
 
     /// Atomic 64-bit OR; returns the previous value.
@@ -374,7 +557,9 @@ impl MachineMemory {
     pub fn fetch_or_u64(&self, addr: MachineAddr, bits: u64) -> Result<u64, MemError> {
         let p = self.aligned(addr.0, 8)?.cast::<u64>();
         // SAFETY: as in `cmpxchg_u64`.
-        Ok(unsafe { AtomicU64::from_ptr(p) }.fetch_or(bits, Ordering::SeqCst))
+        let r = unsafe { AtomicU64::from_ptr(p) }.fetch_or(bits, Ordering::SeqCst);
+        self.note_write(addr.0, 8);
+        Ok(r)
     }
 
     /// Atomic 64-bit AND; returns the previous value.
@@ -385,7 +570,9 @@ impl MachineMemory {
     pub fn fetch_and_u64(&self, addr: MachineAddr, bits: u64) -> Result<u64, MemError> {
         let p = self.aligned(addr.0, 8)?.cast::<u64>();
         // SAFETY: as in `cmpxchg_u64`.
-        Ok(unsafe { AtomicU64::from_ptr(p) }.fetch_and(bits, Ordering::SeqCst))
+        let r = unsafe { AtomicU64::from_ptr(p) }.fetch_and(bits, Ordering::SeqCst);
+        self.note_write(addr.0, 8);
+        Ok(r)
     }
 
     /// Atomic 64-bit exchange; returns the previous value.
@@ -396,7 +583,9 @@ impl MachineMemory {
     pub fn swap_u64(&self, addr: MachineAddr, v: u64) -> Result<u64, MemError> {
         let p = self.aligned(addr.0, 8)?.cast::<u64>();
         // SAFETY: as in `cmpxchg_u64`.
-        Ok(unsafe { AtomicU64::from_ptr(p) }.swap(v, Ordering::SeqCst))
+        let r = unsafe { AtomicU64::from_ptr(p) }.swap(v, Ordering::SeqCst);
+        self.note_write(addr.0, 8);
+        Ok(r)
     }
 
     /// Atomic 32-bit compare-and-exchange; returns the previous value.
@@ -409,11 +598,13 @@ impl MachineMemory {
         // SAFETY: `p` is 4-byte aligned and inside the mapping; see
         // `cmpxchg_u64` for the aliasing argument.
         let a = unsafe { AtomicU32::from_ptr(p) };
-        Ok(
-            match a.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(v) | Err(v) => v,
-            },
-        )
+        let r = match a.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(v) | Err(v) => v,
+        };
+        if r == old {
+            self.note_write(addr.0, 4);
+        }
+        Ok(r)
     }
 
     /// Atomic 32-bit load with acquire ordering.
@@ -436,7 +627,38 @@ impl MachineMemory {
         let p = self.aligned(addr.0, 4)?.cast::<u32>();
         // SAFETY: as in `cmpxchg_u32`.
         unsafe { AtomicU32::from_ptr(p) }.store(v, Ordering::Release);
+        self.note_write(addr.0, 4);
         Ok(())
+    }
+
+    /// 16-byte compare-and-exchange (`cmpxchg16b`); returns the previous
+    /// value. Atomic with respect to other calls of this method only (plain
+    /// 8-byte stores from other threads may interleave).
+    ///
+    /// # Errors
+    /// Out of range or not 16-byte aligned.
+    pub fn cmpxchg_u128(&self, addr: MachineAddr, old: u128, new: u128) -> Result<u128, MemError> {
+        if !addr.0.is_multiple_of(16) {
+            return Err(MemError::Misaligned {
+                addr: addr.0,
+                align: 16,
+            });
+        }
+        let _g = match self.wide_lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let lo = self.read_u64(addr)?;
+        let hi = self.read_u64(MachineAddr(addr.0 + 8))?;
+        let cur = (u128::from(hi) << 64) | u128::from(lo);
+        if cur == old {
+            #[allow(clippy::cast_possible_truncation)] // split into halves
+            {
+                self.write_u64(addr, new as u64)?;
+                self.write_u64(MachineAddr(addr.0 + 8), (new >> 64) as u64)?;
+            }
+        }
+        Ok(cur)
     }
 
     /// Atomic byte exchange; returns the previous value.
@@ -448,7 +670,9 @@ impl MachineMemory {
         let p = self.range(addr.0, 1)?;
         // SAFETY: `p` is inside the mapping; bytes need no alignment; see
         // `cmpxchg_u64` for the aliasing argument.
-        Ok(unsafe { AtomicU8::from_ptr(p) }.swap(v, Ordering::SeqCst))
+        let r = unsafe { AtomicU8::from_ptr(p) }.swap(v, Ordering::SeqCst);
+        self.note_write(addr.0, 1);
+        Ok(r)
     }
 }
 
@@ -460,6 +684,13 @@ impl Drop for MachineMemory {
         // and no pointer into it outlives `self`.
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), len);
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        let code_len = (self.code_words * 8) as usize;
+        // SAFETY: `code_map`/`code_len` describe exactly the code-bitmap
+        // mapping created in `new`; no pointer into it outlives `self`.
+        unsafe {
+            libc::munmap(self.code_map.as_ptr().cast(), code_len);
         }
     }
 }
@@ -500,6 +731,24 @@ mod tests {
             m.cmpxchg_u64(MachineAddr(17), 0, 1),
             Err(MemError::Misaligned { .. })
         ));
+    }
+
+    #[test]
+    fn writes_to_code_frames_are_logged_once() {
+        let m = MachineMemory::new(4).expect("map");
+        assert!(!m.mark_code(Mfn(2)));
+        assert!(m.is_code(Mfn(2)));
+        let e0 = m.code_epoch();
+        m.write_u8(MachineAddr(0x1000), 1).expect("w");
+        assert_eq!(m.code_invalidations_since(e0), CodeInvalidations::None);
+        m.write_u32(MachineAddr(0x2ffe), 1).expect("w");
+        assert!(!m.is_code(Mfn(2)));
+        assert_eq!(
+            m.code_invalidations_since(e0),
+            CodeInvalidations::Frames(vec![Mfn(2)], e0 + 1)
+        );
+        m.write_u8(MachineAddr(0x2000), 1).expect("w");
+        assert_eq!(m.code_epoch(), e0 + 1);
     }
 
     #[test]
