@@ -9,6 +9,7 @@
 //! Machine memory itself and the execution backends live in `hv-cpu`.
 #![deny(unsafe_code)]
 
+pub mod domain;
 pub mod machine;
 pub mod mm;
 
