@@ -234,3 +234,103 @@ impl FrameTable {
         }
     }
 }
+
+/// The read-only machine-to-physical table every PV guest sees at
+/// `0xFFFF800000000000` (XEN-PV-ABI §3): `m2p[mfn]` = the owner's PFN, or
+/// all-ones for "none". It lives in hypervisor-owned frames and is mapped by
+/// hypervisor-owned page tables that validated L4s point at from slot 256.
+#[derive(Debug)]
+pub struct M2p {
+    /// First frame of the (contiguous) table.
+    pub base: Mfn,
+    /// Frames of the table.
+    pub frames: u64,
+    /// The L4 entry to install in slot 256 of every validated L4.
+    pub l4e: u64,
+}
+
+/// Guest-virtual start of the read-only M2P table.
+pub const M2P_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
+/// Value of an M2P entry that maps nothing.
+pub const M2P_INVALID: u64 = u64::MAX;
+
+impl M2p {
+    /// Build the table for all of machine memory, at the top frames.
+    ///
+    /// # Errors
+    /// Not enough machine memory for the table and its page tables.
+    pub fn new(mem: &MachineMemory, ft: &mut FrameTable) -> Result<Self, AllocError> {
+        let total = ft.frames();
+        let frames = (total * 8).div_ceil(PAGE_SIZE);
+        let l1s = frames.div_ceil(512);
+        // One L3 and one L2 cover 1 GiB of table = 2^27 frames = 512 GiB of
+        // machine memory, far beyond what one hv process maps.
+        let needed = frames + l1s + 2;
+        if needed >= total {
+            return Err(AllocError::OutOfMemory);
+        }
+        let first = total - needed;
+        for f in first..total {
+            ft.alloc_at(mem, Mfn(f), Owner::Xen)?;
+        }
+        let base = Mfn(first);
+        let l1_base = first + frames;
+        let l2 = Mfn(l1_base + l1s);
+        let l3 = Mfn(l1_base + l1s + 1);
+        // Read-only, user-accessible, never executable.
+        let ro = crate::mm::pte::P | crate::mm::pte::US | crate::mm::pte::A | crate::mm::pte::NX;
+        let dir = crate::mm::pte::P | crate::mm::pte::US | crate::mm::pte::A;
+        for i in 0..frames {
+            let l1 = Mfn(l1_base + i / 512);
+            mem.write_u64(
+                MachineAddr(l1.addr().0 + (i % 512) * 8),
+                ((first + i) << 12) | ro,
+            )?;
+        }
+        for j in 0..l1s {
+            mem.write_u64(
+                MachineAddr(l2.addr().0 + j * 8),
+                ((l1_base + j) << 12) | dir,
+            )?;
+        }
+        mem.write_u64(l3.addr(), (l2.0 << 12) | dir)?;
+        mem.fill(base.addr(), 0xff, frames * PAGE_SIZE)?;
+        Ok(Self {
+            base,
+            frames,
+            l4e: (l3.0 << 12) | dir,
+        })
+    }
+
+    /// Set `m2p[mfn] = pfn` (`M2P_INVALID` to clear).
+    ///
+    /// # Errors
+    /// `mfn` is outside machine memory.
+    pub fn set(
+        &self,
+        mem: &MachineMemory,
+        mfn: Mfn,
+        pfn: u64,
+    ) -> Result<(), hv_cpu::mem::MemError> {
+        mem.write_u64(self.entry(mfn), pfn)
+    }
+
+    fn entry(&self, mfn: Mfn) -> MachineAddr {
+        // Out-of-range frames map to an address past machine memory, which
+        // the bounds-checked accessors refuse.
+        let off = if mfn.0 < self.frames * 512 {
+            mfn.0 * 8
+        } else {
+            u64::MAX / 2
+        };
+        MachineAddr(self.base.addr().0 + off)
+    }
+
+    /// Read `m2p[mfn]`.
+    ///
+    /// # Errors
+    /// `mfn` is outside machine memory.
+    pub fn get(&self, mem: &MachineMemory, mfn: Mfn) -> Result<u64, hv_cpu::mem::MemError> {
+        mem.read_u64(self.entry(mfn))
+    }
+}

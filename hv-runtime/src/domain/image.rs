@@ -418,7 +418,7 @@ fn read_notes(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A minimal ELF64 x86-64 writer for tests: program headers and data.

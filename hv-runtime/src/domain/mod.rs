@@ -1,3 +1,4 @@
 //! Domains: the PV64 kernel image loader and (soon) the domain builder.
 
+pub mod builder;
 pub mod image;
