@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod domain;
+pub mod evtchn;
 pub mod machine;
 pub mod mm;
 

@@ -383,14 +383,20 @@ fn build_inner(
     mm.get_page_and_type(l4, PageType::L4, cfg.domid)?;
 
     // vCPU 0 (§10.3).
-    let mut vcpu0 = CpuState::default();
-    vcpu0.rip = image.entry;
-    vcpu0.gpr[reg::RSP] = layout.va(layout.stack_pfn + 1);
-    vcpu0.gpr[reg::RSI] = layout.va(layout.start_info_pfn);
-    vcpu0.rflags = 0x202;
-    vcpu0.seg[sreg::CS] = flat_segment(FLAT_KERNEL_CS64, FLAT_RING3_CS64_DESC);
-    vcpu0.seg[sreg::SS] = flat_segment(FLAT_KERNEL_SS64, FLAT_RING3_DS32_DESC);
-    vcpu0.cr3 = l4.addr().0;
+    let mut gpr = [0u64; 16];
+    gpr[reg::RSP] = layout.va(layout.stack_pfn + 1);
+    gpr[reg::RSI] = layout.va(layout.start_info_pfn);
+    let mut seg = [Segment::default(); 6];
+    seg[sreg::CS] = flat_segment(FLAT_KERNEL_CS64, FLAT_RING3_CS64_DESC);
+    seg[sreg::SS] = flat_segment(FLAT_KERNEL_SS64, FLAT_RING3_DS32_DESC);
+    let vcpu0 = CpuState {
+        gpr,
+        rip: image.entry,
+        rflags: 0x202,
+        seg,
+        cr3: l4.addr().0,
+        ..CpuState::default()
+    };
 
     Ok(BuiltDomain {
         layout,

@@ -224,10 +224,10 @@ fn parse_c_number(s: &str) -> Option<u64> {
 
 fn check_features(features: &str) -> Result<(), ImageError> {
     for name in features.split('|').filter(|n| !n.is_empty()) {
-        if let Some(req) = name.strip_prefix('!') {
-            if !KNOWN.contains(&req) || !SUPPORTED_REQUIRED.contains(&req) {
-                return Err(ImageError::UnsupportedFeature(req.to_owned()));
-            }
+        if let Some(req) = name.strip_prefix('!')
+            && (!KNOWN.contains(&req) || !SUPPORTED_REQUIRED.contains(&req))
+        {
+            return Err(ImageError::UnsupportedFeature(req.to_owned()));
         }
     }
     Ok(())
@@ -261,21 +261,21 @@ impl GuestImage {
             read_notes(ph.notes(endian, data), endian, &mut notes)?;
         }
         // 2. SHT_NOTE sections.
-        if !notes.found {
-            if let Ok(sections) = hdr.sections(endian, data) {
-                for sh in sections.iter() {
-                    if sh.sh_type(endian) == elf::SHT_NOTE {
-                        read_notes(sh.notes(endian, data), endian, &mut notes)?;
-                    }
+        if !notes.found
+            && let Ok(sections) = hdr.sections(endian, data)
+        {
+            for sh in sections.iter() {
+                if sh.sh_type(endian) == elf::SHT_NOTE {
+                    read_notes(sh.notes(endian, data), endian, &mut notes)?;
                 }
             }
         }
         // 3. The legacy __xen_guest section.
-        if !notes.found {
-            if let Some(sec) = file.section_by_name(note::XEN_LEGACY_GUEST_SECTION) {
-                let text = sec.data().map_err(|e| ImageError::BadNote(e.to_string()))?;
-                notes.take_legacy(text);
-            }
+        if !notes.found
+            && let Some(sec) = file.section_by_name(note::XEN_LEGACY_GUEST_SECTION)
+        {
+            let text = sec.data().map_err(|e| ImageError::BadNote(e.to_string()))?;
+            notes.take_legacy(text);
         }
         if !notes.found {
             return Err(ImageError::NoNotes);
@@ -337,10 +337,10 @@ impl GuestImage {
         }
         segments.sort_by_key(|s| s.vaddr);
         for w in segments.windows(2) {
-            if let [a, b] = w {
-                if a.vaddr + a.memsz > b.vaddr {
-                    return Err(ImageError::Overlap(b.vaddr));
-                }
+            if let [a, b] = w
+                && a.vaddr + a.memsz > b.vaddr
+            {
+                return Err(ImageError::Overlap(b.vaddr));
             }
         }
         let virt_kstart = segments.first().map_or(0, |s| s.vaddr);
@@ -421,12 +421,15 @@ fn read_notes(
 pub(crate) mod tests {
     use super::*;
 
+    /// (p_type, p_offset override, vaddr, paddr, data, memsz)
+    pub(crate) type Phdr = (u32, Option<u64>, u64, u64, Vec<u8>, u64);
+
     /// A minimal ELF64 x86-64 writer for tests: program headers and data.
     pub(crate) struct ElfBuilder {
         pub machine: u16,
         pub entry: u64,
         /// (p_type, p_offset override, vaddr, paddr, data, memsz)
-        pub phdrs: Vec<(u32, Option<u64>, u64, u64, Vec<u8>, u64)>,
+        pub phdrs: Vec<Phdr>,
     }
 
     pub(crate) fn note(ty: u32, desc: &[u8]) -> Vec<u8> {
@@ -582,7 +585,8 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_images_fail_with_a_clear_error() {
-        let cases: Vec<(&str, ElfBuilder, fn(&ImageError) -> bool)> = vec![
+        type Case = (&'static str, ElfBuilder, fn(&ImageError) -> bool);
+        let cases: Vec<Case> = vec![
             (
                 "no notes",
                 {

@@ -300,11 +300,11 @@ impl Mm<'_> {
             return;
         }
         let _ = self.set(mfn, |p| p.type_count -= 1);
-        if p.type_count == 1 {
-            if let Some(level) = p.ty.level() {
-                let _ = self.set(mfn, |p| p.validated = false);
-                self.devalidate_table(mfn, level);
-            }
+        if p.type_count == 1
+            && let Some(level) = p.ty.level()
+        {
+            let _ = self.set(mfn, |p| p.validated = false);
+            self.devalidate_table(mfn, level);
         }
     }
 
@@ -391,11 +391,11 @@ impl Mm<'_> {
             return Err(MmError::NotRam(mfn.0));
         }
         self.get_page(mfn, fd)?;
-        if e & pte::RW != 0 {
-            if let Err(err) = self.get_page_type(mfn, PageType::Writable, fd) {
-                self.put_page(mfn);
-                return Err(err);
-            }
+        if e & pte::RW != 0
+            && let Err(err) = self.get_page_type(mfn, PageType::Writable, fd)
+        {
+            self.put_page(mfn);
+            return Err(err);
         }
         Ok(())
     }
