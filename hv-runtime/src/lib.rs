@@ -11,7 +11,9 @@
 
 pub mod domain;
 pub mod evtchn;
+pub mod guestmem;
 pub mod machine;
 pub mod mm;
+pub mod vcpu;
 
 pub use hv_cpu as cpu;
