@@ -19,6 +19,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod interp;
 pub mod mem;
 pub mod state;
 

@@ -111,6 +111,26 @@ pub struct MachineMemory {
     wide_lock: Mutex<()>,
 }
 
+/// The host's `CLOCK_MONOTONIC` in nanoseconds (the clock of
+/// [`crate::Deadline::HostNanos`]). Lives here because it needs one libc call.
+#[must_use]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes only the `timespec` we pass, which is a
+    // valid, exclusively borrowed local.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
+}
+
 /// How many code-frame invalidations [`MachineMemory`] remembers; a backend
 /// that falls further behind drops all its translations.
 pub const CODE_LOG_LEN: usize = 256;

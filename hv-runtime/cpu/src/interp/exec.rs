@@ -1,0 +1,468 @@
+//! The block executor: one `match` over specialised micro-ops.
+
+use iced_x86::Instruction;
+
+use super::flags::{FOp, Lazy, mask, sext, sign_bit};
+use super::mmu::{Fault, canonical};
+use super::translate::{K, NOREG, SEG_SS, Uop, alu, sh};
+use super::{BlockEnd, Core, Cpu, Stop};
+use crate::state::rflags::{CF, OF};
+use crate::{CpuState, Exit};
+
+/// Read register `r` (encoded) with size `sz`.
+#[inline(always)]
+pub(crate) fn getr(st: &CpuState, r: u8, sz: u8) -> u64 {
+    if r < 16 {
+        let v = st.gpr[usize::from(r & 15)];
+        match sz {
+            8 => v,
+            4 => v & 0xffff_ffff,
+            2 => v & 0xffff,
+            _ => v & 0xff,
+        }
+    } else {
+        (st.gpr[usize::from(r & 3)] >> 8) & 0xff
+    }
+}
+
+/// Write register `r` (encoded) with x86 merge/zero-extend rules.
+#[inline(always)]
+pub(crate) fn setr(st: &mut CpuState, r: u8, sz: u8, v: u64) {
+    let i = usize::from(r & 15);
+    match sz {
+        8 => st.gpr[i] = v,
+        4 => st.gpr[i] = v & 0xffff_ffff,
+        2 => st.gpr[i] = (st.gpr[i] & !0xffff) | (v & 0xffff),
+        _ => {
+            if r < 16 {
+                st.gpr[i] = (st.gpr[i] & !0xff) | (v & 0xff);
+            } else {
+                let j = usize::from(r & 3);
+                st.gpr[j] = (st.gpr[j] & !0xff00) | ((v & 0xff) << 8);
+            }
+        }
+    }
+}
+
+/// Effective linear address of a micro-op's memory operand.
+#[inline(always)]
+pub(crate) fn ea(st: &CpuState, u: &Uop) -> u64 {
+    let mut a = u.disp;
+    if u.base != NOREG {
+        a = a.wrapping_add(st.gpr[usize::from(u.base & 15)]);
+    }
+    if u.index != NOREG {
+        a = a.wrapping_add(st.gpr[usize::from(u.index & 15)] << (u.scale & 3));
+    }
+    match u.seg & 3 {
+        1 => a.wrapping_add(st.seg[crate::state::sreg::FS].base),
+        2 => a.wrapping_add(st.seg[crate::state::sreg::GS].base),
+        _ => a,
+    }
+}
+
+/// Perform an ALU operation and record its flags; returns the result.
+#[inline(always)]
+pub(crate) fn alu_op(c: &mut Core, op: u8, sz: u8, a: u64, b: u64) -> u64 {
+    let m = mask(sz);
+    let (a, b) = (a & m, b & m);
+    let (fop, r, aux) = match op {
+        alu::ADD => (FOp::Add, a.wrapping_add(b), 0),
+        alu::OR => (FOp::Logic, a | b, 0),
+        alu::ADC => {
+            let cf = c.cf();
+            (FOp::Adc, a.wrapping_add(b).wrapping_add(cf), cf)
+        }
+        alu::SBB => {
+            let cf = c.cf();
+            (FOp::Sbb, a.wrapping_sub(b).wrapping_sub(cf), cf)
+        }
+        alu::AND | alu::TEST => (FOp::Logic, a & b, 0),
+        alu::SUB | alu::CMP => (FOp::Sub, a.wrapping_sub(b), 0),
+        _ => (FOp::Logic, a ^ b, 0),
+    };
+    let r = r & m;
+    c.lz = Lazy {
+        op: fop,
+        sz,
+        res: r,
+        a,
+        b,
+        aux,
+    };
+    r
+}
+
+/// Shift/rotate `a` by `cnt` (unmasked); `None` when the count is zero (no
+/// change at all, flags included).
+#[inline]
+pub(crate) fn shift_op(c: &mut Core, kind: u8, sz: u8, a: u64, cnt: u64) -> Option<u64> {
+    let cnt = (cnt & if sz == 8 { 63 } else { 31 }) as u32;
+    if cnt == 0 {
+        return None;
+    }
+    let m = mask(sz);
+    let bits = 8 * u32::from(sz);
+    let a = a & m;
+    let (fop, r) = match kind {
+        sh::SHL | 6 => (FOp::Shl, if cnt < 64 { (a << cnt) & m } else { 0 }),
+        sh::SHR => (FOp::Shr, a >> cnt),
+        sh::SAR => (FOp::Sar, (sext(a, sz) >> cnt.min(63)) as u64 & m),
+        sh::ROL | sh::ROR => {
+            let rc = cnt % bits;
+            let r = if rc == 0 {
+                a
+            } else if kind == sh::ROL {
+                ((a << rc) | (a >> (bits - rc))) & m
+            } else {
+                ((a >> rc) | (a << (bits - rc))) & m
+            };
+            let f = c.flags() & !(CF | OF);
+            let sb = sign_bit(sz);
+            let (cf, of) = if kind == sh::ROL {
+                let cf = r & 1 != 0;
+                (cf, (r & sb != 0) != cf)
+            } else {
+                (r & sb != 0, (r & sb != 0) != (r & (sb >> 1) != 0))
+            };
+            c.set_flags(f | if cf { CF } else { 0 } | if of { OF } else { 0 });
+            return Some(r);
+        }
+        _ => return None,
+    };
+    c.lz = Lazy {
+        op: fop,
+        sz,
+        res: r,
+        a,
+        b: u64::from(cnt),
+        aux: 0,
+    };
+    Some(r)
+}
+
+/// Signed multiply keeping the low half; records CF/OF.
+#[inline(always)]
+pub(crate) fn imul_op(c: &mut Core, sz: u8, a: u64, b: u64) -> u64 {
+    let p = i128::from(sext(a, sz)) * i128::from(sext(b, sz));
+    let r = (p as u64) & mask(sz);
+    let of = i128::from(sext(r, sz)) != p;
+    c.lz = Lazy {
+        op: FOp::Mul,
+        sz,
+        res: r,
+        a,
+        b,
+        aux: u64::from(of),
+    };
+    r
+}
+
+#[inline(always)]
+fn check_target(t: u64) -> Result<u64, Stop> {
+    if canonical(t) {
+        Ok(t)
+    } else {
+        Err(Stop::Fault(Fault::gp0()))
+    }
+}
+
+/// Execute one micro-op. `Ok(None)` falls through; `Ok(Some(t))` ends the
+/// block and continues at `t`.
+#[inline(always)]
+#[allow(clippy::too_many_lines)]
+fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>, Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    match u.k {
+        K::MovRR => {
+            let v = getr(cpu.st, u.s, u.sz);
+            setr(cpu.st, u.d, u.sz, v);
+        }
+        K::MovRI => setr(cpu.st, u.d, u.sz, u.imm),
+        K::MovRM => {
+            let v = cpu.rd(ea(cpu.st, u), u.sz, ss)?;
+            setr(cpu.st, u.d, u.sz, v);
+        }
+        K::MovMR => {
+            let v = getr(cpu.st, u.s, u.sz);
+            cpu.wr(ea(cpu.st, u), u.sz, v, ss)?;
+            if cpu.c.smc {
+                return Ok(Some(u.next()));
+            }
+        }
+        K::MovMI => {
+            cpu.wr(ea(cpu.st, u), u.sz, u.imm, ss)?;
+            if cpu.c.smc {
+                return Ok(Some(u.next()));
+            }
+        }
+        K::MovzxRR => {
+            let v = getr(cpu.st, u.s, u.x);
+            setr(cpu.st, u.d, u.sz, v);
+        }
+        K::MovzxRM => {
+            let v = cpu.rd(ea(cpu.st, u), u.x, ss)?;
+            setr(cpu.st, u.d, u.sz, v);
+        }
+        K::MovsxRR => {
+            let v = sext(getr(cpu.st, u.s, u.x), u.x) as u64;
+            setr(cpu.st, u.d, u.sz, v);
+        }
+        K::MovsxRM => {
+            let v = sext(cpu.rd(ea(cpu.st, u), u.x, ss)?, u.x) as u64;
+            setr(cpu.st, u.d, u.sz, v);
+        }
+        K::Lea => {
+            let v = ea(cpu.st, u);
+            setr(cpu.st, u.d, u.sz, v);
+        }
+        K::AluRR => {
+            let a = getr(cpu.st, u.d, u.sz);
+            let b = getr(cpu.st, u.s, u.sz);
+            if u.x == alu::XOR && u.d == u.s {
+                cpu.c.lz = Lazy {
+                    op: FOp::Logic,
+                    sz: u.sz,
+                    res: 0,
+                    a: 0,
+                    b: 0,
+                    aux: 0,
+                };
+                setr(cpu.st, u.d, u.sz, 0);
+                return Ok(None);
+            }
+            let r = alu_op(cpu.c, u.x, u.sz, a, b);
+            if u.x < alu::CMP {
+                setr(cpu.st, u.d, u.sz, r);
+            }
+        }
+        K::AluRI => {
+            let a = getr(cpu.st, u.d, u.sz);
+            let r = alu_op(cpu.c, u.x, u.sz, a, u.imm);
+            if u.x < alu::CMP {
+                setr(cpu.st, u.d, u.sz, r);
+            }
+        }
+        K::AluRM => {
+            let b = cpu.rd(ea(cpu.st, u), u.sz, ss)?;
+            let a = getr(cpu.st, u.d, u.sz);
+            let r = alu_op(cpu.c, u.x, u.sz, a, b);
+            if u.x < alu::CMP {
+                setr(cpu.st, u.d, u.sz, r);
+            }
+        }
+        K::AluMR | K::AluMI => {
+            let addr = ea(cpu.st, u);
+            let a = cpu.rd(addr, u.sz, ss)?;
+            let b = if u.k == K::AluMR {
+                getr(cpu.st, u.s, u.sz)
+            } else {
+                u.imm
+            };
+            let saved = cpu.c.lz;
+            let saved_rf = cpu.c.rf;
+            let r = alu_op(cpu.c, u.x, u.sz, a, b);
+            if u.x < alu::CMP {
+                if let Err(e) = cpu.wr(addr, u.sz, r, ss) {
+                    cpu.c.lz = saved;
+                    cpu.c.rf = saved_rf;
+                    return Err(e);
+                }
+                if cpu.c.smc {
+                    return Ok(Some(u.next()));
+                }
+            }
+        }
+        K::IncDecR => {
+            let a = getr(cpu.st, u.d, u.sz);
+            let cf = cpu.c.cf();
+            let r = if u.x == 0 {
+                a.wrapping_add(1)
+            } else {
+                a.wrapping_sub(1)
+            } & mask(u.sz);
+            cpu.c.lz = Lazy {
+                op: if u.x == 0 { FOp::Inc } else { FOp::Dec },
+                sz: u.sz,
+                res: r,
+                a,
+                b: 1,
+                aux: cf,
+            };
+            setr(cpu.st, u.d, u.sz, r);
+        }
+        K::NotR => {
+            let a = getr(cpu.st, u.d, u.sz);
+            setr(cpu.st, u.d, u.sz, !a);
+        }
+        K::NegR => {
+            let a = getr(cpu.st, u.d, u.sz);
+            let r = a.wrapping_neg() & mask(u.sz);
+            cpu.c.lz = Lazy {
+                op: FOp::Neg,
+                sz: u.sz,
+                res: r,
+                a,
+                b: 0,
+                aux: 0,
+            };
+            setr(cpu.st, u.d, u.sz, r);
+        }
+        K::ShiftRI | K::ShiftRC => {
+            let cnt = if u.k == K::ShiftRI {
+                u.imm
+            } else {
+                cpu.st.gpr[1]
+            };
+            let a = getr(cpu.st, u.d, u.sz);
+            if let Some(r) = shift_op(cpu.c, u.x, u.sz, a, cnt) {
+                setr(cpu.st, u.d, u.sz, r);
+            }
+        }
+        K::CmovRR => {
+            if cpu.c.cond(u.x) {
+                let v = getr(cpu.st, u.s, u.sz);
+                setr(cpu.st, u.d, u.sz, v);
+            } else if u.sz == 4 {
+                let v = getr(cpu.st, u.d, 4);
+                setr(cpu.st, u.d, 4, v);
+            }
+        }
+        K::CmovRM => {
+            // The load happens (and may fault) whatever the condition.
+            let v = cpu.rd(ea(cpu.st, u), u.sz, ss)?;
+            if cpu.c.cond(u.x) {
+                setr(cpu.st, u.d, u.sz, v);
+            } else if u.sz == 4 {
+                let v = getr(cpu.st, u.d, 4);
+                setr(cpu.st, u.d, 4, v);
+            }
+        }
+        K::SetccR => {
+            let v = u64::from(cpu.c.cond(u.x));
+            setr(cpu.st, u.d, 1, v);
+        }
+        K::ImulRR | K::ImulRM | K::ImulRRI | K::ImulRMI => {
+            let (a, b) = match u.k {
+                K::ImulRR => (getr(cpu.st, u.d, u.sz), getr(cpu.st, u.s, u.sz)),
+                K::ImulRM => (getr(cpu.st, u.d, u.sz), cpu.rd(ea(cpu.st, u), u.sz, ss)?),
+                K::ImulRRI => (getr(cpu.st, u.s, u.sz), u.imm),
+                _ => (cpu.rd(ea(cpu.st, u), u.sz, ss)?, u.imm),
+            };
+            let r = imul_op(cpu.c, u.sz, a, b);
+            setr(cpu.st, u.d, u.sz, r);
+        }
+        K::XchgRR => {
+            let a = getr(cpu.st, u.d, u.sz);
+            let b = getr(cpu.st, u.s, u.sz);
+            setr(cpu.st, u.d, u.sz, b);
+            setr(cpu.st, u.s, u.sz, a);
+        }
+        K::PushR | K::PushI => {
+            let v = if u.k == K::PushR {
+                cpu.st.gpr[usize::from(u.s & 15)]
+            } else {
+                u.imm
+            };
+            let sp = cpu.st.gpr[4].wrapping_sub(8);
+            cpu.wr(sp, 8, v, true)?;
+            cpu.st.gpr[4] = sp;
+            if cpu.c.smc {
+                return Ok(Some(u.next()));
+            }
+        }
+        K::PopR => {
+            let sp = cpu.st.gpr[4];
+            let v = cpu.rd(sp, 8, true)?;
+            cpu.st.gpr[4] = sp.wrapping_add(8);
+            cpu.st.gpr[usize::from(u.d & 15)] = v;
+        }
+        K::Jmp => return Ok(Some(u.imm)),
+        K::Jcc => {
+            return Ok(Some(if cpu.c.cond(u.x) { u.imm } else { u.next() }));
+        }
+        K::JmpR => return check_target(cpu.st.gpr[usize::from(u.s & 15)]).map(Some),
+        K::JmpM => {
+            let t = cpu.rd(ea(cpu.st, u), 8, ss)?;
+            return check_target(t).map(Some);
+        }
+        K::CallRel | K::CallR | K::CallM => {
+            let t = match u.k {
+                K::CallRel => u.imm,
+                K::CallR => check_target(cpu.st.gpr[usize::from(u.s & 15)])?,
+                _ => check_target(cpu.rd(ea(cpu.st, u), 8, ss)?)?,
+            };
+            let sp = cpu.st.gpr[4].wrapping_sub(8);
+            cpu.wr(sp, 8, u.next(), true)?;
+            cpu.st.gpr[4] = sp;
+            return Ok(Some(t));
+        }
+        K::Ret => {
+            let sp = cpu.st.gpr[4];
+            let t = check_target(cpu.rd(sp, 8, true)?)?;
+            cpu.st.gpr[4] = sp.wrapping_add(8).wrapping_add(u.imm);
+            return Ok(Some(t));
+        }
+        K::Bswap => {
+            let a = getr(cpu.st, u.d, u.sz);
+            let r = if u.sz == 8 {
+                a.swap_bytes()
+            } else {
+                u64::from((a as u32).swap_bytes())
+            };
+            setr(cpu.st, u.d, u.sz, r);
+        }
+        K::Nop => {}
+        K::Ud => {
+            tracing::debug!(rip = u.rip, "interp: invalid instruction encoding → #UD");
+            return Err(Stop::Fault(Fault::ud()));
+        }
+        K::Generic => {
+            let Some(ins) = insns.get(u.imm as usize) else {
+                return Err(Stop::Fault(Fault::ud()));
+            };
+            let r = super::generic::exec(cpu, ins, u)?;
+            if r.is_none() && cpu.c.smc {
+                return Ok(Some(u.next()));
+            }
+            return Ok(r);
+        }
+    }
+    Ok(None)
+}
+
+/// Run the micro-ops of one block. Returns the number of instructions
+/// retired and how the block ended.
+pub(crate) fn exec_block(
+    cpu: &mut Cpu<'_>,
+    uops: &[Uop],
+    insns: &[Instruction],
+    single: bool,
+    fall: u64,
+) -> (u64, BlockEnd) {
+    let n = if single { uops.len().min(1) } else { uops.len() };
+    let Some(run) = uops.get(..n) else {
+        return (0, BlockEnd::Next(fall));
+    };
+    for (i, u) in run.iter().enumerate() {
+        match step(cpu, u, insns) {
+            Ok(None) => {}
+            Ok(Some(t)) => return (i as u64 + 1, BlockEnd::Next(t)),
+            Err(s @ Stop::Fault(_)) => return (i as u64, BlockEnd::Stop(s, u.rip, u.next())),
+            Err(s @ Stop::Trap(_)) => {
+                return (i as u64 + 1, BlockEnd::Stop(s, u.rip, u.next()));
+            }
+        }
+    }
+    let next = if single {
+        run.first().map_or(fall, Uop::next)
+    } else {
+        fall
+    };
+    (n as u64, BlockEnd::Next(next))
+}
+
+/// Convenience for handlers: a trap exit after the instruction.
+pub(crate) fn trap(e: Exit) -> Stop {
+    Stop::Trap(e)
+}

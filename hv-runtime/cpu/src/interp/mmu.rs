@@ -1,0 +1,430 @@
+//! Paging and the soft TLB.
+//!
+//! Every guest access is CPL 3 (user). A TLB miss walks the 4-level tables in
+//! machine memory from `CpuState::cr3`, checks P / RW / US / NX and reserved
+//! bits, sets A (and D on writes) with `cmpxchg`, and fills a direct-mapped
+//! entry whose separate read / write / exec tags make the permission check a
+//! single compare:
+//!
+//! * the **read** tag is set by every successful walk;
+//! * the **write** tag only when the page is writable, its D bit is set, and
+//!   the frame holds no translated code (so stores to code frames take the
+//!   slow path, which notes self-modifying code, see Note [Translated-code
+//!   tracking] in `mem.rs`);
+//! * the **exec** tag only by a fetch walk (NX clear at every level).
+//!
+//! Non-canonical addresses never match a tag (tags are only filled for
+//! canonical pages), so the canonical check costs nothing on hits.
+#![allow(clippy::cast_possible_truncation)] // page offsets and indices
+
+use super::{Cpu, Stop};
+use crate::mem::{MachineAddr, MachineMemory, Mfn};
+use crate::pf;
+use crate::vector;
+
+/// Physical-address width the interpreter implements (CPUID 0x8000_0008
+/// should report it); PTE bits 46..=51 are reserved.
+pub const PHYS_ADDR_BITS: u32 = 46;
+const ADDR_MASK: u64 = ((1u64 << PHYS_ADDR_BITS) - 1) & !0xfff;
+const RSVD_HIGH: u64 = ((1u64 << 52) - 1) & !((1u64 << PHYS_ADDR_BITS) - 1);
+
+const P: u64 = 1;
+const RW: u64 = 2;
+const US: u64 = 4;
+const A: u64 = 1 << 5;
+const D: u64 = 1 << 6;
+const PS: u64 = 1 << 7;
+const NX: u64 = 1 << 63;
+
+/// A tag value that never equals a page address.
+pub(crate) const INVALID: u64 = 1;
+/// Number of TLB entries (direct-mapped).
+pub const TLB_ENTRIES: usize = 256;
+
+/// An exception raised by an instruction (the instruction did not retire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fault {
+    pub vector: u8,
+    pub error: Option<u32>,
+    pub cr2: u64,
+}
+
+impl Fault {
+    pub(crate) const fn gp0() -> Self {
+        Self {
+            vector: vector::GP,
+            error: Some(0),
+            cr2: 0,
+        }
+    }
+    pub(crate) const fn ud() -> Self {
+        Self {
+            vector: vector::UD,
+            error: None,
+            cr2: 0,
+        }
+    }
+    pub(crate) const fn new(vector: u8, error: Option<u32>) -> Self {
+        Self {
+            vector,
+            error,
+            cr2: 0,
+        }
+    }
+}
+
+/// What an access wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Acc {
+    Read,
+    Write,
+    Exec,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TlbEntry {
+    pub r: u64,
+    pub w: u64,
+    pub x: u64,
+    /// Machine address of the 4 KiB frame.
+    pub base: u64,
+    /// Writable with D set (a write needs no walk even if `w` is withheld
+    /// because the frame holds code).
+    pub wd: bool,
+}
+
+const EMPTY: TlbEntry = TlbEntry {
+    r: INVALID,
+    w: INVALID,
+    x: INVALID,
+    base: 0,
+    wd: false,
+};
+
+/// The soft TLB.
+#[derive(Debug)]
+pub(crate) struct Tlb {
+    pub e: Box<[TlbEntry; TLB_ENTRIES]>,
+}
+
+impl Default for Tlb {
+    fn default() -> Self {
+        Self {
+            e: Box::new([EMPTY; TLB_ENTRIES]),
+        }
+    }
+}
+
+impl Tlb {
+    pub(crate) fn flush(&mut self) {
+        self.e.fill(EMPTY);
+    }
+    pub(crate) fn flush_page(&mut self, lin: u64) {
+        let i = (lin >> 12) as usize % TLB_ENTRIES;
+        if let Some(e) = self.e.get_mut(i) {
+            *e = EMPTY;
+        }
+    }
+    /// Withhold fast write tags for `mfn` (it now holds translated code).
+    pub(crate) fn protect_code_frame(&mut self, mfn: u64) {
+        for e in self.e.iter_mut() {
+            if e.base >> 12 == mfn {
+                e.w = INVALID;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+pub(crate) fn canonical(lin: u64) -> bool {
+    (((lin << 16) as i64) >> 16) as u64 == lin
+}
+
+/// Result of a successful walk.
+struct Walked {
+    frame: u64,
+    writable_dirty: bool,
+    exec: bool,
+}
+
+fn pf_fault(lin: u64, code: u32) -> Fault {
+    Fault {
+        vector: vector::PF,
+        error: Some(code),
+        cr2: lin,
+    }
+}
+
+/// Walk the page tables for `lin` (canonical) and perform A/D updates.
+fn walk(mem: &MachineMemory, cr3: u64, lin: u64, acc: Acc) -> Result<Walked, Fault> {
+    let mut base_code = pf::USER;
+    match acc {
+        Acc::Write => base_code |= pf::WRITE,
+        Acc::Exec => base_code |= pf::FETCH,
+        Acc::Read => {}
+    }
+    'retry: for attempt in 0..8 {
+        let mut table = cr3 & ADDR_MASK;
+        let mut addrs = [0u64; 4];
+        let mut vals = [0u64; 4];
+        let mut n = 0usize;
+        let mut rw = true;
+        let mut us = true;
+        let mut nx = false;
+        let mut level = 4u32;
+        let frame = loop {
+            let idx = (lin >> (12 + 9 * (level - 1))) & 511;
+            let ea = table + idx * 8;
+            let Ok(e) = mem.read_u64(MachineAddr(ea)) else {
+                return Err(pf_fault(lin, base_code | pf::PRESENT | pf::RSVD));
+            };
+            if e & P == 0 {
+                return Err(pf_fault(lin, base_code));
+            }
+            let large = e & PS != 0 && (level == 2 || level == 3);
+            let mut rsvd = e & RSVD_HIGH != 0;
+            if level == 4 && e & PS != 0 {
+                rsvd = true;
+            }
+            if large {
+                let low = if level == 3 { 0x3fff_e000 } else { 0x001f_e000 };
+                if e & low != 0 {
+                    rsvd = true;
+                }
+            }
+            if rsvd {
+                return Err(pf_fault(lin, base_code | pf::PRESENT | pf::RSVD));
+            }
+            rw &= e & RW != 0;
+            us &= e & US != 0;
+            nx |= e & NX != 0;
+            if let (Some(a), Some(v)) = (addrs.get_mut(n), vals.get_mut(n)) {
+                *a = ea;
+                *v = e;
+            }
+            n += 1;
+            if level == 1 || large {
+                break match level {
+                    3 => (e & ADDR_MASK & !0x3fff_ffff) | (lin & 0x3fff_f000),
+                    2 => (e & ADDR_MASK & !0x1f_ffff) | (lin & 0x1f_f000),
+                    _ => e & ADDR_MASK,
+                };
+            }
+            table = e & ADDR_MASK;
+            level -= 1;
+        };
+        let ok = us
+            && match acc {
+                Acc::Read => true,
+                Acc::Write => rw,
+                Acc::Exec => !nx,
+            };
+        if !ok {
+            return Err(pf_fault(lin, base_code | pf::PRESENT));
+        }
+        if frame.checked_add(4096).is_none_or(|end| end > mem.len()) {
+            // A mapping of a frame outside machine memory (the hypervisor's
+            // validation should prevent it): reported as a reserved-bit #PF.
+            return Err(pf_fault(lin, base_code | pf::PRESENT | pf::RSVD));
+        }
+        // Set accessed (and dirty on the leaf for writes) atomically; if an
+        // entry changed under us, walk again.
+        let mut dirty = false;
+        for i in 0..n.min(4) {
+            let (ea, old) = (addrs[i], vals[i]);
+            let mut want = A;
+            if i + 1 == n {
+                if acc == Acc::Write {
+                    want |= D;
+                }
+                dirty = old & D != 0 || acc == Acc::Write;
+            }
+            if old & want != want {
+                match mem.cmpxchg_u64(MachineAddr(ea), old, old | want) {
+                    Ok(prev) if prev == old => {}
+                    Ok(_) if attempt < 7 => continue 'retry,
+                    Ok(_) => {
+                        let _ = mem.fetch_or_u64(MachineAddr(ea), want);
+                    }
+                    Err(_) => return Err(pf_fault(lin, base_code | pf::PRESENT | pf::RSVD)),
+                }
+            }
+        }
+        return Ok(Walked {
+            frame,
+            writable_dirty: rw && dirty,
+            exec: !nx,
+        });
+    }
+    Err(pf_fault(lin, base_code | pf::PRESENT | pf::RSVD))
+}
+
+fn bad_machine(lin: u64) -> Stop {
+    Stop::Fault(pf_fault(lin, pf::USER | pf::PRESENT | pf::RSVD))
+}
+
+impl Cpu<'_> {
+    /// Translate the page of `lin` for `acc`, returning the machine address
+    /// of its frame.
+    #[inline]
+    pub(crate) fn translate(&mut self, lin: u64, acc: Acc, ss: bool) -> Result<u64, Stop> {
+        let page = lin & !0xfff;
+        let i = (lin >> 12) as usize % TLB_ENTRIES;
+        if let Some(e) = self.c.tlb.e.get(i) {
+            let hit = match acc {
+                Acc::Read => e.r == page,
+                Acc::Write => e.w == page || (e.r == page && e.wd),
+                Acc::Exec => e.x == page,
+            };
+            if hit {
+                return Ok(e.base);
+            }
+        }
+        self.translate_miss(lin, acc, ss)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn translate_miss(&mut self, lin: u64, acc: Acc, ss: bool) -> Result<u64, Stop> {
+        if !canonical(lin) {
+            return Err(Stop::Fault(if ss {
+                Fault::new(vector::SS, Some(0))
+            } else {
+                Fault::gp0()
+            }));
+        }
+        let w = walk(self.mem, self.st.cr3, lin, acc).map_err(Stop::Fault)?;
+        let page = lin & !0xfff;
+        let i = (lin >> 12) as usize % TLB_ENTRIES;
+        let code = self.mem.is_code(Mfn(w.frame >> 12));
+        if let Some(e) = self.c.tlb.e.get_mut(i) {
+            if e.r != page || e.base != w.frame {
+                *e = EMPTY;
+            }
+            e.r = page;
+            e.base = w.frame;
+            e.wd = w.writable_dirty;
+            if w.writable_dirty && !code {
+                e.w = page;
+            }
+            if acc == Acc::Exec && w.exec {
+                e.x = page;
+            }
+        }
+        Ok(w.frame)
+    }
+
+    /// Read `sz` (1, 2, 4, 8) bytes at linear `lin`.
+    #[inline(always)]
+    pub(crate) fn rd(&mut self, lin: u64, sz: u8, ss: bool) -> Result<u64, Stop> {
+        let off = lin & 0xfff;
+        if let Some(e) = self.c.tlb.e.get((lin >> 12) as usize % TLB_ENTRIES)
+            && e.r == lin & !0xfff
+            && off + u64::from(sz) <= 4096
+        {
+            let ma = MachineAddr(e.base + off);
+            let r = match sz {
+                1 => self.mem.read_u8(ma).map(u64::from),
+                2 => self.mem.read_u16(ma).map(u64::from),
+                4 => self.mem.read_u32(ma).map(u64::from),
+                _ => self.mem.read_u64(ma),
+            };
+            return r.map_err(|_| bad_machine(lin));
+        }
+        self.rd_slow(lin, sz, ss)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rd_slow(&mut self, lin: u64, sz: u8, ss: bool) -> Result<u64, Stop> {
+        let mut b = [0u8; 8];
+        let n = usize::from(sz).min(8);
+        self.rd_bytes(lin, &mut b[..n], ss)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Write the low `sz` bytes of `v` at linear `lin`.
+    #[inline(always)]
+    pub(crate) fn wr(&mut self, lin: u64, sz: u8, v: u64, ss: bool) -> Result<(), Stop> {
+        let off = lin & 0xfff;
+        if let Some(e) = self.c.tlb.e.get((lin >> 12) as usize % TLB_ENTRIES)
+            && e.w == lin & !0xfff
+            && off + u64::from(sz) <= 4096
+        {
+            let ma = MachineAddr(e.base + off);
+            let r = match sz {
+                1 => self.mem.write_u8(ma, v as u8),
+                2 => self.mem.write_u16(ma, v as u16),
+                4 => self.mem.write_u32(ma, v as u32),
+                _ => self.mem.write_u64(ma, v),
+            };
+            return r.map_err(|_| bad_machine(lin));
+        }
+        self.wr_slow(lin, sz, v, ss)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wr_slow(&mut self, lin: u64, sz: u8, v: u64, ss: bool) -> Result<(), Stop> {
+        let b = v.to_le_bytes();
+        let n = usize::from(sz).min(8);
+        self.wr_bytes(lin, &b[..n], ss)
+    }
+
+    /// Read bytes at `lin` (any length, any page crossing).
+    pub(crate) fn rd_bytes(&mut self, lin: u64, buf: &mut [u8], ss: bool) -> Result<(), Stop> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = lin.wrapping_add(done as u64);
+            let base = self.translate(a, Acc::Read, ss)?;
+            let off = a & 0xfff;
+            let chunk = ((4096 - off) as usize).min(buf.len() - done);
+            if let Some(dst) = buf.get_mut(done..done + chunk) {
+                self.mem
+                    .read(MachineAddr(base + off), dst)
+                    .map_err(|_| bad_machine(a))?;
+            }
+            done += chunk;
+        }
+        Ok(())
+    }
+
+    /// Write bytes at `lin`: every page is translated (and may fault) before
+    /// anything is written.
+    pub(crate) fn wr_bytes(&mut self, lin: u64, buf: &[u8], ss: bool) -> Result<(), Stop> {
+        let first = self.translate(lin, Acc::Write, ss)?;
+        let off = lin & 0xfff;
+        let chunk = ((4096 - off) as usize).min(buf.len());
+        let mut frames = [(first, off, chunk); 2];
+        let mut nfr = 1;
+        if chunk < buf.len() {
+            let a2 = lin.wrapping_add(chunk as u64);
+            let second = self.translate(a2, Acc::Write, ss)?;
+            frames[1] = (second, 0, buf.len() - chunk);
+            nfr = 2;
+        }
+        let mut done = 0usize;
+        for &(base, off, len) in frames.iter().take(nfr) {
+            if self.mem.is_code(Mfn(base >> 12)) {
+                self.c.smc = true;
+            }
+            if let Some(src) = buf.get(done..done + len) {
+                self.mem
+                    .write(MachineAddr(base + off), src)
+                    .map_err(|_| bad_machine(lin))?;
+            }
+            done += len;
+        }
+        Ok(())
+    }
+
+    /// Machine address for an aligned atomic access of `sz` bytes at `lin`
+    /// (translated for write; the caller does the atomic op).
+    pub(crate) fn atomic_addr(&mut self, lin: u64, ss: bool) -> Result<u64, Stop> {
+        let base = self.translate(lin, Acc::Write, ss)?;
+        if self.mem.is_code(Mfn(base >> 12)) {
+            self.c.smc = true;
+        }
+        Ok(base + (lin & 0xfff))
+    }
+}
