@@ -22,6 +22,8 @@
 pub mod interp;
 pub mod mem;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use state::{CpuState, DescriptorTables, FxArea, Segment};
 
