@@ -4,7 +4,8 @@
 
 use crate::abi::callback::*;
 use crate::abi::hypercall_nr::{
-    CALLBACK_OP, FPU_TASKSWITCH, NMI_OP, SET_CALLBACKS, SET_SEGMENT_BASE, SET_TRAP_TABLE, STACK_SWITCH,
+    CALLBACK_OP, FPU_TASKSWITCH, NMI_OP, SET_CALLBACKS, SET_SEGMENT_BASE, SET_TRAP_TABLE,
+    STACK_SWITCH,
 };
 use crate::abi::xen::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS};
 use crate::abi::{Errno, GuestVa};
@@ -21,15 +22,31 @@ pub fn set_callbacks<H: Hypercall + ?Sized>(
 }
 
 /// `CALLBACKOP_register` for `type_` (`CALLBACKTYPE_*`) with `flags`.
-pub fn register<H: Hypercall + ?Sized>(h: &H, type_: u16, flags: u16, address: GuestVa) -> Result<(), Errno> {
-    let mut a = CallbackRegister { type_, flags, _pad: 0, address: address.0 };
-    Errno::check(h.call(CALLBACK_OP, [u64::from(CALLBACKOP_REGISTER), arg_mut(&mut a), 0, 0, 0]))
+pub fn register<H: Hypercall + ?Sized>(
+    h: &H,
+    type_: u16,
+    flags: u16,
+    address: GuestVa,
+) -> Result<(), Errno> {
+    let mut a = CallbackRegister {
+        type_,
+        flags,
+        _pad: 0,
+        address: address.0,
+    };
+    Errno::check(h.call(
+        CALLBACK_OP,
+        [u64::from(CALLBACKOP_REGISTER), arg_mut(&mut a), 0, 0, 0],
+    ))
 }
 
 /// `CALLBACKOP_unregister` (only NMI can be unregistered).
 pub fn unregister<H: Hypercall + ?Sized>(h: &H, type_: u16) -> Result<(), Errno> {
     let mut a = CallbackUnregister { type_, _pad: 0 };
-    Errno::check(h.call(CALLBACK_OP, [u64::from(CALLBACKOP_UNREGISTER), arg_mut(&mut a), 0, 0, 0]))
+    Errno::check(h.call(
+        CALLBACK_OP,
+        [u64::from(CALLBACKOP_UNREGISTER), arg_mut(&mut a), 0, 0, 0],
+    ))
 }
 
 /// Installs trap-table entries. `table` must end with an entry whose
@@ -64,8 +81,20 @@ pub fn fpu_taskswitch<H: Hypercall + ?Sized>(h: &H, set: bool) -> Result<(), Err
 
 /// Registers an NMI handler (`XENNMI_register_callback`).
 pub fn nmi_register<H: Hypercall + ?Sized>(h: &H, handler: GuestVa) -> Result<(), Errno> {
-    let mut a = XennmiCallback { handler_address: handler.0, pad: 0 };
-    Errno::check(h.call(NMI_OP, [u64::from(XENNMI_REGISTER_CALLBACK), arg_mut(&mut a), 0, 0, 0]))
+    let mut a = XennmiCallback {
+        handler_address: handler.0,
+        pad: 0,
+    };
+    Errno::check(h.call(
+        NMI_OP,
+        [
+            u64::from(XENNMI_REGISTER_CALLBACK),
+            arg_mut(&mut a),
+            0,
+            0,
+            0,
+        ],
+    ))
 }
 
 /// Interrupt flag in RFLAGS.
@@ -93,7 +122,11 @@ impl IretFrame {
     /// `events_enabled` becomes `!evtchn_upcall_mask`.
     #[must_use]
     pub const fn to_kernel(rip: u64, rsp: u64, rflags: u64, events_enabled: bool) -> Self {
-        let rflags = if events_enabled { rflags | RFLAGS_IF } else { rflags & !RFLAGS_IF };
+        let rflags = if events_enabled {
+            rflags | RFLAGS_IF
+        } else {
+            rflags & !RFLAGS_IF
+        };
         Self {
             flags: 0,
             rip,

@@ -12,7 +12,11 @@ pub fn op<H: Hypercall + ?Sized, T>(h: &H, cmd: u32, arg: &mut T) -> Result<(), 
 
 /// Allocates a port that domain `remote` may bind to.
 pub fn alloc_unbound<H: Hypercall + ?Sized>(h: &H, remote: DomId) -> Result<EvtchnPort, Errno> {
-    let mut a = EvtchnAllocUnbound { dom: crate::abi::DOMID_SELF, remote_dom: remote.0, port: 0 };
+    let mut a = EvtchnAllocUnbound {
+        dom: crate::abi::DOMID_SELF,
+        remote_dom: remote.0,
+        port: 0,
+    };
     op(h, EVTCHNOP_ALLOC_UNBOUND, &mut a)?;
     Ok(EvtchnPort(a.port))
 }
@@ -35,7 +39,11 @@ pub fn bind_interdomain<H: Hypercall + ?Sized>(
 
 /// Binds `virq` for `vcpu`.
 pub fn bind_virq<H: Hypercall + ?Sized>(h: &H, virq: u32, vcpu: u32) -> Result<EvtchnPort, Errno> {
-    let mut a = EvtchnBindVirq { virq, vcpu, port: 0 };
+    let mut a = EvtchnBindVirq {
+        virq,
+        vcpu,
+        port: 0,
+    };
     op(h, EVTCHNOP_BIND_VIRQ, &mut a)?;
     Ok(EvtchnPort(a.port))
 }
@@ -64,7 +72,11 @@ pub fn unmask<H: Hypercall + ?Sized>(h: &H, port: EvtchnPort) -> Result<(), Errn
 
 /// Re-targets `port`'s notifications to `vcpu`.
 pub fn bind_vcpu<H: Hypercall + ?Sized>(h: &H, port: EvtchnPort, vcpu: u32) -> Result<(), Errno> {
-    op(h, EVTCHNOP_BIND_VCPU, &mut EvtchnBindVcpu { port: port.0, vcpu })
+    op(
+        h,
+        EVTCHNOP_BIND_VCPU,
+        &mut EvtchnBindVcpu { port: port.0, vcpu },
+    )
 }
 
 /// Closes every channel of `dom` (normally [`DomId::SELF`]).
@@ -97,11 +109,17 @@ pub fn status<H: Hypercall + ?Sized>(
     dom: DomId,
     port: EvtchnPort,
 ) -> Result<(PortStatus, u32), Errno> {
-    let mut a = EvtchnStatus { dom: dom.0, port: port.0, ..Default::default() };
+    let mut a = EvtchnStatus {
+        dom: dom.0,
+        port: port.0,
+        ..Default::default()
+    };
     op(h, EVTCHNOP_STATUS, &mut a)?;
     let s = match a.status {
         EVTCHNSTAT_CLOSED => PortStatus::Closed,
-        EVTCHNSTAT_UNBOUND => PortStatus::Unbound { remote: DomId(a.unbound_dom()) },
+        EVTCHNSTAT_UNBOUND => PortStatus::Unbound {
+            remote: DomId(a.unbound_dom()),
+        },
         EVTCHNSTAT_INTERDOMAIN => PortStatus::Interdomain {
             dom: DomId(a.interdomain_dom()),
             port: EvtchnPort(a.interdomain_port()),

@@ -49,10 +49,18 @@ impl From<Errno> for GnttabError {
 /// Issues `grant_table_op(cmd, ops, ops.len())`.
 pub fn op<H: Hypercall + ?Sized, T>(h: &H, cmd: u32, ops: &mut [T]) -> Result<(), Errno> {
     let count = count_u32(ops)?;
-    Errno::check(h.call(GRANT_TABLE_OP, [u64::from(cmd), arg_slice_mut(ops), u64::from(count), 0, 0]))
+    Errno::check(h.call(
+        GRANT_TABLE_OP,
+        [u64::from(cmd), arg_slice_mut(ops), u64::from(count), 0, 0],
+    ))
 }
 
-fn one<H: Hypercall + ?Sized, T>(h: &H, cmd: u32, arg: &mut T, status: impl Fn(&T) -> i16) -> Result<(), GnttabError> {
+fn one<H: Hypercall + ?Sized, T>(
+    h: &H,
+    cmd: u32,
+    arg: &mut T,
+    status: impl Fn(&T) -> i16,
+) -> Result<(), GnttabError> {
     op(h, cmd, core::slice::from_mut(arg))?;
     GntStatus(status(arg)).check().map_err(GnttabError::Status)
 }
@@ -71,7 +79,10 @@ pub fn setup_table<H: Hypercall + ?Sized>(h: &H, frames: &mut [u64]) -> Result<(
 
 /// `(current frames, maximum frames)` of this domain's table.
 pub fn query_size<H: Hypercall + ?Sized>(h: &H) -> Result<(u32, u32), GnttabError> {
-    let mut a = GnttabQuerySize { dom: DOMID_SELF, ..Default::default() };
+    let mut a = GnttabQuerySize {
+        dom: DOMID_SELF,
+        ..Default::default()
+    };
     one(h, GNTTABOP_QUERY_SIZE, &mut a, |a| a.status)?;
     Ok((a.nr_frames, a.max_nr_frames))
 }
@@ -86,7 +97,10 @@ pub struct Mapped {
 }
 
 /// Batch `GNTTABOP_map_grant_ref`.
-pub fn map_grant_refs<H: Hypercall + ?Sized>(h: &H, ops: &mut [GnttabMapGrantRef]) -> Result<(), Errno> {
+pub fn map_grant_refs<H: Hypercall + ?Sized>(
+    h: &H,
+    ops: &mut [GnttabMapGrantRef],
+) -> Result<(), Errno> {
     op(h, GNTTABOP_MAP_GRANT_REF, ops)
 }
 
@@ -98,13 +112,25 @@ pub fn map_grant_ref<H: Hypercall + ?Sized>(
     gref: GrantRef,
     dom: DomId,
 ) -> Result<Mapped, GnttabError> {
-    let mut a = GnttabMapGrantRef { host_addr, flags, ref_: gref.0, dom: dom.0, ..Default::default() };
+    let mut a = GnttabMapGrantRef {
+        host_addr,
+        flags,
+        ref_: gref.0,
+        dom: dom.0,
+        ..Default::default()
+    };
     one(h, GNTTABOP_MAP_GRANT_REF, &mut a, |a| a.status)?;
-    Ok(Mapped { handle: a.handle, dev_bus_addr: a.dev_bus_addr })
+    Ok(Mapped {
+        handle: a.handle,
+        dev_bus_addr: a.dev_bus_addr,
+    })
 }
 
 /// Batch `GNTTABOP_unmap_grant_ref`.
-pub fn unmap_grant_refs<H: Hypercall + ?Sized>(h: &H, ops: &mut [GnttabUnmapGrantRef]) -> Result<(), Errno> {
+pub fn unmap_grant_refs<H: Hypercall + ?Sized>(
+    h: &H,
+    ops: &mut [GnttabUnmapGrantRef],
+) -> Result<(), Errno> {
     op(h, GNTTABOP_UNMAP_GRANT_REF, ops)
 }
 
@@ -115,7 +141,12 @@ pub fn unmap_grant_ref<H: Hypercall + ?Sized>(
     dev_bus_addr: u64,
     handle: GrantHandle,
 ) -> Result<(), GnttabError> {
-    let mut a = GnttabUnmapGrantRef { host_addr, dev_bus_addr, handle, ..Default::default() };
+    let mut a = GnttabUnmapGrantRef {
+        host_addr,
+        dev_bus_addr,
+        handle,
+        ..Default::default()
+    };
     one(h, GNTTABOP_UNMAP_GRANT_REF, &mut a, |a| a.status)
 }
 
@@ -132,7 +163,13 @@ pub fn copy_one<H: Hypercall + ?Sized>(
     len: u16,
     flags: u16,
 ) -> Result<(), GnttabError> {
-    let mut a = GnttabCopy { source, dest, len, flags, ..Default::default() };
+    let mut a = GnttabCopy {
+        source,
+        dest,
+        len,
+        flags,
+        ..Default::default()
+    };
     one(h, GNTTABOP_COPY, &mut a, |a| a.status)
 }
 
@@ -145,8 +182,18 @@ pub fn transfers<H: Hypercall + ?Sized>(h: &H, ops: &mut [GnttabTransfer]) -> Re
 ///
 /// On `GNTST_bad_page` the caller keeps the page; on any other failure it is
 /// lost to the caller (§6.6).
-pub fn transfer<H: Hypercall + ?Sized>(h: &H, mfn: Mfn, dom: DomId, gref: GrantRef) -> Result<(), GnttabError> {
-    let mut a = GnttabTransfer { mfn: mfn.0, domid: dom.0, ref_: gref.0, ..Default::default() };
+pub fn transfer<H: Hypercall + ?Sized>(
+    h: &H,
+    mfn: Mfn,
+    dom: DomId,
+    gref: GrantRef,
+) -> Result<(), GnttabError> {
+    let mut a = GnttabTransfer {
+        mfn: mfn.0,
+        domid: dom.0,
+        ref_: gref.0,
+        ..Default::default()
+    };
     one(h, GNTTABOP_TRANSFER, &mut a, |a| a.status)
 }
 
@@ -159,7 +206,10 @@ pub fn set_version<H: Hypercall + ?Sized>(h: &H, version: u32) -> Result<u32, Er
 
 /// The grant-table version of `dom`.
 pub fn get_version<H: Hypercall + ?Sized>(h: &H, dom: DomId) -> Result<u32, Errno> {
-    let mut a = GnttabGetVersion { dom: dom.0, ..Default::default() };
+    let mut a = GnttabGetVersion {
+        dom: dom.0,
+        ..Default::default()
+    };
     op(h, GNTTABOP_GET_VERSION, core::slice::from_mut(&mut a))?;
     Ok(a.version)
 }
@@ -277,7 +327,10 @@ pub fn end_access<G: GrantEntries + ?Sized>(t: &G, gref: GrantRef) -> Result<(),
         if cur & (GTF_READING | GTF_WRITING) != 0 {
             return Err(EntryError::Busy(cur));
         }
-        match e.flags.compare_exchange(cur, 0, Ordering::AcqRel, Ordering::Acquire) {
+        match e
+            .flags
+            .compare_exchange(cur, 0, Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) => return Ok(()),
             Err(now) => cur = now,
         }
@@ -292,7 +345,10 @@ pub fn make_readonly<G: GrantEntries + ?Sized>(t: &G, gref: GrantRef) -> Result<
         if cur & GTF_WRITING != 0 {
             return Err(EntryError::Busy(cur));
         }
-        match e.flags.compare_exchange(cur, cur | GTF_READONLY, Ordering::AcqRel, Ordering::Acquire) {
+        match e
+            .flags
+            .compare_exchange(cur, cur | GTF_READONLY, Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) => return Ok(()),
             Err(now) => cur = now,
         }
@@ -340,14 +396,19 @@ pub fn offer_transfer<G: GrantEntries + ?Sized>(
 /// Where an accept-transfer entry stands. `frame` is read only after
 /// `GTF_TRANSFER_COMPLETED` is seen (acquire), matching Xen's write barrier
 /// between writing the frame and setting the flag.
-pub fn transfer_state<G: GrantEntries + ?Sized>(t: &G, gref: GrantRef) -> Result<TransferState, EntryError> {
+pub fn transfer_state<G: GrantEntries + ?Sized>(
+    t: &G,
+    gref: GrantRef,
+) -> Result<TransferState, EntryError> {
     let e = entry(t, gref)?;
     let flags = e.flags.load(Ordering::Acquire);
     if flags & GTF_TYPE_MASK != GTF_ACCEPT_TRANSFER {
         return Ok(TransferState::NotTransfer(flags));
     }
     if flags & GTF_TRANSFER_COMPLETED != 0 {
-        return Ok(TransferState::Completed(Mfn(u64::from(e.frame.load(Ordering::Acquire)))));
+        return Ok(TransferState::Completed(Mfn(u64::from(
+            e.frame.load(Ordering::Acquire),
+        ))));
     }
     if flags & GTF_TRANSFER_COMMITTED != 0 {
         return Ok(TransferState::Committed);
@@ -369,7 +430,9 @@ pub fn finish_transfer<G: GrantEntries + ?Sized>(t: &G, gref: GrantRef) -> Resul
             e.flags.store(0, Ordering::Release);
             Ok(mfn)
         }
-        _ => Err(EntryError::Busy(entry(t, gref)?.flags.load(Ordering::Acquire))),
+        _ => Err(EntryError::Busy(
+            entry(t, gref)?.flags.load(Ordering::Acquire),
+        )),
     }
 }
 

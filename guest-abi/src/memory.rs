@@ -93,7 +93,11 @@ pub fn machphys_mapping<H: Hypercall + ?Sized>(h: &H) -> Result<XenMachphysMappi
 
 /// Reads the domain's e820 map into `buf`; returns the entry count.
 pub fn memory_map<H: Hypercall + ?Sized>(h: &H, buf: &mut [E820Entry]) -> Result<usize, Errno> {
-    let mut m = XenMemoryMap { nr_entries: count_u32(buf)?, _pad: 0, buffer: arg_slice_mut(buf) };
+    let mut m = XenMemoryMap {
+        nr_entries: count_u32(buf)?,
+        _pad: 0,
+        buffer: arg_slice_mut(buf),
+    };
     op(h, XENMEM_MEMORY_MAP, arg_mut(&mut m))?;
     let n = usize::try_from(m.nr_entries).map_err(|_| Errno::ERANGE)?;
     if n > buf.len() {

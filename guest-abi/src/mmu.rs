@@ -3,7 +3,9 @@
 
 use core::fmt;
 
-use crate::abi::hypercall_nr::{MMU_UPDATE, MMUEXT_OP, UPDATE_VA_MAPPING, UPDATE_VA_MAPPING_OTHERDOMAIN};
+use crate::abi::hypercall_nr::{
+    MMU_UPDATE, MMUEXT_OP, UPDATE_VA_MAPPING, UPDATE_VA_MAPPING_OTHERDOMAIN,
+};
 use crate::abi::mmu::*;
 use crate::abi::{DOMID_SELF, DomId, Errno, GuestVa, MachineAddr, Mfn};
 use crate::hypercall::{Hypercall, arg_mut, arg_slice_mut, count_u32};
@@ -58,7 +60,13 @@ pub fn mmu_update<H: Hypercall + ?Sized>(
     let mut done: u32 = 0;
     let r = h.call(
         MMU_UPDATE,
-        [arg_slice_mut(reqs), u64::from(count), arg_mut(&mut done), u64::from(foreigndom), 0],
+        [
+            arg_slice_mut(reqs),
+            u64::from(count),
+            arg_mut(&mut done),
+            u64::from(foreigndom),
+            0,
+        ],
     );
     match Errno::check(r) {
         Ok(()) => Ok(count),
@@ -76,7 +84,13 @@ pub fn mmuext_op<H: Hypercall + ?Sized>(
     let mut done: u32 = 0;
     let r = h.call(
         MMUEXT_OP,
-        [arg_slice_mut(ops), u64::from(count), arg_mut(&mut done), u64::from(foreigndom), 0],
+        [
+            arg_slice_mut(ops),
+            u64::from(count),
+            arg_mut(&mut done),
+            u64::from(foreigndom),
+            0,
+        ],
     );
     match Errno::check(r) {
         Ok(()) => Ok(count),
@@ -86,7 +100,9 @@ pub fn mmuext_op<H: Hypercall + ?Sized>(
 
 fn ext1<H: Hypercall + ?Sized>(h: &H, op: MmuextOp) -> Result<(), Errno> {
     let mut ops = [op];
-    mmuext_op(h, &mut ops, FOREIGNDOM_SELF).map(drop).map_err(|e| e.errno)
+    mmuext_op(h, &mut ops, FOREIGNDOM_SELF)
+        .map(drop)
+        .map_err(|e| e.errno)
 }
 
 /// Page-table level for pinning.
@@ -170,7 +186,10 @@ pub fn update_va_mapping_otherdomain<H: Hypercall + ?Sized>(
     flags: u64,
     dom: DomId,
 ) -> Result<(), Errno> {
-    Errno::check(h.call(UPDATE_VA_MAPPING_OTHERDOMAIN, [va.0, pte, flags, u64::from(dom.0), 0]))
+    Errno::check(h.call(
+        UPDATE_VA_MAPPING_OTHERDOMAIN,
+        [va.0, pte, flags, u64::from(dom.0), 0],
+    ))
 }
 
 /// Accumulates up to `N` `mmu_update` requests and submits them in one
@@ -199,7 +218,12 @@ impl<const N: usize> MmuBatch<N> {
     #[must_use]
     pub const fn new(foreigndom: u32) -> Self {
         let () = Self::NONZERO;
-        Self { reqs: [MmuUpdate { ptr: 0, val: 0 }; N], len: 0, foreigndom, total_done: 0 }
+        Self {
+            reqs: [MmuUpdate { ptr: 0, val: 0 }; N],
+            len: 0,
+            foreigndom,
+            total_done: 0,
+        }
     }
 
     /// Requests queued but not yet submitted.
@@ -223,7 +247,11 @@ impl<const N: usize> MmuBatch<N> {
             *slot = req;
             self.len += 1;
         }
-        if self.len == N { self.flush(h).map(drop) } else { Ok(()) }
+        if self.len == N {
+            self.flush(h).map(drop)
+        } else {
+            Ok(())
+        }
     }
 
     /// Queues a validated PTE write at machine address `pte`.

@@ -19,7 +19,11 @@ pub const fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
     let amount = shift.unsigned_abs() as u32;
     // Out-of-range shifts (never produced by Xen) saturate to 0 instead of
     // panicking.
-    let d = if shift >= 0 { delta.checked_shl(amount) } else { delta.checked_shr(amount) };
+    let d = if shift >= 0 {
+        delta.checked_shl(amount)
+    } else {
+        delta.checked_shr(amount)
+    };
     let d = match d {
         Some(d) => d,
         None => 0,
@@ -38,7 +42,8 @@ impl VcpuTimeInfo {
     #[must_use]
     pub const fn system_time(&self, tsc: u64) -> u64 {
         let delta = tsc.saturating_sub(self.tsc_timestamp);
-        self.system_time.wrapping_add(scale_delta(delta, self.tsc_to_system_mul, self.tsc_shift))
+        self.system_time
+            .wrapping_add(scale_delta(delta, self.tsc_to_system_mul, self.tsc_shift))
     }
 
     /// The TSC frequency (Hz) this snapshot implies, or `None` if `mul` is 0.
@@ -49,7 +54,11 @@ impl VcpuTimeInfo {
         }
         let f = (1_000_000_000u128 << 32) / self.tsc_to_system_mul as u128;
         let amount = self.tsc_shift.unsigned_abs() as u32;
-        let f = if self.tsc_shift >= 0 { f.checked_shr(amount) } else { f.checked_shl(amount) };
+        let f = if self.tsc_shift >= 0 {
+            f.checked_shr(amount)
+        } else {
+            f.checked_shl(amount)
+        };
         let f = match f {
             Some(f) => f,
             None => return None,
@@ -111,7 +120,10 @@ pub fn read_consistent<S: TimeInfoSource + ?Sized>(
 }
 
 /// Current system time in ns (§4.4 steps 1–5).
-pub fn system_time_now<S: TimeInfoSource + ?Sized>(src: &S, read_tsc: impl FnMut() -> u64) -> Option<u64> {
+pub fn system_time_now<S: TimeInfoSource + ?Sized>(
+    src: &S,
+    read_tsc: impl FnMut() -> u64,
+) -> Option<u64> {
     read_consistent(src, read_tsc, MAX_RETRIES).map(|(snap, tsc)| snap.system_time(tsc))
 }
 
@@ -156,7 +168,10 @@ pub fn read_wallclock<S: WallclockSource + ?Sized>(src: &S, max_retries: u32) ->
         let (sec, nsec, sec_hi) = src.wc_fields();
         fence(Ordering::Acquire);
         if src.wc_version() == v {
-            return Some(Wallclock { sec: (u64::from(sec_hi) << 32) | u64::from(sec), nsec });
+            return Some(Wallclock {
+                sec: (u64::from(sec_hi) << 32) | u64::from(sec),
+                nsec,
+            });
         }
     }
     None

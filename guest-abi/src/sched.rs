@@ -30,7 +30,9 @@ pub fn shutdown<H: Hypercall + ?Sized>(h: &H, reason: u32) -> Result<(), Errno> 
 /// the suspend was cancelled (resumed in the same domain), `false` when
 /// resumed in a new domain.
 pub fn suspend<H: Hypercall + ?Sized>(h: &H, start_info_mfn: Mfn) -> Result<bool, Errno> {
-    let mut a = SchedShutdown { reason: SHUTDOWN_SUSPEND };
+    let mut a = SchedShutdown {
+        reason: SHUTDOWN_SUSPEND,
+    };
     op(h, SCHEDOP_SHUTDOWN, arg_mut(&mut a), start_info_mfn.0).map(|r| r != 0)
 }
 
@@ -42,7 +44,11 @@ pub fn shutdown_code<H: Hypercall + ?Sized>(h: &H, reason: u32) -> Result<(), Er
 
 /// Blocks until one of `ports` is pending or system time reaches `timeout_ns`
 /// (0 = none). At most [`SCHEDOP_POLL_MAX_PORTS`] ports.
-pub fn poll<H: Hypercall + ?Sized>(h: &H, ports: &[EvtchnPort], timeout_ns: u64) -> Result<(), Errno> {
+pub fn poll<H: Hypercall + ?Sized>(
+    h: &H,
+    ports: &[EvtchnPort],
+    timeout_ns: u64,
+) -> Result<(), Errno> {
     let nr_ports = u32::try_from(ports.len()).map_err(|_| Errno::EINVAL)?;
     if nr_ports > SCHEDOP_POLL_MAX_PORTS {
         return Err(Errno::EINVAL);
@@ -52,20 +58,32 @@ pub fn poll<H: Hypercall + ?Sized>(h: &H, ports: &[EvtchnPort], timeout_ns: u64)
     for (d, s) in raw.iter_mut().zip(ports) {
         *d = s.0;
     }
-    let mut a = SchedPoll { ports: arg_ref(&raw), nr_ports, _pad: 0, timeout: timeout_ns };
+    let mut a = SchedPoll {
+        ports: arg_ref(&raw),
+        nr_ports,
+        _pad: 0,
+        timeout: timeout_ns,
+    };
     op(h, SCHEDOP_POLL, arg_mut(&mut a), 0).map(drop)
 }
 
 /// Shuts down another domain (privileged).
 pub fn remote_shutdown<H: Hypercall + ?Sized>(h: &H, dom: DomId, reason: u32) -> Result<(), Errno> {
-    let mut a = SchedRemoteShutdown { domain_id: dom.0, _pad: 0, reason };
+    let mut a = SchedRemoteShutdown {
+        domain_id: dom.0,
+        _pad: 0,
+        reason,
+    };
     op(h, SCHEDOP_REMOTE_SHUTDOWN, arg_mut(&mut a), 0).map(drop)
 }
 
 /// Watchdog control: `id` 0 creates one (returns its id), else re-arms
 /// (`timeout_s` > 0) or destroys (`timeout_s` = 0) watchdog `id`.
 pub fn watchdog<H: Hypercall + ?Sized>(h: &H, id: u32, timeout_s: u32) -> Result<u32, Errno> {
-    let mut a = SchedWatchdog { id, timeout: timeout_s };
+    let mut a = SchedWatchdog {
+        id,
+        timeout: timeout_s,
+    };
     let r = op(h, SCHEDOP_WATCHDOG, arg_mut(&mut a), 0)?;
     u32::try_from(r).map_err(|_| Errno::ERANGE)
 }

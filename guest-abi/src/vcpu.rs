@@ -11,7 +11,11 @@ pub fn op<H: Hypercall + ?Sized>(h: &H, cmd: u32, vcpu: u32, arg: u64) -> Result
 }
 
 /// Installs the initial state of `vcpu` (once per vCPU).
-pub fn initialise<H: Hypercall + ?Sized>(h: &H, vcpu: u32, ctx: &VcpuGuestContext) -> Result<(), Errno> {
+pub fn initialise<H: Hypercall + ?Sized>(
+    h: &H,
+    vcpu: u32,
+    ctx: &VcpuGuestContext,
+) -> Result<(), Errno> {
     op(h, VCPUOP_INITIALISE, vcpu, arg_ref(ctx)).map(drop)
 }
 
@@ -31,7 +35,11 @@ pub fn is_up<H: Hypercall + ?Sized>(h: &H, vcpu: u32) -> Result<bool, Errno> {
 }
 
 /// Sets `vcpu`'s periodic timer (≥ 1 ms).
-pub fn set_periodic_timer<H: Hypercall + ?Sized>(h: &H, vcpu: u32, period_ns: u64) -> Result<(), Errno> {
+pub fn set_periodic_timer<H: Hypercall + ?Sized>(
+    h: &H,
+    vcpu: u32,
+    period_ns: u64,
+) -> Result<(), Errno> {
     let mut a = VcpuSetPeriodicTimer { period_ns };
     op(h, VCPUOP_SET_PERIODIC_TIMER, vcpu, arg_mut(&mut a)).map(drop)
 }
@@ -48,7 +56,11 @@ pub fn set_singleshot_timer<H: Hypercall + ?Sized>(
     abs_ns: u64,
     flags: u32,
 ) -> Result<(), Errno> {
-    let mut a = VcpuSetSingleshotTimer { timeout_abs_ns: abs_ns, flags, _pad: 0 };
+    let mut a = VcpuSetSingleshotTimer {
+        timeout_abs_ns: abs_ns,
+        flags,
+        _pad: 0,
+    };
     op(h, VCPUOP_SET_SINGLESHOT_TIMER, vcpu, arg_mut(&mut a)).map(drop)
 }
 
@@ -59,32 +71,64 @@ pub fn stop_singleshot_timer<H: Hypercall + ?Sized>(h: &H, vcpu: u32) -> Result<
 
 /// Moves `vcpu`'s `vcpu_info` to `offset` in machine frame `mfn` (the
 /// 64-byte area must not cross the page).
-pub fn register_vcpu_info<H: Hypercall + ?Sized>(h: &H, vcpu: u32, mfn: Mfn, offset: u32) -> Result<(), Errno> {
+pub fn register_vcpu_info<H: Hypercall + ?Sized>(
+    h: &H,
+    vcpu: u32,
+    mfn: Mfn,
+    offset: u32,
+) -> Result<(), Errno> {
     let end = u64::from(offset) + core::mem::size_of::<crate::abi::VcpuInfo>() as u64;
     if end > crate::abi::XEN_PAGE_SIZE as u64 {
         return Err(Errno::EINVAL);
     }
-    let mut a = VcpuRegisterVcpuInfo { mfn: mfn.0, offset, rsvd: 0 };
+    let mut a = VcpuRegisterVcpuInfo {
+        mfn: mfn.0,
+        offset,
+        rsvd: 0,
+    };
     op(h, VCPUOP_REGISTER_VCPU_INFO, vcpu, arg_mut(&mut a)).map(drop)
 }
 
 /// Reads `vcpu`'s runstate.
-pub fn get_runstate_info<H: Hypercall + ?Sized>(h: &H, vcpu: u32) -> Result<VcpuRunstateInfo, Errno> {
+pub fn get_runstate_info<H: Hypercall + ?Sized>(
+    h: &H,
+    vcpu: u32,
+) -> Result<VcpuRunstateInfo, Errno> {
     let mut a = VcpuRunstateInfo::default();
     op(h, VCPUOP_GET_RUNSTATE_INFO, vcpu, arg_mut(&mut a))?;
     Ok(a)
 }
 
 /// Asks Xen to keep a `VcpuRunstateInfo` at guest VA `va` up to date.
-pub fn register_runstate_memory_area<H: Hypercall + ?Sized>(h: &H, vcpu: u32, va: GuestVa) -> Result<(), Errno> {
+pub fn register_runstate_memory_area<H: Hypercall + ?Sized>(
+    h: &H,
+    vcpu: u32,
+    va: GuestVa,
+) -> Result<(), Errno> {
     let mut a = VcpuRegisterMemoryArea { addr: va.0 };
-    op(h, VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, vcpu, arg_mut(&mut a)).map(drop)
+    op(
+        h,
+        VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
+        vcpu,
+        arg_mut(&mut a),
+    )
+    .map(drop)
 }
 
 /// Asks Xen to keep a `VcpuTimeInfo` copy at guest VA `va` up to date.
-pub fn register_vcpu_time_memory_area<H: Hypercall + ?Sized>(h: &H, vcpu: u32, va: GuestVa) -> Result<(), Errno> {
+pub fn register_vcpu_time_memory_area<H: Hypercall + ?Sized>(
+    h: &H,
+    vcpu: u32,
+    va: GuestVa,
+) -> Result<(), Errno> {
     let mut a = VcpuRegisterMemoryArea { addr: va.0 };
-    op(h, VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, vcpu, arg_mut(&mut a)).map(drop)
+    op(
+        h,
+        VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA,
+        vcpu,
+        arg_mut(&mut a),
+    )
+    .map(drop)
 }
 
 /// Sends an NMI to `vcpu`.

@@ -1,8 +1,8 @@
 //! `xen_version` (hypercall 17) wrappers.
 
+use crate::abi::Errno;
 use crate::abi::hypercall_nr::XEN_VERSION;
 use crate::abi::version::*;
-use crate::abi::Errno;
 use crate::hypercall::{Hypercall, arg_mut};
 
 fn op<H: Hypercall + ?Sized>(h: &H, cmd: u32, arg: u64) -> Result<u64, Errno> {
@@ -19,7 +19,10 @@ pub fn version<H: Hypercall + ?Sized>(h: &H) -> Result<(u16, u16), Errno> {
 
 /// Feature submap `idx` (bit `n` = `XENFEAT` `32 * idx + n`).
 pub fn get_features<H: Hypercall + ?Sized>(h: &H, idx: u32) -> Result<u32, Errno> {
-    let mut a = XenFeatureInfo { submap_idx: idx, submap: 0 };
+    let mut a = XenFeatureInfo {
+        submap_idx: idx,
+        submap: 0,
+    };
     op(h, XENVER_GET_FEATURES, arg_mut(&mut a))?;
     Ok(a.submap)
 }
@@ -38,7 +41,10 @@ pub fn extraversion<H: Hypercall + ?Sized>(h: &H) -> Result<XenExtraversion, Err
 }
 
 /// The capabilities string (e.g. `"xen-3.0-x86_64 ..."`), NUL-padded.
-pub fn capabilities<H: Hypercall + ?Sized>(h: &H, out: &mut XenCapabilitiesInfo) -> Result<(), Errno> {
+pub fn capabilities<H: Hypercall + ?Sized>(
+    h: &H,
+    out: &mut XenCapabilitiesInfo,
+) -> Result<(), Errno> {
     op(h, XENVER_CAPABILITIES, arg_mut(out)).map(drop)
 }
 

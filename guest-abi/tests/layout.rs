@@ -2,6 +2,8 @@
 //! visible as runtime facts, by writing known values and checking the bytes
 //! at the offsets `XEN-PV-ABI.md` gives.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+
 use core::mem::size_of;
 
 use guest_abi::abi::blkif::*;
@@ -194,14 +196,27 @@ fn mmu_structs_and_pte_helpers() {
 
 #[test]
 fn e820_entry_is_packed_20_bytes() {
-    let e = E820Entry { addr: 0x1000, size: 0x2000, type_: E820_RAM };
+    let e = E820Entry {
+        addr: 0x1000,
+        size: 0x2000,
+        type_: E820_RAM,
+    };
     assert_eq!(size_of::<E820Entry>(), 20);
     assert_eq!(core::mem::align_of::<E820Entry>(), 1);
     assert_eq!(
         e.as_bytes(),
-        &[0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]
+        &[
+            0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0
+        ]
     );
-    let two = [e, E820Entry { addr: 5, size: 6, type_: E820_RESERVED }];
+    let two = [
+        e,
+        E820Entry {
+            addr: 5,
+            size: 6,
+            type_: E820_RESERVED,
+        },
+    ];
     assert_eq!(u32_at(&two, 36), E820_RESERVED);
 }
 
@@ -220,19 +235,38 @@ fn memory_op_structs() {
     assert_eq!(u32_at(&r, 16), 9);
     assert_eq!(u32_at(&r, 20), 0x120);
     assert_eq!(u16_at(&r, 24), 0x7FF0);
-    let x = XenMemoryExchange { in_: r, out: r, nr_exchanged: 7 };
+    let x = XenMemoryExchange {
+        in_: r,
+        out: r,
+        nr_exchanged: 7,
+    };
     assert_eq!(u64_at(&x, 32 + 8), 3);
     assert_eq!(u64_at(&x, 64), 7);
-    let a = XenAddToPhysmap { domid: 1, size: 2, space: XENMAPSPACE_GMFN_FOREIGN, idx: 3, gpfn: 4 };
+    let a = XenAddToPhysmap {
+        domid: 1,
+        size: 2,
+        space: XENMAPSPACE_GMFN_FOREIGN,
+        idx: 3,
+        gpfn: 4,
+    };
     assert_eq!(u32_at(&a, 4), 4);
     assert_eq!(u64_at(&a, 16), 4);
 }
 
 #[test]
 fn evtchn_structs() {
-    let b = EvtchnBindInterdomain { remote_dom: 3, _pad: 0, remote_port: 5, local_port: 7 };
+    let b = EvtchnBindInterdomain {
+        remote_dom: 3,
+        _pad: 0,
+        remote_port: 5,
+        local_port: 7,
+    };
     assert_eq!(b.as_bytes(), &[3, 0, 0, 0, 5, 0, 0, 0, 7, 0, 0, 0]);
-    let a = EvtchnAllocUnbound { dom: 0x7FF0, remote_dom: 0, port: 9 };
+    let a = EvtchnAllocUnbound {
+        dom: 0x7FF0,
+        remote_dom: 0,
+        port: 9,
+    };
     assert_eq!(a.as_bytes(), &[0xF0, 0x7F, 0, 0, 9, 0, 0, 0]);
     let mut s = EvtchnStatus::new_zeroed();
     s.as_mut_bytes()[16..18].copy_from_slice(&4u16.to_le_bytes());
@@ -249,7 +283,11 @@ fn evtchn_structs() {
 
 #[test]
 fn grant_structs() {
-    let e = GrantEntryV1 { flags: GTF_PERMIT_ACCESS | GTF_READONLY, domid: 2, frame: 0x1234 };
+    let e = GrantEntryV1 {
+        flags: GTF_PERMIT_ACCESS | GTF_READONLY,
+        domid: 2,
+        frame: 0x1234,
+    };
     assert_eq!(e.as_bytes(), &[5, 0, 2, 0, 0x34, 0x12, 0, 0]);
     let m = GnttabMapGrantRef {
         host_addr: 0xA000,
@@ -282,7 +320,13 @@ fn grant_structs() {
     assert_eq!(u16_at(&c, 26), 200);
     assert_eq!(u16_at(&c, 32), 64);
     assert_eq!(u16_at(&c, 34), 1);
-    let t = GnttabTransfer { mfn: 0x77, domid: 4, ref_: 9, status: -9, ..Default::default() };
+    let t = GnttabTransfer {
+        mfn: 0x77,
+        domid: 4,
+        ref_: 9,
+        status: -9,
+        ..Default::default()
+    };
     assert_eq!(u16_at(&t, 8), 4);
     assert_eq!(u32_at(&t, 12), 9);
     assert_eq!(u16_at(&t, 16), 0xFFF7);
@@ -292,14 +336,22 @@ fn grant_structs() {
 
 #[test]
 fn callback_and_frames() {
-    let r = CallbackRegister { type_: CALLBACKTYPE_NMI, flags: CALLBACKF_MASK_EVENTS, _pad: 0, address: 0xFFFF_8800_0000_0000 };
+    let r = CallbackRegister {
+        type_: CALLBACKTYPE_NMI,
+        flags: CALLBACKF_MASK_EVENTS,
+        _pad: 0,
+        address: 0xFFFF_8800_0000_0000,
+    };
     assert_eq!(bytes_at(&r, 0, 4), &[4, 0, 1, 0]);
     assert_eq!(u64_at(&r, 8), 0xFFFF_8800_0000_0000);
     assert_eq!(size_of::<IretContext>(), 72);
     assert_eq!(size_of::<FailsafeFrame>(), 88);
     assert_eq!(bounce_offset_with_ec(BOUNCE_SS), 56);
     assert!(vector_has_error_code(14) && !vector_has_error_code(3));
-    let b = BounceFrame { cs: (1 << 32) | 0xE033, ..Default::default() };
+    let b = BounceFrame {
+        cs: (1 << 32) | 0xE033,
+        ..Default::default()
+    };
     assert_eq!(b.saved_upcall_mask(), 1);
     assert_eq!(b.cs_selector(), 0xE033);
 }
@@ -329,8 +381,16 @@ fn console_and_xenstore_rings() {
     assert_eq!(u32_at(&x, 2052), 3);
     assert_eq!(u32_at(&x, 2060), 4);
     assert_eq!(u32_at(&x, 2076), 9);
-    let h = XsdSockmsg { type_: XS_WATCH_EVENT, req_id: 0, tx_id: 0, len: 6 };
-    assert_eq!(h.as_bytes(), &[15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0]);
+    let h = XsdSockmsg {
+        type_: XS_WATCH_EVENT,
+        req_id: 0,
+        tx_id: 0,
+        len: 6,
+    };
+    assert_eq!(
+        h.as_bytes(),
+        &[15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0]
+    );
     assert_eq!(XsType::from_u32(20), None);
     assert_eq!(XsType::from_u32(22), Some(XsType::DirectoryPart));
     assert_eq!(XS_INVALID, 0xFFFF);
@@ -343,8 +403,22 @@ fn xenstore_error_table_is_in_reference_order() {
     assert_eq!(
         names,
         [
-            "EINVAL", "EACCES", "EEXIST", "EISDIR", "ENOENT", "ENOMEM", "ENOSPC", "EIO",
-            "ENOTEMPTY", "ENOSYS", "EROFS", "EBUSY", "EAGAIN", "EISCONN", "E2BIG", "EPERM"
+            "EINVAL",
+            "EACCES",
+            "EEXIST",
+            "EISDIR",
+            "ENOENT",
+            "ENOMEM",
+            "ENOSPC",
+            "EIO",
+            "ENOTEMPTY",
+            "ENOSYS",
+            "EROFS",
+            "EBUSY",
+            "EAGAIN",
+            "EISCONN",
+            "E2BIG",
+            "EPERM"
         ]
     );
     for (e, n) in XS_ERRORS {
@@ -372,16 +446,30 @@ fn blkif_layouts_and_ring_size() {
     r.handle = 0x0300;
     r.id = 0xAABB;
     r.sector_number = 0x10;
-    r.seg[10] = BlkifRequestSegment { gref: 0x99, first_sect: 0, last_sect: 7, _pad: 0 };
+    r.seg[10] = BlkifRequestSegment {
+        gref: 0x99,
+        first_sect: 0,
+        last_sect: 7,
+        _pad: 0,
+    };
     assert_eq!(size_of::<BlkifRequest>(), 112);
     assert_eq!(bytes_at(&r, 0, 4), &[1, 11, 0, 3]);
     assert_eq!(u64_at(&r, 8), 0xAABB);
     assert_eq!(u64_at(&r, 16), 0x10);
     assert_eq!(u32_at(&r, 24 + 80), 0x99);
     assert_eq!(bytes_at(&r, 24 + 84, 2), &[0, 7]);
-    let rsp = BlkifResponse { id: 1, operation: 1, status: BLKIF_RSP_EOPNOTSUPP, ..Default::default() };
+    let rsp = BlkifResponse {
+        id: 1,
+        operation: 1,
+        status: BLKIF_RSP_EOPNOTSUPP,
+        ..Default::default()
+    };
     assert_eq!(u16_at(&rsp, 10), 0xFFFE);
-    let ind = BlkifRequestIndirect { indirect_grefs: [1, 2, 3, 4, 5, 6, 7, 8], handle: 5, ..Default::default() };
+    let ind = BlkifRequestIndirect {
+        indirect_grefs: [1, 2, 3, 4, 5, 6, 7, 8],
+        handle: 5,
+        ..Default::default()
+    };
     assert_eq!(u16_at(&ind, 24), 5);
     assert_eq!(u32_at(&ind, 28 + 7 * 4), 8);
     assert_eq!(BLKIF_RING_SIZE, 32);
@@ -390,14 +478,28 @@ fn blkif_layouts_and_ring_size() {
 
 #[test]
 fn netif_layouts_and_ring_sizes() {
-    let t = NetifTxRequest { gref: 1, offset: 2, flags: NETTXF_MORE_DATA, id: 4, size: 1514 };
+    let t = NetifTxRequest {
+        gref: 1,
+        offset: 2,
+        flags: NETTXF_MORE_DATA,
+        id: 4,
+        size: 1514,
+    };
     assert_eq!(t.as_bytes(), &[1, 0, 0, 0, 2, 0, 4, 0, 4, 0, 0xEA, 0x05]);
     let x = NetifExtraInfo::gso(1448, XEN_NETIF_GSO_TYPE_TCPV4, 0, false);
     assert_eq!(x.as_bytes(), &[1, 0, 0xA8, 0x05, 1, 0, 0, 0]);
     assert_eq!(x.gso_size(), 1448);
-    let rr = NetifRxResponse { id: 1, offset: 2, flags: NETRXF_DATA_VALIDATED, status: -2 };
+    let rr = NetifRxResponse {
+        id: 1,
+        offset: 2,
+        flags: NETRXF_DATA_VALIDATED,
+        status: -2,
+    };
     assert_eq!(u16_at(&rr, 6), 0xFFFE);
-    assert_eq!((NET_TX_RING_SIZE, NET_RX_RING_SIZE, NET_CTRL_RING_SIZE), (256, 256, 128));
+    assert_eq!(
+        (NET_TX_RING_SIZE, NET_RX_RING_SIZE, NET_CTRL_RING_SIZE),
+        (256, 256, 128)
+    );
     assert_eq!(size_of::<XenNetifCtrlRequest>(), 16);
     assert_eq!(size_of::<XenNetifCtrlResponse>(), 12);
 }
@@ -405,10 +507,18 @@ fn netif_layouts_and_ring_sizes() {
 #[test]
 fn hypercall_page_stubs() {
     let s = hypercall_nr::stub(hypercall_nr::EVENT_CHANNEL_OP);
-    assert_eq!(&s[..14], &[0x51, 0x41, 0x53, 0xB8, 32, 0, 0, 0, 0x0F, 0x05, 0x41, 0x5B, 0x59, 0xC3]);
+    assert_eq!(
+        &s[..14],
+        &[
+            0x51, 0x41, 0x53, 0xB8, 32, 0, 0, 0, 0x0F, 0x05, 0x41, 0x5B, 0x59, 0xC3
+        ]
+    );
     assert!(s[14..].iter().all(|&b| b == 0xCC));
     let i = hypercall_nr::stub(hypercall_nr::IRET);
-    assert_eq!(&i[..11], &[0x51, 0x41, 0x53, 0x50, 0xB8, 0x17, 0, 0, 0, 0x0F, 0x05]);
+    assert_eq!(
+        &i[..11],
+        &[0x51, 0x41, 0x53, 0x50, 0xB8, 0x17, 0, 0, 0, 0x0F, 0x05]
+    );
     assert!(i[11..].iter().all(|&b| b == 0xCC));
     assert_eq!(hypercall_nr::stub_offset(hypercall_nr::SCHED_OP), 29 * 32);
 }
@@ -426,7 +536,11 @@ fn errno_from_ret_maps_negative_values() {
 
 #[test]
 fn multicall_entry_layout() {
-    let m = MulticallEntry { op: 1, result: 2, args: [3, 4, 5, 6, 7, 8] };
+    let m = MulticallEntry {
+        op: 1,
+        result: 2,
+        args: [3, 4, 5, 6, 7, 8],
+    };
     assert_eq!(size_of::<MulticallEntry>(), 64);
     assert_eq!(u64_at(&m, 16 + 5 * 8), 8);
     let back = MulticallEntry::read_from_bytes(m.as_bytes()).unwrap();

@@ -5,6 +5,7 @@
 //!
 //! Needs the `std` feature (`cargo test -p guest-abi --features std`).
 #![cfg(feature = "std")]
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)] // tests
 
 use std::cell::{Cell, RefCell};
 
@@ -17,7 +18,7 @@ use guest_abi::abi::sched::*;
 use guest_abi::abi::vcpu::*;
 use guest_abi::abi::xen::VcpuTimeInfo;
 use guest_abi::abi::{DomId, Errno, EvtchnPort, GrantRef, GuestVa, MachineAddr, Mfn, Pfn};
-use guest_abi::gnttab::{GrantEntryAtomic, GnttabError, TransferState};
+use guest_abi::gnttab::{GnttabError, GrantEntryAtomic, TransferState};
 use guest_abi::hypercall::testing::{HvCall, RecordingHypercall, ScriptedHypercall};
 use guest_abi::mmu::{BatchError, MmuBatch};
 use guest_abi::pvclock::{self, TimeInfoSource};
@@ -83,7 +84,10 @@ fn evtchn_bind_interdomain_and_virq_and_ipi() {
         }
         _ => Errno::ENOSYS.to_ret(),
     });
-    assert_eq!(evtchn::bind_interdomain(&h, DomId(5), EvtchnPort(9)), Ok(EvtchnPort(3)));
+    assert_eq!(
+        evtchn::bind_interdomain(&h, DomId(5), EvtchnPort(9)),
+        Ok(EvtchnPort(3))
+    );
     assert_eq!(evtchn::bind_virq(&h, VIRQ_TIMER, 1), Ok(EvtchnPort(4)));
     assert_eq!(evtchn::bind_ipi(&h, 2), Ok(EvtchnPort(7)));
     assert_eq!(evtchn::reset(&h, DomId::SELF), Err(Errno::ENOSYS));
@@ -96,7 +100,11 @@ fn evtchn_simple_ops_pass_port_and_map_errors() {
         let cmd = c.args[0] as u32;
         let word: u32 = arg(c, 1);
         log.borrow_mut().push((cmd, word));
-        if cmd == EVTCHNOP_SEND { Errno::EINVAL.to_ret() } else { 0 }
+        if cmd == EVTCHNOP_SEND {
+            Errno::EINVAL.to_ret()
+        } else {
+            0
+        }
     });
     evtchn::close(&h, EvtchnPort(11)).unwrap();
     assert_eq!(evtchn::send(&h, EvtchnPort(12)), Err(Errno::EINVAL));
@@ -104,7 +112,12 @@ fn evtchn_simple_ops_pass_port_and_map_errors() {
     evtchn::bind_vcpu(&h, EvtchnPort(14), 3).unwrap();
     assert_eq!(
         *log.borrow(),
-        [(EVTCHNOP_CLOSE, 11), (EVTCHNOP_SEND, 12), (EVTCHNOP_UNMASK, 13), (EVTCHNOP_BIND_VCPU, 14)]
+        [
+            (EVTCHNOP_CLOSE, 11),
+            (EVTCHNOP_SEND, 12),
+            (EVTCHNOP_UNMASK, 13),
+            (EVTCHNOP_BIND_VCPU, 14)
+        ]
     );
 }
 
@@ -120,7 +133,13 @@ fn evtchn_status_decodes_interdomain() {
         0
     });
     let (st, vcpu) = evtchn::status(&h, DomId::SELF, EvtchnPort(6)).unwrap();
-    assert_eq!(st, evtchn::PortStatus::Interdomain { dom: DomId(7), port: EvtchnPort(99) });
+    assert_eq!(
+        st,
+        evtchn::PortStatus::Interdomain {
+            dom: DomId(7),
+            port: EvtchnPort(99)
+        }
+    );
     assert_eq!(vcpu, 2);
 }
 
@@ -165,7 +184,10 @@ fn gnttab_map_reports_status_and_handle() {
         Err(GnttabError::Status(GntStatus::BAD_GNTREF))
     );
     let r = RecordingHypercall::with_results([Errno::EFAULT.to_ret()]);
-    assert_eq!(gnttab::query_size(&r), Err(GnttabError::Hypercall(Errno::EFAULT)));
+    assert_eq!(
+        gnttab::query_size(&r),
+        Err(GnttabError::Hypercall(Errno::EFAULT))
+    );
     assert_eq!(r.last().unwrap().args[0], u64::from(GNTTABOP_QUERY_SIZE));
 }
 
@@ -184,8 +206,14 @@ fn gnttab_batch_copy_passes_count_and_elements() {
         0
     });
     let mut ops = [
-        GnttabCopy { len: 10, ..Default::default() },
-        GnttabCopy { len: 20, ..Default::default() },
+        GnttabCopy {
+            len: 10,
+            ..Default::default()
+        },
+        GnttabCopy {
+            len: 20,
+            ..Default::default()
+        },
     ];
     gnttab::copy(&h, &mut ops).unwrap();
     assert_eq!((ops[0].status, ops[1].status), (0, GNTST_BAD_COPY_ARG));
@@ -232,12 +260,24 @@ fn grant_access_writes_entry_and_end_access_revokes_when_idle() {
     let t = table(16);
     gnttab::grant_access(&t[..], GrantRef(9), DomId(2), Mfn(0x1234), true).unwrap();
     let e = t[9].load();
-    assert_eq!(e, GrantEntryV1 { flags: GTF_PERMIT_ACCESS | GTF_READONLY, domid: 2, frame: 0x1234 });
+    assert_eq!(
+        e,
+        GrantEntryV1 {
+            flags: GTF_PERMIT_ACCESS | GTF_READONLY,
+            domid: 2,
+            frame: 0x1234
+        }
+    );
     // In use by the grantee: revocation refused, entry intact.
-    t[9].flags.fetch_or(GTF_READING, std::sync::atomic::Ordering::SeqCst);
-    assert!(matches!(gnttab::end_access(&t[..], GrantRef(9)), Err(gnttab::EntryError::Busy(_))));
+    t[9].flags
+        .fetch_or(GTF_READING, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(
+        gnttab::end_access(&t[..], GrantRef(9)),
+        Err(gnttab::EntryError::Busy(_))
+    ));
     assert_ne!(t[9].load().flags, 0);
-    t[9].flags.fetch_and(!GTF_READING, std::sync::atomic::Ordering::SeqCst);
+    t[9].flags
+        .fetch_and(!GTF_READING, std::sync::atomic::Ordering::SeqCst);
     gnttab::end_access(&t[..], GrantRef(9)).unwrap();
     assert_eq!(t[9].load().flags, 0);
     assert_eq!(
@@ -250,17 +290,42 @@ fn grant_access_writes_entry_and_end_access_revokes_when_idle() {
 fn transfer_offer_is_exactly_accept_transfer_and_completes() {
     let t = table(8);
     gnttab::offer_transfer(&t[..], GrantRef(3), DomId(7), Pfn(0x42)).unwrap();
-    assert_eq!(t[3].load(), GrantEntryV1 { flags: GTF_ACCEPT_TRANSFER, domid: 7, frame: 0x42 });
-    assert_eq!(gnttab::transfer_state(&t[..], GrantRef(3)), Ok(TransferState::Offered));
+    assert_eq!(
+        t[3].load(),
+        GrantEntryV1 {
+            flags: GTF_ACCEPT_TRANSFER,
+            domid: 7,
+            frame: 0x42
+        }
+    );
+    assert_eq!(
+        gnttab::transfer_state(&t[..], GrantRef(3)),
+        Ok(TransferState::Offered)
+    );
     // Xen commits, writes the new MFN, then sets completed.
-    t[3].flags.fetch_or(GTF_TRANSFER_COMMITTED, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(gnttab::transfer_state(&t[..], GrantRef(3)), Ok(TransferState::Committed));
-    assert!(gnttab::revoke_transfer(&t[..], GrantRef(3)).is_err(), "committed offers cannot be revoked");
+    t[3].flags
+        .fetch_or(GTF_TRANSFER_COMMITTED, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        gnttab::transfer_state(&t[..], GrantRef(3)),
+        Ok(TransferState::Committed)
+    );
+    assert!(
+        gnttab::revoke_transfer(&t[..], GrantRef(3)).is_err(),
+        "committed offers cannot be revoked"
+    );
     assert!(gnttab::finish_transfer(&t[..], GrantRef(3)).is_err());
-    t[3].frame.store(0x9999, std::sync::atomic::Ordering::SeqCst);
-    t[3].flags.fetch_or(GTF_TRANSFER_COMPLETED, std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(gnttab::transfer_state(&t[..], GrantRef(3)), Ok(TransferState::Completed(Mfn(0x9999))));
-    assert_eq!(gnttab::finish_transfer(&t[..], GrantRef(3)), Ok(Mfn(0x9999)));
+    t[3].frame
+        .store(0x9999, std::sync::atomic::Ordering::SeqCst);
+    t[3].flags
+        .fetch_or(GTF_TRANSFER_COMPLETED, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        gnttab::transfer_state(&t[..], GrantRef(3)),
+        Ok(TransferState::Completed(Mfn(0x9999)))
+    );
+    assert_eq!(
+        gnttab::finish_transfer(&t[..], GrantRef(3)),
+        Ok(Mfn(0x9999))
+    );
     assert_eq!(t[3].load().flags, 0);
 }
 
@@ -309,7 +374,10 @@ fn mmuext_helpers_encode_ops() {
     let ops = ops.borrow();
     assert_eq!(ops[0], MmuextOp::with_mfn(MMUEXT_PIN_L4_TABLE, 0x77));
     assert_eq!(ops[1].cmd, MMUEXT_NEW_BASEPTR);
-    assert_eq!((ops[2].cmd, ops[2].linear_addr()), (MMUEXT_INVLPG_LOCAL, 0x4000));
+    assert_eq!(
+        (ops[2].cmd, ops[2].linear_addr()),
+        (MMUEXT_INVLPG_LOCAL, 0x4000)
+    );
     assert_eq!(ops[3].cmd, MMUEXT_TLB_FLUSH_LOCAL);
     assert_eq!(ops.len(), 4);
 }
@@ -336,7 +404,9 @@ fn mmu_batch_flushes_when_full_and_on_flush() {
         let n = c.args[1] as usize;
         // SAFETY: args[0] points at the batch's `n` queued requests.
         let reqs: Vec<MmuUpdate> = unsafe { c.read_slice(c.args[0], n) };
-        batches.borrow_mut().push(reqs.iter().map(|r| r.val).collect::<Vec<_>>());
+        batches
+            .borrow_mut()
+            .push(reqs.iter().map(|r| r.val).collect::<Vec<_>>());
         set_arg(c, 2, &u32::try_from(n).unwrap());
         0
     });
@@ -363,10 +433,20 @@ fn mmu_batch_error_mid_batch_reports_done_count() {
     b.set_m2p(&h, Mfn(1), Pfn(1)).unwrap();
     b.set_m2p(&h, Mfn(2), Pfn(2)).unwrap();
     b.set_m2p(&h, Mfn(3), Pfn(3)).unwrap();
-    assert_eq!(b.flush(&h), Err(BatchError { errno: Errno::EINVAL, done: 2 }));
+    assert_eq!(
+        b.flush(&h),
+        Err(BatchError {
+            errno: Errno::EINVAL,
+            done: 2
+        })
+    );
     assert_eq!(b.total_done(), 2);
     assert!(b.pending().is_empty(), "a failed batch is dropped");
-    let e: Errno = BatchError { errno: Errno::EPERM, done: 0 }.into();
+    let e: Errno = BatchError {
+        errno: Errno::EPERM,
+        done: 0,
+    }
+    .into();
     assert_eq!(e, Errno::EPERM);
 }
 
@@ -376,7 +456,13 @@ fn mmu_batch_error_on_auto_flush_surfaces_from_push() {
     let mut b = MmuBatch::<2>::default();
     b.push(&h, MmuUpdate::normal(0, 0)).unwrap();
     let err = b.push(&h, MmuUpdate::normal(8, 0)).unwrap_err();
-    assert_eq!(err, BatchError { errno: Errno::ENOMEM, done: 0 });
+    assert_eq!(
+        err,
+        BatchError {
+            errno: Errno::ENOMEM,
+            done: 0
+        }
+    );
 }
 
 // --- sched ------------------------------------------------------------------------------
@@ -427,7 +513,10 @@ fn sched_ops_pass_cmd_and_structs() {
     sched::poll(&h, &[EvtchnPort(3), EvtchnPort(4)], 5000).unwrap();
     assert_eq!(sched::watchdog(&h, 0, 30), Ok(1));
     sched::remote_shutdown(&h, DomId(9), SHUTDOWN_REBOOT).unwrap();
-    assert_eq!(sched::poll(&h, &[EvtchnPort(0); 129], 0), Err(Errno::EINVAL));
+    assert_eq!(
+        sched::poll(&h, &[EvtchnPort(0); 129], 0),
+        Err(Errno::EINVAL)
+    );
 }
 
 #[test]
@@ -494,7 +583,11 @@ fn vcpu_ops_pass_cmd_vcpu_and_arg() {
             VCPUOP_UP | VCPUOP_DOWN | VCPUOP_STOP_PERIODIC_TIMER => 0,
             VCPUOP_SET_PERIODIC_TIMER => {
                 let t: VcpuSetPeriodicTimer = arg(c, 2);
-                if t.period_ns < VCPU_PERIODIC_TIMER_MIN_NS { Errno::EINVAL.to_ret() } else { 0 }
+                if t.period_ns < VCPU_PERIODIC_TIMER_MIN_NS {
+                    Errno::EINVAL.to_ret()
+                } else {
+                    0
+                }
             }
             VCPUOP_SET_SINGLESHOT_TIMER => {
                 let t: VcpuSetSingleshotTimer = arg(c, 2);
@@ -523,7 +616,10 @@ fn vcpu_ops_pass_cmd_vcpu_and_arg() {
     vcpu::stop_periodic_timer(&h, 0).unwrap();
     vcpu::set_singleshot_timer(&h, 0, 777, VCPU_SSHOTTMR_FUTURE).unwrap();
     vcpu::register_vcpu_info(&h, 2, Mfn(0x33), 64).unwrap();
-    assert_eq!(vcpu::register_vcpu_info(&h, 2, Mfn(0x33), 4090), Err(Errno::EINVAL));
+    assert_eq!(
+        vcpu::register_vcpu_info(&h, 2, Mfn(0x33), 4090),
+        Err(Errno::EINVAL)
+    );
     let mut ctx = VcpuGuestContext::default();
     ctx.user_regs.rip = 0x1234;
     ctx.ctrlreg[3] = Mfn(5).to_cr3();
@@ -560,14 +656,22 @@ fn memory_reservation_ops() {
             }
             XENMEM_MAXIMUM_RAM_PAGE => 0xF_FFFF,
             XENMEM_MACHPHYS_MAPPING => {
-                let m = XenMachphysMapping { v_start: 0xFFFF_8000_0000_0000, v_end: 0xFFFF_8040_0000_0000, max_mfn: 9 };
+                let m = XenMachphysMapping {
+                    v_start: 0xFFFF_8000_0000_0000,
+                    v_end: 0xFFFF_8040_0000_0000,
+                    max_mfn: 9,
+                };
                 set_arg(c, 1, &m);
                 0
             }
             XENMEM_MEMORY_MAP => {
                 let mut m: XenMemoryMap = arg(c, 1);
                 assert_eq!(m.nr_entries, 4);
-                let e = [E820Entry { addr: 0, size: 0x1000, type_: E820_RAM }];
+                let e = [E820Entry {
+                    addr: 0,
+                    size: 0x1000,
+                    type_: E820_RAM,
+                }];
                 // SAFETY: m.buffer points at the caller's 4-entry array.
                 unsafe { c.write_slice(m.buffer, &e) };
                 m.nr_entries = 1;
@@ -583,11 +687,17 @@ fn memory_reservation_ops() {
     assert_eq!(memory::decrease_reservation(&h, &mut [7, 8, 9], 0), Ok(3));
     assert_eq!(memory::current_reservation(&h, DomId::SELF), Ok(256));
     assert_eq!(memory::maximum_ram_page(&h), Ok(0xF_FFFF));
-    assert_eq!(memory::machphys_mapping(&h).unwrap().v_end, 0xFFFF_8040_0000_0000);
+    assert_eq!(
+        memory::machphys_mapping(&h).unwrap().v_end,
+        0xFFFF_8040_0000_0000
+    );
     let mut map = [E820Entry::default(); 4];
     assert_eq!(memory::memory_map(&h, &mut map), Ok(1));
     assert_eq!({ map[0].size }, 0x1000);
-    assert_eq!(memory::increase_reservation(&h, &mut [0], 0, 0), Err(Errno::ENOSYS));
+    assert_eq!(
+        memory::increase_reservation(&h, &mut [0], 0, 0),
+        Err(Errno::ENOSYS)
+    );
 }
 
 // --- callbacks ------------------------------------------------------------------------------
@@ -614,7 +724,10 @@ fn callback_wrappers() {
     use guest_abi::abi::callback::TrapInfo;
     let table = [TrapInfo::new(14, 0, true, 0x1000), TrapInfo::default()];
     callback::set_trap_table(&h, &table).unwrap();
-    assert_eq!(callback::set_trap_table(&h, &table[..1]), Err(Errno::EINVAL));
+    assert_eq!(
+        callback::set_trap_table(&h, &table[..1]),
+        Err(Errno::EINVAL)
+    );
     callback::stack_switch(&h, 0xE02B, GuestVa(0x8000)).unwrap();
     callback::fpu_taskswitch(&h, true).unwrap();
     let calls = h.calls();
@@ -643,10 +756,23 @@ fn pvclock_system_time_uses_signed_shift_and_wide_multiply() {
     let t2 = VcpuTimeInfo { tsc_shift: 2, ..t };
     assert_eq!(t2.system_time(1400), 5_000 + 800);
     // Huge deltas do not overflow the intermediate product.
-    let t3 = VcpuTimeInfo { tsc_timestamp: 0, system_time: 0, tsc_to_system_mul: u32::MAX, tsc_shift: 0, ..t };
-    assert_eq!(t3.system_time(u64::MAX), ((u128::from(u64::MAX) * u128::from(u32::MAX)) >> 32) as u64);
+    let t3 = VcpuTimeInfo {
+        tsc_timestamp: 0,
+        system_time: 0,
+        tsc_to_system_mul: u32::MAX,
+        tsc_shift: 0,
+        ..t
+    };
+    assert_eq!(
+        t3.system_time(u64::MAX),
+        ((u128::from(u64::MAX) * u128::from(u32::MAX)) >> 32) as u64
+    );
     // 1 GHz: mul = 2^32, shift 0.
-    let ghz = VcpuTimeInfo { tsc_to_system_mul: 1 << 31, tsc_shift: 1, ..t };
+    let ghz = VcpuTimeInfo {
+        tsc_to_system_mul: 1 << 31,
+        tsc_shift: 1,
+        ..t
+    };
     assert_eq!(ghz.tsc_frequency_hz(), Some(1_000_000_000));
 }
 
@@ -676,14 +802,22 @@ impl TimeInfoSource for Flaky {
 fn pvclock_read_retries_until_version_stable() {
     let src = Flaky {
         reads: Cell::new(0),
-        info: VcpuTimeInfo { system_time: 10, tsc_to_system_mul: 1 << 31, tsc_shift: 1, ..Default::default() },
+        info: VcpuTimeInfo {
+            system_time: 10,
+            tsc_to_system_mul: 1 << 31,
+            tsc_shift: 1,
+            ..Default::default()
+        },
     };
     let (snap, tsc) = pvclock::read_consistent(&src, || 50, 10).unwrap();
     assert_eq!(snap.version, 6);
     assert_eq!(tsc, 50);
     assert_eq!(snap.system_time(tsc), 60);
     assert!(src.reads.get() >= 5);
-    let stuck = VcpuTimeInfo { version: 1, ..Default::default() };
+    let stuck = VcpuTimeInfo {
+        version: 1,
+        ..Default::default()
+    };
     assert_eq!(pvclock::read_consistent(&stuck, || 0, 3), None);
 }
 
@@ -700,8 +834,20 @@ impl pvclock::WallclockSource for Wc {
 #[test]
 fn wallclock_combines_high_seconds_and_adds_system_time() {
     let w = pvclock::read_wallclock(&Wc(2, 5, 900_000_000, 1), 4).unwrap();
-    assert_eq!(w, pvclock::Wallclock { sec: (1 << 32) + 5, nsec: 900_000_000 });
+    assert_eq!(
+        w,
+        pvclock::Wallclock {
+            sec: (1 << 32) + 5,
+            nsec: 900_000_000
+        }
+    );
     let now = w.at(1_200_000_000);
-    assert_eq!(now, pvclock::Wallclock { sec: (1 << 32) + 7, nsec: 100_000_000 });
+    assert_eq!(
+        now,
+        pvclock::Wallclock {
+            sec: (1 << 32) + 7,
+            nsec: 100_000_000
+        }
+    );
     assert_eq!(pvclock::read_wallclock(&Wc(1, 0, 0, 0), 4), None);
 }

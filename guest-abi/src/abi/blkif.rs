@@ -52,7 +52,13 @@ zc! {
         pub _pad: u16,
     }
 }
-assert_layout!(BlkifRequestSegment, size = 8, gref = 0, first_sect = 4, last_sect = 5);
+assert_layout!(
+    BlkifRequestSegment,
+    size = 8,
+    gref = 0,
+    first_sect = 4,
+    last_sect = 5
+);
 
 zc! {
     /// `struct blkif_request`. Written by the frontend.
@@ -72,8 +78,16 @@ zc! {
         pub seg: [BlkifRequestSegment; BLKIF_MAX_SEGMENTS_PER_REQUEST],
     }
 }
-assert_layout!(BlkifRequest, size = 112, operation = 0, nr_segments = 1, handle = 2, id = 8,
-    sector_number = 16, seg = 24);
+assert_layout!(
+    BlkifRequest,
+    size = 112,
+    operation = 0,
+    nr_segments = 1,
+    handle = 2,
+    id = 8,
+    sector_number = 16,
+    seg = 24
+);
 
 zc! {
     /// `struct blkif_request_discard`. Written by the frontend.
@@ -89,8 +103,16 @@ zc! {
         pub nr_sectors: u64,
     }
 }
-assert_layout!(BlkifRequestDiscard, size = 32, operation = 0, flag = 1, handle = 2, id = 8,
-    sector_number = 16, nr_sectors = 24);
+assert_layout!(
+    BlkifRequestDiscard,
+    size = 32,
+    operation = 0,
+    flag = 1,
+    handle = 2,
+    id = 8,
+    sector_number = 16,
+    nr_sectors = 24
+);
 
 zc! {
     /// `struct blkif_request_indirect` (x86-64 layout). Written by the frontend.
@@ -111,8 +133,17 @@ zc! {
         pub _pad2: u32,
     }
 }
-assert_layout!(BlkifRequestIndirect, size = 64, operation = 0, indirect_op = 1,
-    nr_segments = 2, id = 8, sector_number = 16, handle = 24, indirect_grefs = 28);
+assert_layout!(
+    BlkifRequestIndirect,
+    size = 64,
+    operation = 0,
+    indirect_op = 1,
+    nr_segments = 2,
+    id = 8,
+    sector_number = 16,
+    handle = 24,
+    indirect_grefs = 28
+);
 
 zc! {
     /// `struct blkif_response`. Written by the backend.

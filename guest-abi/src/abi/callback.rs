@@ -35,7 +35,13 @@ zc! {
         pub address: u64,
     }
 }
-assert_layout!(CallbackRegister, size = 16, type_ = 0, flags = 2, address = 8);
+assert_layout!(
+    CallbackRegister,
+    size = 16,
+    type_ = 0,
+    flags = 2,
+    address = 8
+);
 
 zc! {
     /// `struct callback_unregister` (`CALLBACKOP_unregister`; NMI only).
@@ -94,14 +100,27 @@ zc! {
         pub address: u64,
     }
 }
-assert_layout!(TrapInfo, size = 16, vector = 0, flags = 1, cs = 2, address = 8);
+assert_layout!(
+    TrapInfo,
+    size = 16,
+    vector = 0,
+    flags = 1,
+    cs = 2,
+    address = 8
+);
 
 impl TrapInfo {
     /// An entry for `vector` with a DPL and event-masking choice.
     #[must_use]
     pub const fn new(vector: u8, dpl: u8, mask_events: bool, address: u64) -> Self {
         let flags = (dpl & TI_DPL_MASK) | if mask_events { TI_MASK_EVENTS } else { 0 };
-        Self { vector, flags, cs: super::xen::FLAT_KERNEL_CS, _pad: 0, address }
+        Self {
+            vector,
+            flags,
+            cs: super::xen::FLAT_KERNEL_CS,
+            _pad: 0,
+            address,
+        }
     }
 
     /// The DPL (bits 1:0 of `flags`).
@@ -143,8 +162,19 @@ zc! {
         pub ss: u64,
     }
 }
-assert_layout!(IretContext, size = 72, rax = 0, r11 = 8, rcx = 16, flags = 24, rip = 32,
-    cs = 40, rflags = 48, rsp = 56, ss = 64);
+assert_layout!(
+    IretContext,
+    size = 72,
+    rax = 0,
+    r11 = 8,
+    rcx = 16,
+    flags = 24,
+    rip = 32,
+    cs = 40,
+    rflags = 48,
+    rsp = 56,
+    ss = 64
+);
 
 zc! {
     /// The part of the iret frame the guest pushes itself before jumping to
@@ -158,7 +188,16 @@ zc! {
         pub ss: u64,
     }
 }
-assert_layout!(IretFrame, size = 48, flags = 0, rip = 8, cs = 16, rflags = 24, rsp = 32, ss = 40);
+assert_layout!(
+    IretFrame,
+    size = 48,
+    flags = 0,
+    rip = 8,
+    cs = 16,
+    rflags = 24,
+    rsp = 32,
+    ss = 40
+);
 
 // --- bounce frames -----------------------------------------------------------------------
 
@@ -206,8 +245,17 @@ zc! {
         pub ss: u64,
     }
 }
-assert_layout!(BounceFrame, size = BOUNCE_FRAME_SIZE, rcx = BOUNCE_RCX, r11 = BOUNCE_R11,
-    rip = BOUNCE_RIP, cs = BOUNCE_CS, rflags = BOUNCE_RFLAGS, rsp = BOUNCE_RSP, ss = BOUNCE_SS);
+assert_layout!(
+    BounceFrame,
+    size = BOUNCE_FRAME_SIZE,
+    rcx = BOUNCE_RCX,
+    r11 = BOUNCE_R11,
+    rip = BOUNCE_RIP,
+    cs = BOUNCE_CS,
+    rflags = BOUNCE_RFLAGS,
+    rsp = BOUNCE_RSP,
+    ss = BOUNCE_SS
+);
 
 zc! {
     /// A bounce frame with error code.
@@ -223,8 +271,18 @@ zc! {
         pub ss: u64,
     }
 }
-assert_layout!(BounceFrameEc, size = BOUNCE_FRAME_EC_SIZE, rcx = 0, r11 = 8,
-    error_code = BOUNCE_EC_ERROR_CODE, rip = 24, cs = 32, rflags = 40, rsp = 48, ss = 56);
+assert_layout!(
+    BounceFrameEc,
+    size = BOUNCE_FRAME_EC_SIZE,
+    rcx = 0,
+    r11 = 8,
+    error_code = BOUNCE_EC_ERROR_CODE,
+    rip = 24,
+    cs = 32,
+    rflags = 40,
+    rsp = 48,
+    ss = 56
+);
 
 impl BounceFrame {
     /// The saved `evtchn_upcall_mask` from the CS slot.
@@ -256,8 +314,21 @@ zc! {
         pub ss: u64,
     }
 }
-assert_layout!(FailsafeFrame, size = 88, rcx = 0, r11 = 8, ds = 16, es = 24, fs = 32, gs = 40,
-    rip = 48, cs = 56, rflags = 64, rsp = 72, ss = 80);
+assert_layout!(
+    FailsafeFrame,
+    size = 88,
+    rcx = 0,
+    r11 = 8,
+    ds = 16,
+    es = 24,
+    fs = 32,
+    gs = 40,
+    rip = 48,
+    cs = 56,
+    rflags = 64,
+    rsp = 72,
+    ss = 80
+);
 
 /// Whether exception `vector` pushes an error code in its bounce frame.
 #[must_use]

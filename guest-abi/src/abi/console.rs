@@ -44,8 +44,17 @@ pub struct XenconsInterface {
     pub connection: u8,
     pub _pad: [u8; 3],
 }
-assert_layout!(XenconsInterface, size = 3092, in_ = 0, out = 1024, in_cons = 3072,
-    in_prod = 3076, out_cons = 3080, out_prod = 3084, connection = 3088);
+assert_layout!(
+    XenconsInterface,
+    size = 3092,
+    in_ = 0,
+    out = 1024,
+    in_cons = 3072,
+    in_prod = 3076,
+    out_cons = 3080,
+    out_prod = 3084,
+    connection = 3088
+);
 
 impl Default for XenconsInterface {
     fn default() -> Self {

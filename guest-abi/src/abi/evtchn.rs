@@ -119,7 +119,13 @@ zc! {
         pub local_port: u32,
     }
 }
-assert_layout!(EvtchnBindInterdomain, size = 12, remote_dom = 0, remote_port = 4, local_port = 8);
+assert_layout!(
+    EvtchnBindInterdomain,
+    size = 12,
+    remote_dom = 0,
+    remote_port = 4,
+    local_port = 8
+);
 
 zc! {
     /// `EVTCHNOP_bind_virq`.
@@ -184,7 +190,15 @@ zc! {
         pub u: [u32; 2],
     }
 }
-assert_layout!(EvtchnStatus, size = 24, dom = 0, port = 4, status = 8, vcpu = 12, u = 16);
+assert_layout!(
+    EvtchnStatus,
+    size = 24,
+    dom = 0,
+    port = 4,
+    status = 8,
+    vcpu = 12,
+    u = 16
+);
 
 impl EvtchnStatus {
     /// `EVTCHNSTAT_UNBOUND`: the domain allowed to bind (`u.unbound.dom`).
@@ -225,7 +239,13 @@ zc! {
         pub port: u32,
     }
 }
-assert_layout!(EvtchnAllocUnbound, size = 8, dom = 0, remote_dom = 2, port = 4);
+assert_layout!(
+    EvtchnAllocUnbound,
+    size = 8,
+    dom = 0,
+    remote_dom = 2,
+    port = 4
+);
 
 zc! {
     /// `EVTCHNOP_bind_ipi`.
@@ -281,7 +301,15 @@ zc! {
         pub _pad: [u8; 7],
     }
 }
-assert_layout!(EvtchnInitControl, size = 24, control_gfn = 0, offset = 8, vcpu = 12, link_bits = 16, _pad = 17);
+assert_layout!(
+    EvtchnInitControl,
+    size = 24,
+    control_gfn = 0,
+    offset = 8,
+    vcpu = 12,
+    link_bits = 16,
+    _pad = 17
+);
 
 zc! {
     /// `EVTCHNOP_expand_array` (FIFO ABI).

@@ -240,7 +240,15 @@ zc! {
         pub frame: u64,
     }
 }
-assert_layout!(GrantEntryV2, size = 16, hdr = 0, hdr.flags = 0, hdr.domid = 2, w1 = 4, frame = 8);
+assert_layout!(
+    GrantEntryV2,
+    size = 16,
+    hdr = 0,
+    hdr.flags = 0,
+    hdr.domid = 2,
+    w1 = 4,
+    frame = 8
+);
 
 impl GrantEntryV2 {
     /// `sub_page.page_off`.
@@ -290,8 +298,17 @@ zc! {
         pub dev_bus_addr: u64,
     }
 }
-assert_layout!(GnttabMapGrantRef, size = 32, host_addr = 0, flags = 8, ref_ = 12, dom = 16,
-    status = 18, handle = 20, dev_bus_addr = 24);
+assert_layout!(
+    GnttabMapGrantRef,
+    size = 32,
+    host_addr = 0,
+    flags = 8,
+    ref_ = 12,
+    dom = 16,
+    status = 18,
+    handle = 20,
+    dev_bus_addr = 24
+);
 
 zc! {
     /// `GNTTABOP_unmap_grant_ref`.
@@ -307,7 +324,14 @@ zc! {
         pub _pad: u16,
     }
 }
-assert_layout!(GnttabUnmapGrantRef, size = 24, host_addr = 0, dev_bus_addr = 8, handle = 16, status = 20);
+assert_layout!(
+    GnttabUnmapGrantRef,
+    size = 24,
+    host_addr = 0,
+    dev_bus_addr = 8,
+    handle = 16,
+    status = 20
+);
 
 zc! {
     /// `GNTTABOP_setup_table`: grow the table and learn its frames.
@@ -324,7 +348,14 @@ zc! {
         pub frame_list: u64,
     }
 }
-assert_layout!(GnttabSetupTable, size = 24, dom = 0, nr_frames = 4, status = 8, frame_list = 16);
+assert_layout!(
+    GnttabSetupTable,
+    size = 24,
+    dom = 0,
+    nr_frames = 4,
+    status = 8,
+    frame_list = 16
+);
 
 zc! {
     /// `GNTTABOP_dump_table` (debug).
@@ -352,7 +383,14 @@ zc! {
         pub _pad1: [u8; 6],
     }
 }
-assert_layout!(GnttabTransfer, size = 24, mfn = 0, domid = 8, ref_ = 12, status = 16);
+assert_layout!(
+    GnttabTransfer,
+    size = 24,
+    mfn = 0,
+    domid = 8,
+    ref_ = 12,
+    status = 16
+);
 
 zc! {
     /// One side of a `GNTTABOP_copy`.
@@ -375,12 +413,22 @@ impl GnttabCopyPtr {
     /// A side named by grant ref.
     #[must_use]
     pub const fn gref(domid: u16, gref: u32, offset: u16) -> Self {
-        Self { u: gref as u64, domid, offset, _pad: 0 }
+        Self {
+            u: gref as u64,
+            domid,
+            offset,
+            _pad: 0,
+        }
     }
     /// A side named by local frame (`domid` = `DOMID_SELF`).
     #[must_use]
     pub const fn gmfn(gmfn: u64, offset: u16) -> Self {
-        Self { u: gmfn, domid: super::DOMID_SELF, offset, _pad: 0 }
+        Self {
+            u: gmfn,
+            domid: super::DOMID_SELF,
+            offset,
+            _pad: 0,
+        }
     }
     /// The union as a grant ref.
     #[must_use]
@@ -405,9 +453,21 @@ zc! {
         pub _pad: u16,
     }
 }
-assert_layout!(GnttabCopy, size = 40, source = 0, source.u = 0, source.domid = 8,
-    source.offset = 10, dest = 16, dest.u = 16, dest.domid = 24, dest.offset = 26,
-    len = 32, flags = 34, status = 36);
+assert_layout!(
+    GnttabCopy,
+    size = 40,
+    source = 0,
+    source.u = 0,
+    source.domid = 8,
+    source.offset = 10,
+    dest = 16,
+    dest.u = 16,
+    dest.domid = 24,
+    dest.offset = 26,
+    len = 32,
+    flags = 34,
+    status = 36
+);
 
 zc! {
     /// `GNTTABOP_query_size`.
@@ -424,7 +484,14 @@ zc! {
         pub _pad1: u16,
     }
 }
-assert_layout!(GnttabQuerySize, size = 16, dom = 0, nr_frames = 4, max_nr_frames = 8, status = 12);
+assert_layout!(
+    GnttabQuerySize,
+    size = 16,
+    dom = 0,
+    nr_frames = 4,
+    max_nr_frames = 8,
+    status = 12
+);
 
 zc! {
     /// `GNTTABOP_unmap_and_replace`.
@@ -440,7 +507,14 @@ zc! {
         pub _pad: u16,
     }
 }
-assert_layout!(GnttabUnmapAndReplace, size = 24, host_addr = 0, new_addr = 8, handle = 16, status = 20);
+assert_layout!(
+    GnttabUnmapAndReplace,
+    size = 24,
+    host_addr = 0,
+    new_addr = 8,
+    handle = 16,
+    status = 20
+);
 
 zc! {
     /// `GNTTABOP_set_version`.
@@ -464,7 +538,14 @@ zc! {
         pub frame_list: u64,
     }
 }
-assert_layout!(GnttabGetStatusFrames, size = 16, nr_frames = 0, dom = 4, status = 6, frame_list = 8);
+assert_layout!(
+    GnttabGetStatusFrames,
+    size = 16,
+    nr_frames = 0,
+    dom = 4,
+    status = 6,
+    frame_list = 8
+);
 
 zc! {
     /// `GNTTABOP_get_version`.
@@ -490,7 +571,13 @@ zc! {
         pub _pad: u16,
     }
 }
-assert_layout!(GnttabSwapGrantRef, size = 12, ref_a = 0, ref_b = 4, status = 8);
+assert_layout!(
+    GnttabSwapGrantRef,
+    size = 12,
+    ref_a = 0,
+    ref_b = 4,
+    status = 8
+);
 
 zc! {
     /// `GNTTABOP_cache_flush` (Arm-oriented).
@@ -505,4 +592,11 @@ zc! {
         pub op: u32,
     }
 }
-assert_layout!(GnttabCacheFlush, size = 16, a = 0, offset = 8, length = 10, op = 12);
+assert_layout!(
+    GnttabCacheFlush,
+    size = 16,
+    a = 0,
+    offset = 8,
+    length = 10,
+    op = 12
+);

@@ -137,7 +137,11 @@ pub const IRET_STUB: [u8; STUB_SIZE] = {
 /// The stub Xen writes for hypercall `nr` (the iret stub for [`IRET`]).
 #[must_use]
 pub const fn stub(nr: u32) -> [u8; STUB_SIZE] {
-    if nr == IRET { IRET_STUB } else { normal_stub(nr) }
+    if nr == IRET {
+        IRET_STUB
+    } else {
+        normal_stub(nr)
+    }
 }
 
 /// Offset of hypercall `nr`'s stub inside the hypercall page.

@@ -66,8 +66,15 @@ zc! {
         pub _pad: [u8; 6],
     }
 }
-assert_layout!(XenMemoryReservation, size = 32, extent_start = 0, nr_extents = 8,
-    extent_order = 16, mem_flags = 20, domid = 24);
+assert_layout!(
+    XenMemoryReservation,
+    size = 32,
+    extent_start = 0,
+    nr_extents = 8,
+    extent_order = 16,
+    mem_flags = 20,
+    domid = 24
+);
 
 zc! {
     /// The `domid_t` argument of current/maximum reservation and maximum_gpfn.
@@ -91,7 +98,13 @@ zc! {
         pub _pad1: u32,
     }
 }
-assert_layout!(XenMachphysMfnList, size = 24, max_extents = 0, extent_start = 8, nr_extents = 16);
+assert_layout!(
+    XenMachphysMfnList,
+    size = 24,
+    max_extents = 0,
+    extent_start = 8,
+    nr_extents = 16
+);
 
 zc! {
     /// `struct xen_add_to_physmap` (translated guests only).
@@ -108,7 +121,15 @@ zc! {
         pub gpfn: u64,
     }
 }
-assert_layout!(XenAddToPhysmap, size = 24, domid = 0, size = 2, space = 4, idx = 8, gpfn = 16);
+assert_layout!(
+    XenAddToPhysmap,
+    size = 24,
+    domid = 0,
+    size = 2,
+    space = 4,
+    idx = 8,
+    gpfn = 16
+);
 
 zc! {
     /// `struct xen_remove_from_physmap` (translated guests only).
@@ -135,7 +156,9 @@ zc! {
 assert_layout!(XenMemoryMap, size = 16, nr_entries = 0, buffer = 8);
 
 /// One e820 map entry (packed, 20 bytes, as the BIOS format). Written by Xen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C, packed)]
 pub struct E820Entry {
     /// Start address.
@@ -164,7 +187,13 @@ zc! {
         pub nr_exchanged: u64,
     }
 }
-assert_layout!(XenMemoryExchange, size = 72, in_ = 0, out = 32, nr_exchanged = 64);
+assert_layout!(
+    XenMemoryExchange,
+    size = 72,
+    in_ = 0,
+    out = 32,
+    nr_exchanged = 64
+);
 
 zc! {
     /// `struct xen_machphys_mapping`: where the read-only M2P is.
@@ -177,4 +206,10 @@ zc! {
         pub max_mfn: u64,
     }
 }
-assert_layout!(XenMachphysMapping, size = 24, v_start = 0, v_end = 8, max_mfn = 16);
+assert_layout!(
+    XenMachphysMapping,
+    size = 24,
+    v_start = 0,
+    v_end = 8,
+    max_mfn = 16
+);

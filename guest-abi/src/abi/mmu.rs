@@ -21,7 +21,9 @@ pub const MMU_UPDATE_PREEMPTED: u32 = 0x8000_0000;
 
 /// `struct mmu_update`: one request of an `mmu_update` batch. Written by the
 /// guest.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct MmuUpdate {
     /// Machine address of the target (8-byte aligned) ORed with an `MMU_*` command.
@@ -35,13 +37,19 @@ impl MmuUpdate {
     /// A normal (validated) page-table-entry write at machine address `pte_maddr`.
     #[must_use]
     pub const fn normal(pte_maddr: u64, val: u64) -> Self {
-        Self { ptr: (pte_maddr & !MMU_UPDATE_CMD_MASK) | MMU_NORMAL_PT_UPDATE, val }
+        Self {
+            ptr: (pte_maddr & !MMU_UPDATE_CMD_MASK) | MMU_NORMAL_PT_UPDATE,
+            val,
+        }
     }
 
     /// An M2P update: `M2P[mfn] = pfn`.
     #[must_use]
     pub const fn machphys(mfn: u64, pfn: u64) -> Self {
-        Self { ptr: (mfn << super::XEN_PAGE_SHIFT) | MMU_MACHPHYS_UPDATE, val: pfn }
+        Self {
+            ptr: (mfn << super::XEN_PAGE_SHIFT) | MMU_MACHPHYS_UPDATE,
+            val: pfn,
+        }
     }
 
     /// The command (`ptr & 7`).
@@ -107,7 +115,9 @@ pub const MMUEXT_SET_LDT_MAX_ENTS: u32 = 8192;
 /// `arg1` is Xen's union `{ mfn, linear_addr }`; `arg2` is
 /// `{ nr_ents (u32), vcpumask (handle), src_mfn }`, kept as a `u64` (the
 /// 32-bit member sits in the low half, little-endian).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct MmuextOp {
     /// `MMUEXT_*` command.
@@ -124,31 +134,56 @@ impl MmuextOp {
     /// An op with only a command.
     #[must_use]
     pub const fn new(cmd: u32) -> Self {
-        Self { cmd, _pad: 0, arg1: 0, arg2: 0 }
+        Self {
+            cmd,
+            _pad: 0,
+            arg1: 0,
+            arg2: 0,
+        }
     }
 
     /// An op whose `arg1` is an MFN (pin/unpin/baseptr/clear).
     #[must_use]
     pub const fn with_mfn(cmd: u32, mfn: u64) -> Self {
-        Self { cmd, _pad: 0, arg1: mfn, arg2: 0 }
+        Self {
+            cmd,
+            _pad: 0,
+            arg1: mfn,
+            arg2: 0,
+        }
     }
 
     /// An op whose `arg1` is a linear address (invlpg).
     #[must_use]
     pub const fn with_linear_addr(cmd: u32, va: u64) -> Self {
-        Self { cmd, _pad: 0, arg1: va, arg2: 0 }
+        Self {
+            cmd,
+            _pad: 0,
+            arg1: va,
+            arg2: 0,
+        }
     }
 
     /// `SET_LDT` with a page-aligned base and an entry count.
     #[must_use]
     pub const fn set_ldt(linear_addr: u64, nr_ents: u32) -> Self {
-        Self { cmd: MMUEXT_SET_LDT, _pad: 0, arg1: linear_addr, arg2: nr_ents as u64 }
+        Self {
+            cmd: MMUEXT_SET_LDT,
+            _pad: 0,
+            arg1: linear_addr,
+            arg2: nr_ents as u64,
+        }
     }
 
     /// `COPY_PAGE` from `src_mfn` to `dst_mfn`.
     #[must_use]
     pub const fn copy_page(dst_mfn: u64, src_mfn: u64) -> Self {
-        Self { cmd: MMUEXT_COPY_PAGE, _pad: 0, arg1: dst_mfn, arg2: src_mfn }
+        Self {
+            cmd: MMUEXT_COPY_PAGE,
+            _pad: 0,
+            arg1: dst_mfn,
+            arg2: src_mfn,
+        }
     }
 
     /// `arg1` as an MFN.

@@ -89,7 +89,15 @@ zc! {
         pub size: u16,
     }
 }
-assert_layout!(NetifTxRequest, size = 12, gref = 0, offset = 4, flags = 6, id = 8, size = 10);
+assert_layout!(
+    NetifTxRequest,
+    size = 12,
+    gref = 0,
+    offset = 4,
+    flags = 6,
+    id = 8,
+    size = 10
+);
 
 zc! {
     /// `struct netif_tx_response`. Written by the backend.
@@ -128,7 +136,14 @@ zc! {
         pub status: i16,
     }
 }
-assert_layout!(NetifRxResponse, size = 8, id = 0, offset = 2, flags = 4, status = 6);
+assert_layout!(
+    NetifRxResponse,
+    size = 8,
+    id = 0,
+    offset = 2,
+    flags = 4,
+    status = 6
+);
 
 zc! {
     /// `struct netif_extra_info` (8 bytes, overlaid on a ring slot).
@@ -221,18 +236,29 @@ zc! {
         pub data: u32,
     }
 }
-assert_layout!(XenNetifCtrlResponse, size = 12, id = 0, type_ = 2, status = 4, data = 8);
+assert_layout!(
+    XenNetifCtrlResponse,
+    size = 12,
+    id = 0,
+    type_ = 2,
+    status = 4,
+    data = 8
+);
 
 const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 
 /// Size of a tx ring slot (union of request and response).
-pub const NET_TX_RING_ENTRY_SIZE: usize =
-    max(core::mem::size_of::<NetifTxRequest>(), core::mem::size_of::<NetifTxResponse>());
+pub const NET_TX_RING_ENTRY_SIZE: usize = max(
+    core::mem::size_of::<NetifTxRequest>(),
+    core::mem::size_of::<NetifTxResponse>(),
+);
 /// Size of an rx ring slot.
-pub const NET_RX_RING_ENTRY_SIZE: usize =
-    max(core::mem::size_of::<NetifRxRequest>(), core::mem::size_of::<NetifRxResponse>());
+pub const NET_RX_RING_ENTRY_SIZE: usize = max(
+    core::mem::size_of::<NetifRxRequest>(),
+    core::mem::size_of::<NetifRxResponse>(),
+);
 /// Size of a ctrl ring slot.
 pub const NET_CTRL_RING_ENTRY_SIZE: usize = max(
     core::mem::size_of::<XenNetifCtrlRequest>(),

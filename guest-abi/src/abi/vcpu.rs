@@ -49,7 +49,13 @@ zc! {
         pub time: [u64; 4],
     }
 }
-assert_layout!(VcpuRunstateInfo, size = 48, state = 0, state_entry_time = 8, time = 16);
+assert_layout!(
+    VcpuRunstateInfo,
+    size = 48,
+    state = 0,
+    state_entry_time = 8,
+    time = 16
+);
 
 zc! {
     /// `struct vcpu_register_runstate_memory_area` (and the time-area and
@@ -81,7 +87,12 @@ zc! {
         pub _pad: u32,
     }
 }
-assert_layout!(VcpuSetSingleshotTimer, size = 16, timeout_abs_ns = 0, flags = 8);
+assert_layout!(
+    VcpuSetSingleshotTimer,
+    size = 16,
+    timeout_abs_ns = 0,
+    flags = 8
+);
 
 zc! {
     /// `struct vcpu_register_vcpu_info`: move `vcpu_info` out of shared_info.
@@ -93,7 +104,13 @@ zc! {
         pub rsvd: u32,
     }
 }
-assert_layout!(VcpuRegisterVcpuInfo, size = 16, mfn = 0, offset = 8, rsvd = 12);
+assert_layout!(
+    VcpuRegisterVcpuInfo,
+    size = 16,
+    mfn = 0,
+    offset = 8,
+    rsvd = 12
+);
 
 zc! {
     /// `struct vcpu_get_physid`.
@@ -161,11 +178,37 @@ zc! {
         pub _pad6: [u16; 3],
     }
 }
-assert_layout!(CpuUserRegs, size = 200, r15 = 0, r14 = 8, r13 = 16, r12 = 24, rbp = 32,
-    rbx = 40, r11 = 48, r10 = 56, r9 = 64, r8 = 72, rax = 80, rcx = 88, rdx = 96, rsi = 104,
-    rdi = 112, error_code = 120, entry_vector = 124, rip = 128, cs = 136,
-    saved_upcall_mask = 140, rflags = 144, rsp = 152, ss = 160, es = 168, ds = 176,
-    fs = 184, gs = 192);
+assert_layout!(
+    CpuUserRegs,
+    size = 200,
+    r15 = 0,
+    r14 = 8,
+    r13 = 16,
+    r12 = 24,
+    rbp = 32,
+    rbx = 40,
+    r11 = 48,
+    r10 = 56,
+    r9 = 64,
+    r8 = 72,
+    rax = 80,
+    rcx = 88,
+    rdx = 96,
+    rsi = 104,
+    rdi = 112,
+    error_code = 120,
+    entry_vector = 124,
+    rip = 128,
+    cs = 136,
+    saved_upcall_mask = 140,
+    rflags = 144,
+    rsp = 152,
+    ss = 160,
+    es = 168,
+    ds = 176,
+    fs = 184,
+    gs = 192
+);
 
 /// Size of the FXSAVE image at the start of the context.
 pub const FPU_CTXT_SIZE: usize = 512;
@@ -214,11 +257,30 @@ pub struct VcpuGuestContext {
     /// User GS base.
     pub gs_base_user: u64,
 }
-assert_layout!(VcpuGuestContext, size = 5168, fpu_ctxt = 0, flags = 512, user_regs = 520,
-    user_regs.rip = 648, trap_ctxt = 720, ldt_base = 4816, ldt_ents = 4824, gdt_frames = 4832,
-    gdt_ents = 4960, kernel_ss = 4968, kernel_sp = 4976, ctrlreg = 4984, debugreg = 5048,
-    event_callback_eip = 5112, failsafe_callback_eip = 5120, syscall_callback_eip = 5128,
-    vm_assist = 5136, fs_base = 5144, gs_base_kernel = 5152, gs_base_user = 5160);
+assert_layout!(
+    VcpuGuestContext,
+    size = 5168,
+    fpu_ctxt = 0,
+    flags = 512,
+    user_regs = 520,
+    user_regs.rip = 648,
+    trap_ctxt = 720,
+    ldt_base = 4816,
+    ldt_ents = 4824,
+    gdt_frames = 4832,
+    gdt_ents = 4960,
+    kernel_ss = 4968,
+    kernel_sp = 4976,
+    ctrlreg = 4984,
+    debugreg = 5048,
+    event_callback_eip = 5112,
+    failsafe_callback_eip = 5120,
+    syscall_callback_eip = 5128,
+    vm_assist = 5136,
+    fs_base = 5144,
+    gs_base_kernel = 5152,
+    gs_base_user = 5160
+);
 
 impl Default for VcpuGuestContext {
     fn default() -> Self {

@@ -28,7 +28,17 @@ pub type XenDomainHandle = [u8; 16];
 pub type XenCommandline = [u8; 1024];
 
 /// `struct xen_compile_info`. Written by Xen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout, zerocopy::Immutable)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable,
+)]
 #[repr(C)]
 pub struct XenCompileInfo {
     pub compiler: [u8; 64],
@@ -36,8 +46,14 @@ pub struct XenCompileInfo {
     pub compile_domain: [u8; 32],
     pub compile_date: [u8; 32],
 }
-assert_layout!(XenCompileInfo, size = 144, compiler = 0, compile_by = 64, compile_domain = 80,
-    compile_date = 112);
+assert_layout!(
+    XenCompileInfo,
+    size = 144,
+    compiler = 0,
+    compile_by = 64,
+    compile_domain = 80,
+    compile_date = 112
+);
 
 zc! {
     /// `struct xen_platform_parameters`.

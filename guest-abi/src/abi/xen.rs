@@ -195,7 +195,9 @@ pub const SIF_PM_MASK: u32 = 0xFF << 8;
 ///
 /// The domU view is the named fields; the dom0 view overlays
 /// `info_off`/`info_size` on `mfn` (see the accessors).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct StartInfoConsole {
     /// domU: MFN of the console ring page. Written by the domain builder.
@@ -260,12 +262,30 @@ pub struct StartInfo {
     /// Number of frames at `first_p2m_pfn`.
     pub nr_p2m_frames: u64,
 }
-assert_layout!(StartInfo, size = 1168,
-    magic = 0, nr_pages = 32, shared_info = 40, flags = 48, _pad0 = 52,
-    store_mfn = 56, store_evtchn = 64, _pad1 = 68,
-    console = 72, console.mfn = 72, console.evtchn = 80, console._pad = 84,
-    pt_base = 88, nr_pt_frames = 96, mfn_list = 104, mod_start = 112,
-    mod_len = 120, cmd_line = 128, first_p2m_pfn = 1152, nr_p2m_frames = 1160);
+assert_layout!(
+    StartInfo,
+    size = 1168,
+    magic = 0,
+    nr_pages = 32,
+    shared_info = 40,
+    flags = 48,
+    _pad0 = 52,
+    store_mfn = 56,
+    store_evtchn = 64,
+    _pad1 = 68,
+    console = 72,
+    console.mfn = 72,
+    console.evtchn = 80,
+    console._pad = 84,
+    pt_base = 88,
+    nr_pt_frames = 96,
+    mfn_list = 104,
+    mod_start = 112,
+    mod_len = 120,
+    cmd_line = 128,
+    first_p2m_pfn = 1152,
+    nr_p2m_frames = 1160
+);
 
 impl Default for StartInfo {
     fn default() -> Self {
@@ -294,7 +314,9 @@ fn until_nul(b: &[u8]) -> &[u8] {
 
 /// `struct xen_multiboot_mod_list`: one module of a `SIF_MULTIBOOT_MOD`
 /// package; addresses relative to the package start. Written by the builder.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct MultibootModList {
     /// Start offset; 0 ends the list.
@@ -305,7 +327,14 @@ pub struct MultibootModList {
     pub cmdline: u32,
     pub pad: u32,
 }
-assert_layout!(MultibootModList, size = 16, mod_start = 0, mod_end = 4, cmdline = 8, pad = 12);
+assert_layout!(
+    MultibootModList,
+    size = 16,
+    mod_start = 0,
+    mod_end = 4,
+    cmdline = 8,
+    pad = 12
+);
 
 // ---------------------------------------------------------------------------
 // vcpu_time_info / vcpu_info / shared_info.
@@ -317,7 +346,9 @@ pub const XEN_PVCLOCK_GUEST_STOPPED: u8 = 1 << 1;
 
 /// `struct vcpu_time_info` (pvclock). Written by Xen, read by the guest
 /// under the `version` seqlock (see [`crate::pvclock`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct VcpuTimeInfo {
     /// Xen: odd while an update is in progress.
@@ -335,11 +366,23 @@ pub struct VcpuTimeInfo {
     pub flags: u8,
     pub pad1: [u8; 2],
 }
-assert_layout!(VcpuTimeInfo, size = 32, version = 0, pad0 = 4, tsc_timestamp = 8,
-    system_time = 16, tsc_to_system_mul = 24, tsc_shift = 28, flags = 29, pad1 = 30);
+assert_layout!(
+    VcpuTimeInfo,
+    size = 32,
+    version = 0,
+    pad0 = 4,
+    tsc_timestamp = 8,
+    system_time = 16,
+    tsc_to_system_mul = 24,
+    tsc_shift = 28,
+    flags = 29,
+    pad1 = 30
+);
 
 /// `struct arch_vcpu_info` (x86-64).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct ArchVcpuInfo {
     /// Xen: faulting address for a #PF bounce.
@@ -349,7 +392,9 @@ pub struct ArchVcpuInfo {
 assert_layout!(ArchVcpuInfo, size = 16, cr2 = 0, pad = 8);
 
 /// `struct vcpu_info`: per-vCPU event and time state shared with Xen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct VcpuInfo {
     /// Xen sets it to 1 when events are pending; the guest clears it.
@@ -364,13 +409,29 @@ pub struct VcpuInfo {
     /// Xen: this vCPU's pvclock.
     pub time: VcpuTimeInfo,
 }
-assert_layout!(VcpuInfo, size = 64, evtchn_upcall_pending = 0, evtchn_upcall_mask = 1,
-    pad0 = 2, evtchn_pending_sel = 8, arch = 16, arch.cr2 = 16, arch.pad = 24, time = 32,
-    time.version = 32, time.tsc_timestamp = 40, time.system_time = 48,
-    time.tsc_to_system_mul = 56, time.tsc_shift = 60, time.flags = 61);
+assert_layout!(
+    VcpuInfo,
+    size = 64,
+    evtchn_upcall_pending = 0,
+    evtchn_upcall_mask = 1,
+    pad0 = 2,
+    evtchn_pending_sel = 8,
+    arch = 16,
+    arch.cr2 = 16,
+    arch.pad = 24,
+    time = 32,
+    time.version = 32,
+    time.tsc_timestamp = 40,
+    time.system_time = 48,
+    time.tsc_to_system_mul = 56,
+    time.tsc_shift = 60,
+    time.flags = 61
+);
 
 /// `struct arch_shared_info` (x86-64).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct ArchSharedInfo {
     /// Guest: number of valid p2m entries (for the tools).
@@ -386,8 +447,16 @@ pub struct ArchSharedInfo {
     /// Guest: incremented before and after every p2m-mapping change.
     pub p2m_generation: u64,
 }
-assert_layout!(ArchSharedInfo, size = 48, max_pfn = 0, pfn_to_mfn_frame_list_list = 8,
-    nmi_reason = 16, p2m_cr3 = 24, p2m_vaddr = 32, p2m_generation = 40);
+assert_layout!(
+    ArchSharedInfo,
+    size = 48,
+    max_pfn = 0,
+    pfn_to_mfn_frame_list_list = 8,
+    nmi_reason = 16,
+    p2m_cr3 = 24,
+    p2m_vaddr = 32,
+    p2m_generation = 40
+);
 
 /// `arch_shared_info.nmi_reason`: I/O check error.
 pub const NMI_REASON_IO_ERROR: u64 = 1 << 0;
@@ -423,11 +492,24 @@ pub struct SharedInfo {
     /// Architecture part.
     pub arch: ArchSharedInfo,
 }
-assert_layout!(SharedInfo, size = 3136, vcpu_info = 0, evtchn_pending = 2048,
-    evtchn_mask = 2560, wc_version = 3072, wc_sec = 3076, wc_nsec = 3080,
-    wc_sec_hi = 3084, arch = 3088, arch.max_pfn = 3088,
-    arch.pfn_to_mfn_frame_list_list = 3096, arch.nmi_reason = 3104,
-    arch.p2m_cr3 = 3112, arch.p2m_vaddr = 3120, arch.p2m_generation = 3128);
+assert_layout!(
+    SharedInfo,
+    size = 3136,
+    vcpu_info = 0,
+    evtchn_pending = 2048,
+    evtchn_mask = 2560,
+    wc_version = 3072,
+    wc_sec = 3076,
+    wc_nsec = 3080,
+    wc_sec_hi = 3084,
+    arch = 3088,
+    arch.max_pfn = 3088,
+    arch.pfn_to_mfn_frame_list_list = 3096,
+    arch.nmi_reason = 3104,
+    arch.p2m_cr3 = 3112,
+    arch.p2m_vaddr = 3120,
+    arch.p2m_generation = 3128
+);
 
 impl Default for SharedInfo {
     fn default() -> Self {
@@ -445,7 +527,9 @@ pub const fn vcpu_info_offset(vcpu: usize) -> usize {
 // multicall.
 
 /// `struct multicall_entry`: one call of a `multicall` batch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct MulticallEntry {
     /// Guest: hypercall number.

@@ -68,9 +68,20 @@ pub struct XenstoreDomainInterface {
     /// Xen (dom0less guests only): event channel; 0 = unused.
     pub evtchn_port: u32,
 }
-assert_layout!(XenstoreDomainInterface, size = 2080, req = 0, rsp = 1024, req_cons = 2048,
-    req_prod = 2052, rsp_cons = 2056, rsp_prod = 2060, server_features = 2064,
-    connection = 2068, error = 2072, evtchn_port = 2076);
+assert_layout!(
+    XenstoreDomainInterface,
+    size = 2080,
+    req = 0,
+    rsp = 1024,
+    req_cons = 2048,
+    req_prod = 2052,
+    rsp_cons = 2056,
+    rsp_prod = 2060,
+    server_features = 2064,
+    connection = 2068,
+    error = 2072,
+    evtchn_port = 2076
+);
 
 impl Default for XenstoreDomainInterface {
     fn default() -> Self {
@@ -91,7 +102,14 @@ zc! {
         pub len: u32,
     }
 }
-assert_layout!(XsdSockmsg, size = 16, type_ = 0, req_id = 4, tx_id = 8, len = 12);
+assert_layout!(
+    XsdSockmsg,
+    size = 16,
+    type_ = 0,
+    req_id = 4,
+    tx_id = 8,
+    len = 12
+);
 
 /// `enum xsd_sockmsg_type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -22,8 +22,8 @@
 //! assembly) and the test-only [`testing`] module opt back in with
 //! `#![allow(unsafe_code)]`.
 
-pub use crate::abi::hypercall_nr as nr;
 use crate::abi::errno::Errno;
+pub use crate::abi::hypercall_nr as nr;
 
 #[cfg(target_arch = "x86_64")]
 pub mod page;

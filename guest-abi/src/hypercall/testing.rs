@@ -78,7 +78,10 @@ impl RecordingHypercall {
 impl Hypercall for RecordingHypercall {
     fn call(&self, nr: u32, args: [u64; 5]) -> i64 {
         self.calls.borrow_mut().push(Call { nr, args });
-        self.results.borrow_mut().pop_front().unwrap_or(self.default.get())
+        self.results
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or(self.default.get())
     }
 }
 
@@ -169,14 +172,19 @@ pub struct ScriptedHypercall<F: Fn(&HvCall) -> i64> {
 
 impl<F: Fn(&HvCall) -> i64> core::fmt::Debug for ScriptedHypercall<F> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ScriptedHypercall").field("calls", &self.calls).finish_non_exhaustive()
+        f.debug_struct("ScriptedHypercall")
+            .field("calls", &self.calls)
+            .finish_non_exhaustive()
     }
 }
 
 impl<F: Fn(&HvCall) -> i64> ScriptedHypercall<F> {
     /// A scripted hypervisor.
     pub fn new(f: F) -> Self {
-        Self { f, calls: RefCell::new(Vec::new()) }
+        Self {
+            f,
+            calls: RefCell::new(Vec::new()),
+        }
     }
 
     /// The calls so far.
