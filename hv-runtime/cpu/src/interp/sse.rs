@@ -1,16 +1,818 @@
-//! SSE/SSE2 (and a few SSE3/SSSE3/SSE4.1) instructions.
+//! SSE/SSE2 (and a few SSE3/SSSE3/SSE4.1) instructions on `CpuState::xmm`.
+//!
+//! Floating point uses the host's IEEE operations (round-to-nearest); the
+//! MXCSR rounding mode is honoured by conversions (`cvtsd2si` & co) only,
+//! and exception flags are not accumulated (documented gap). NaN operands
+//! propagate as on x86 (first source's NaN, quieted).
 
-use iced_x86::Instruction;
+use iced_x86::{Instruction, Mnemonic, OpKind};
 
-use super::translate::Uop;
+use super::exec::{getr, setr};
+use super::generic::{ld, loc, mem_ea, op_size, set_status, st};
+use super::mmu::Fault;
+use super::translate::{Uop, gpr};
 use super::{Cpu, Stop};
+use crate::state::rflags::{CF, PF, ZF};
+use crate::vector;
+
+type R = Option<Result<Option<u64>, Stop>>;
+
+fn xr(cpu: &Cpu<'_>, ins: &Instruction, i: u32) -> Option<usize> {
+    let r = ins.op_register(i);
+    if ins.op_kind(i) == OpKind::Register && r.is_xmm() {
+        Some(r.number() & 15)
+    } else {
+        None
+    }
+    .filter(|_| cpu.st.xmm.len() == 16)
+}
+
+fn needs_align(m: Mnemonic) -> bool {
+    !matches!(
+        m,
+        Mnemonic::Movups | Mnemonic::Movupd | Mnemonic::Movdqu | Mnemonic::Lddqu
+    )
+}
+
+/// Read operand `i` as up to 128 bits.
+fn rdx(cpu: &mut Cpu<'_>, ins: &Instruction, i: u32) -> Result<u128, Stop> {
+    if let Some(x) = xr(cpu, ins, i) {
+        return Ok(cpu.st.xmm[x]);
+    }
+    match ins.op_kind(i) {
+        OpKind::Memory => {
+            let (a, ss) = mem_ea(cpu, ins);
+            let sz = ins.memory_size().size();
+            if sz == 16 {
+                if needs_align(ins.mnemonic()) && a & 15 != 0 {
+                    return Err(Stop::Fault(Fault::gp0()));
+                }
+                let mut b = [0u8; 16];
+                cpu.rd_bytes(a, &mut b, ss)?;
+                Ok(u128::from_le_bytes(b))
+            } else {
+                Ok(u128::from(cpu.rd(a, (sz as u8).clamp(1, 8), ss)?))
+            }
+        }
+        OpKind::Register => match gpr(ins.op_register(i)) {
+            Some((n, sz)) => Ok(u128::from(getr(cpu.st, n, sz))),
+            None => Err(Stop::Fault(Fault::ud())),
+        },
+        _ => Ok(u128::from(ins.immediate(i))),
+    }
+}
+
+/// Write operand 0 (`bytes` = how much of a memory destination).
+fn wrx(cpu: &mut Cpu<'_>, ins: &Instruction, v: u128) -> Result<(), Stop> {
+    if let Some(x) = xr(cpu, ins, 0) {
+        cpu.st.xmm[x] = v;
+        return Ok(());
+    }
+    match ins.op0_kind() {
+        OpKind::Memory => {
+            let (a, ss) = mem_ea(cpu, ins);
+            let sz = ins.memory_size().size();
+            if sz == 16 {
+                if needs_align(ins.mnemonic()) && a & 15 != 0 {
+                    return Err(Stop::Fault(Fault::gp0()));
+                }
+                cpu.wr_bytes(a, &v.to_le_bytes(), ss)
+            } else {
+                cpu.wr(a, (sz as u8).clamp(1, 8), v as u64, ss)
+            }
+        }
+        _ => {
+            let l = loc(cpu, ins, 0)?;
+            st(cpu, l, op_size(ins, 0), v as u64)
+        }
+    }
+}
+
+macro_rules! lanes {
+    ($name:ident, $t:ty, $n:expr) => {
+        fn $name(a: u128, b: u128, f: impl Fn($t, $t) -> $t) -> u128 {
+            let w = 128 / $n;
+            let m: u128 = (1u128 << w) - 1;
+            let mut r = 0u128;
+            for i in 0..$n {
+                let x = ((a >> (i * w)) & m) as $t;
+                let y = ((b >> (i * w)) & m) as $t;
+                r |= (u128::from(f(x, y)) & m) << (i * w);
+            }
+            r
+        }
+    };
+}
+lanes!(l8, u8, 16);
+lanes!(l16, u16, 8);
+lanes!(l32, u32, 4);
+lanes!(l64, u64, 2);
+
+fn qnan32(x: f32) -> f32 {
+    f32::from_bits(x.to_bits() | 0x0040_0000)
+}
+fn qnan64(x: f64) -> f64 {
+    f64::from_bits(x.to_bits() | 0x0008_0000_0000_0000)
+}
+
+fn fop64(op: Mnemonic, a: f64, b: f64) -> f64 {
+    use Mnemonic as M;
+    match op {
+        M::Minsd | M::Minpd => {
+            return if a < b { a } else { b };
+        }
+        M::Maxsd | M::Maxpd => {
+            return if a > b { a } else { b };
+        }
+        M::Sqrtsd | M::Sqrtpd => {
+            if b.is_nan() {
+                return qnan64(b);
+            }
+            return if b < 0.0 {
+                f64::from_bits(0xfff8_0000_0000_0000)
+            } else {
+                b.sqrt()
+            };
+        }
+        _ => {}
+    }
+    if a.is_nan() {
+        return qnan64(a);
+    }
+    if b.is_nan() {
+        return qnan64(b);
+    }
+    let r = match op {
+        M::Addsd | M::Addpd => a + b,
+        M::Subsd | M::Subpd => a - b,
+        M::Mulsd | M::Mulpd => a * b,
+        _ => a / b,
+    };
+    if r.is_nan() {
+        f64::from_bits(0xfff8_0000_0000_0000)
+    } else {
+        r
+    }
+}
+
+fn fop32(op: Mnemonic, a: f32, b: f32) -> f32 {
+    use Mnemonic as M;
+    match op {
+        M::Minss | M::Minps => {
+            return if a < b { a } else { b };
+        }
+        M::Maxss | M::Maxps => {
+            return if a > b { a } else { b };
+        }
+        M::Sqrtss | M::Sqrtps => {
+            if b.is_nan() {
+                return qnan32(b);
+            }
+            return if b < 0.0 {
+                f32::from_bits(0xffc0_0000)
+            } else {
+                b.sqrt()
+            };
+        }
+        M::Rcpss | M::Rcpps => return 1.0 / b,
+        M::Rsqrtss | M::Rsqrtps => return 1.0 / b.sqrt(),
+        _ => {}
+    }
+    if a.is_nan() {
+        return qnan32(a);
+    }
+    if b.is_nan() {
+        return qnan32(b);
+    }
+    let r = match op {
+        M::Addss | M::Addps => a + b,
+        M::Subss | M::Subps => a - b,
+        M::Mulss | M::Mulps => a * b,
+        _ => a / b,
+    };
+    if r.is_nan() {
+        f32::from_bits(0xffc0_0000)
+    } else {
+        r
+    }
+}
+
+fn cmp_pred(p: u64, a: f64, b: f64) -> bool {
+    let un = a.is_nan() || b.is_nan();
+    match p & 7 {
+        0 => a == b,
+        1 => a < b,
+        2 => a <= b,
+        3 => un,
+        4 => a != b || un,
+        5 => !(a < b),
+        6 => !(a <= b),
+        _ => !un,
+    }
+}
+
+/// Round `x` per MXCSR.RC (`trunc` forces toward zero) and convert to a
+/// signed integer of `bits`; out of range / NaN → the "integer indefinite".
+fn f2i(x: f64, bits: u32, mxcsr: u32, trunc: bool) -> u64 {
+    let r = if trunc {
+        x.trunc()
+    } else {
+        match (mxcsr >> 13) & 3 {
+            0 => {
+                let r = x.round();
+                if (x - x.trunc()).abs() == 0.5 {
+                    // Round half to even.
+                    2.0 * (x / 2.0).round()
+                } else {
+                    r
+                }
+            }
+            1 => x.floor(),
+            2 => x.ceil(),
+            _ => x.trunc(),
+        }
+    };
+    let lim = 2f64.powi(bits as i32 - 1);
+    if r.is_nan() || r >= lim || r < -lim {
+        1u64 << (bits - 1)
+    } else {
+        (r as i64 as u64) & (u64::MAX >> (64 - bits))
+    }
+}
+
+fn sat_i16(v: i32) -> u16 {
+    v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16 as u16
+}
+fn sat_i8(v: i32) -> u8 {
+    v.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8 as u8
+}
+fn sat_u8(v: i32) -> u8 {
+    v.clamp(0, 255) as u8
+}
+fn sat_u16(v: i32) -> u16 {
+    v.clamp(0, 65535) as u16
+}
+
+fn lo64(v: u128) -> u64 {
+    v as u64
+}
+fn hi64(v: u128) -> u64 {
+    (v >> 64) as u64
+}
+fn f64_lane(v: u128, i: u32) -> f64 {
+    f64::from_bits((v >> (64 * i)) as u64)
+}
+fn f32_lane(v: u128, i: u32) -> f32 {
+    f32::from_bits((v >> (32 * i)) as u32)
+}
 
 /// Execute an SSE instruction, or `None` when `ins` is not one.
-pub(crate) fn exec(
-    cpu: &mut Cpu<'_>,
-    ins: &Instruction,
-    u: &Uop,
-) -> Option<Result<Option<u64>, Stop>> {
-    let _ = (cpu, ins, u);
-    None
+#[allow(clippy::too_many_lines)]
+pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> R {
+    use Mnemonic as M;
+    let m = ins.mnemonic();
+    let _ = u;
+    // Only legacy-encoded (non-VEX/EVEX) SSE forms are implemented.
+    let legacy = ins.encoding() == iced_x86::EncodingKind::Legacy;
+    let is_sse = legacy && (0..ins.op_count()).any(|i| ins.op_register(i).is_xmm())
+        || matches!(
+            m,
+            M::Ldmxcsr | M::Stmxcsr | M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64
+        );
+    if !is_sse {
+        return None;
+    }
+    if cpu.st.ts {
+        return Some(Err(Stop::Fault(Fault::new(vector::NM, None))));
+    }
+    Some(exec_inner(cpu, ins, m).map(|()| None))
+}
+
+#[allow(clippy::too_many_lines)]
+fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), Stop> {
+    use Mnemonic as M;
+    let n = ins.op_count();
+    let dst_is_xmm = xr(cpu, ins, 0).is_some();
+    let d = if dst_is_xmm && n > 0 {
+        rdx(cpu, ins, 0)?
+    } else {
+        0
+    };
+    let s = if n > 1 { rdx(cpu, ins, 1)? } else { 0 };
+    let imm = if n > 2 { ins.immediate(2) } else { 0 };
+    let s_is_mem = n > 1 && ins.op1_kind() == OpKind::Memory;
+    let r: u128 = match m {
+        M::Movaps | M::Movapd | M::Movdqa | M::Movups | M::Movupd | M::Movdqu | M::Lddqu
+        | M::Movntps | M::Movntpd | M::Movntdq | M::Movntdqa => s,
+        M::Movq => {
+            if dst_is_xmm {
+                u128::from(lo64(s))
+            } else {
+                return wrx(cpu, ins, u128::from(lo64(s)));
+            }
+        }
+        M::Movd => {
+            if dst_is_xmm {
+                s & 0xffff_ffff
+            } else {
+                let l = loc(cpu, ins, 0)?;
+                return st(cpu, l, 4, s as u64 & 0xffff_ffff);
+            }
+        }
+        M::Movss | M::Movsd => {
+            let w = if m == M::Movss { 32 } else { 64 };
+            let lm = (1u128 << w) - 1;
+            if !dst_is_xmm {
+                return wrx(cpu, ins, s & lm);
+            }
+            if s_is_mem { s & lm } else { (d & !lm) | (s & lm) }
+        }
+        M::Movhps | M::Movhpd => {
+            if dst_is_xmm {
+                (d & u128::from(u64::MAX)) | (u128::from(lo64(s)) << 64)
+            } else {
+                return wrx(cpu, ins, u128::from(hi64(s)));
+            }
+        }
+        M::Movlps | M::Movlpd => {
+            if dst_is_xmm {
+                (d & !u128::from(u64::MAX)) | u128::from(lo64(s))
+            } else {
+                return wrx(cpu, ins, u128::from(lo64(s)));
+            }
+        }
+        M::Movhlps => (d & !u128::from(u64::MAX)) | u128::from(hi64(s)),
+        M::Movlhps => (d & u128::from(u64::MAX)) | (u128::from(lo64(s)) << 64),
+        M::Movddup => u128::from(lo64(s)) | (u128::from(lo64(s)) << 64),
+        M::Movq2dq | M::Movdq2q => return Err(Stop::Fault(Fault::ud())),
+        M::Pand | M::Andps | M::Andpd => d & s,
+        M::Pandn | M::Andnps | M::Andnpd => !d & s,
+        M::Por | M::Orps | M::Orpd => d | s,
+        M::Pxor | M::Xorps | M::Xorpd => d ^ s,
+        M::Paddb => l8(d, s, u8::wrapping_add),
+        M::Paddw => l16(d, s, u16::wrapping_add),
+        M::Paddd => l32(d, s, u32::wrapping_add),
+        M::Paddq => l64(d, s, u64::wrapping_add),
+        M::Psubb => l8(d, s, u8::wrapping_sub),
+        M::Psubw => l16(d, s, u16::wrapping_sub),
+        M::Psubd => l32(d, s, u32::wrapping_sub),
+        M::Psubq => l64(d, s, u64::wrapping_sub),
+        M::Paddsb => l8(d, s, |a, b| sat_i8(i32::from(a as i8) + i32::from(b as i8))),
+        M::Paddsw => l16(d, s, |a, b| sat_i16(i32::from(a as i16) + i32::from(b as i16))),
+        M::Psubsb => l8(d, s, |a, b| sat_i8(i32::from(a as i8) - i32::from(b as i8))),
+        M::Psubsw => l16(d, s, |a, b| sat_i16(i32::from(a as i16) - i32::from(b as i16))),
+        M::Paddusb => l8(d, s, |a, b| sat_u8(i32::from(a) + i32::from(b))),
+        M::Paddusw => l16(d, s, |a, b| sat_u16(i32::from(a) + i32::from(b))),
+        M::Psubusb => l8(d, s, |a, b| sat_u8(i32::from(a) - i32::from(b))),
+        M::Psubusw => l16(d, s, |a, b| sat_u16(i32::from(a) - i32::from(b))),
+        M::Pmullw => l16(d, s, u16::wrapping_mul),
+        M::Pmulld => l32(d, s, u32::wrapping_mul),
+        M::Pmulhw => l16(d, s, |a, b| ((i32::from(a as i16) * i32::from(b as i16)) >> 16) as u16),
+        M::Pmulhuw => l16(d, s, |a, b| ((u32::from(a) * u32::from(b)) >> 16) as u16),
+        M::Pmuludq => l64(d, s, |a, b| (a & 0xffff_ffff) * (b & 0xffff_ffff)),
+        M::Pmuldq => l64(d, s, |a, b| {
+            (i64::from(a as u32 as i32) * i64::from(b as u32 as i32)) as u64
+        }),
+        M::Pmaddwd => {
+            let mut r = 0u128;
+            for i in 0..4 {
+                let a0 = i32::from((d >> (32 * i)) as u16 as i16);
+                let a1 = i32::from((d >> (32 * i + 16)) as u16 as i16);
+                let b0 = i32::from((s >> (32 * i)) as u16 as i16);
+                let b1 = i32::from((s >> (32 * i + 16)) as u16 as i16);
+                let v = (a0 * b0).wrapping_add(a1 * b1) as u32;
+                r |= u128::from(v) << (32 * i);
+            }
+            r
+        }
+        M::Psadbw => {
+            let mut r = 0u128;
+            for h in 0..2 {
+                let mut sum = 0u64;
+                for i in 0..8 {
+                    let a = (d >> (64 * h + 8 * i)) as u8;
+                    let b = (s >> (64 * h + 8 * i)) as u8;
+                    sum += u64::from(a.abs_diff(b));
+                }
+                r |= u128::from(sum) << (64 * h);
+            }
+            r
+        }
+        M::Pavgb => l8(d, s, |a, b| ((u16::from(a) + u16::from(b) + 1) >> 1) as u8),
+        M::Pavgw => l16(d, s, |a, b| ((u32::from(a) + u32::from(b) + 1) >> 1) as u16),
+        M::Pminub => l8(d, s, u8::min),
+        M::Pmaxub => l8(d, s, u8::max),
+        M::Pminsw => l16(d, s, |a, b| (a as i16).min(b as i16) as u16),
+        M::Pmaxsw => l16(d, s, |a, b| (a as i16).max(b as i16) as u16),
+        M::Pminsb => l8(d, s, |a, b| (a as i8).min(b as i8) as u8),
+        M::Pmaxsb => l8(d, s, |a, b| (a as i8).max(b as i8) as u8),
+        M::Pminuw => l16(d, s, u16::min),
+        M::Pmaxuw => l16(d, s, u16::max),
+        M::Pminsd => l32(d, s, |a, b| (a as i32).min(b as i32) as u32),
+        M::Pmaxsd => l32(d, s, |a, b| (a as i32).max(b as i32) as u32),
+        M::Pminud => l32(d, s, u32::min),
+        M::Pmaxud => l32(d, s, u32::max),
+        M::Pabsb => l8(0, s, |_, b| (b as i8).unsigned_abs()),
+        M::Pabsw => l16(0, s, |_, b| (b as i16).unsigned_abs()),
+        M::Pabsd => l32(0, s, |_, b| (b as i32).unsigned_abs()),
+        M::Pcmpeqb => l8(d, s, |a, b| if a == b { !0 } else { 0 }),
+        M::Pcmpeqw => l16(d, s, |a, b| if a == b { !0 } else { 0 }),
+        M::Pcmpeqd => l32(d, s, |a, b| if a == b { !0 } else { 0 }),
+        M::Pcmpeqq => l64(d, s, |a, b| if a == b { !0 } else { 0 }),
+        M::Pcmpgtb => l8(d, s, |a, b| if (a as i8) > (b as i8) { !0 } else { 0 }),
+        M::Pcmpgtw => l16(d, s, |a, b| if (a as i16) > (b as i16) { !0 } else { 0 }),
+        M::Pcmpgtd => l32(d, s, |a, b| if (a as i32) > (b as i32) { !0 } else { 0 }),
+        M::Psllw | M::Pslld | M::Psllq | M::Psrlw | M::Psrld | M::Psrlq | M::Psraw | M::Psrad => {
+            let cnt = if ins.op1_kind() == OpKind::Immediate8 {
+                u64::from(ins.immediate8())
+            } else {
+                lo64(s)
+            };
+            let sh = |w: u64| -> Option<u32> { (cnt < w).then_some(cnt as u32) };
+            match m {
+                M::Psllw => l16(d, 0, |a, _| sh(16).map_or(0, |c| a << c)),
+                M::Pslld => l32(d, 0, |a, _| sh(32).map_or(0, |c| a << c)),
+                M::Psllq => l64(d, 0, |a, _| sh(64).map_or(0, |c| a << c)),
+                M::Psrlw => l16(d, 0, |a, _| sh(16).map_or(0, |c| a >> c)),
+                M::Psrld => l32(d, 0, |a, _| sh(32).map_or(0, |c| a >> c)),
+                M::Psrlq => l64(d, 0, |a, _| sh(64).map_or(0, |c| a >> c)),
+                M::Psraw => l16(d, 0, |a, _| ((a as i16) >> cnt.min(15)) as u16),
+                _ => l32(d, 0, |a, _| ((a as i32) >> cnt.min(31)) as u32),
+            }
+        }
+        M::Pslldq => {
+            let c = u32::from(ins.immediate8());
+            if c > 15 { 0 } else { d << (8 * c) }
+        }
+        M::Psrldq => {
+            let c = u32::from(ins.immediate8());
+            if c > 15 { 0 } else { d >> (8 * c) }
+        }
+        M::Pshufd => {
+            let mut r = 0u128;
+            for i in 0..4 {
+                let sel = (imm >> (2 * i)) & 3;
+                r |= ((s >> (32 * sel)) & 0xffff_ffff) << (32 * i);
+            }
+            r
+        }
+        M::Pshuflw | M::Pshufhw => {
+            let base = if m == M::Pshuflw { 0 } else { 64 };
+            let mut r = s;
+            let mut half = 0u128;
+            for i in 0..4 {
+                let sel = (imm >> (2 * i)) & 3;
+                half |= ((s >> (base + 16 * sel)) & 0xffff) << (16 * i);
+            }
+            r &= !(u128::from(u64::MAX) << base);
+            r | (half << base)
+        }
+        M::Shufps => {
+            let mut r = 0u128;
+            for i in 0..4u64 {
+                let sel = (imm >> (2 * i)) & 3;
+                let src = if i < 2 { d } else { s };
+                r |= ((src >> (32 * sel)) & 0xffff_ffff) << (32 * i);
+            }
+            r
+        }
+        M::Shufpd => {
+            let a = if imm & 1 == 0 { lo64(d) } else { hi64(d) };
+            let b = if imm & 2 == 0 { lo64(s) } else { hi64(s) };
+            u128::from(a) | (u128::from(b) << 64)
+        }
+        M::Punpcklbw | M::Punpckhbw => unpack(d, s, 8, m == M::Punpckhbw),
+        M::Punpcklwd | M::Punpckhwd => unpack(d, s, 16, m == M::Punpckhwd),
+        M::Punpckldq | M::Punpckhdq | M::Unpcklps | M::Unpckhps => {
+            unpack(d, s, 32, matches!(m, M::Punpckhdq | M::Unpckhps))
+        }
+        M::Punpcklqdq | M::Punpckhqdq | M::Unpcklpd | M::Unpckhpd => {
+            unpack(d, s, 64, matches!(m, M::Punpckhqdq | M::Unpckhpd))
+        }
+        M::Packsswb | M::Packuswb => {
+            let mut r = 0u128;
+            for (h, src) in [d, s].into_iter().enumerate() {
+                for i in 0..8 {
+                    let v = i32::from((src >> (16 * i)) as u16 as i16);
+                    let b = if m == M::Packsswb { sat_i8(v) } else { sat_u8(v) };
+                    r |= u128::from(b) << (8 * (8 * h + i));
+                }
+            }
+            r
+        }
+        M::Packssdw | M::Packusdw => {
+            let mut r = 0u128;
+            for (h, src) in [d, s].into_iter().enumerate() {
+                for i in 0..4 {
+                    let v = (src >> (32 * i)) as u32 as i32;
+                    let w = if m == M::Packssdw {
+                        sat_i16(v)
+                    } else {
+                        v.clamp(0, 65535) as u16
+                    };
+                    r |= u128::from(w) << (16 * (4 * h + i));
+                }
+            }
+            r
+        }
+        M::Pmovmskb | M::Movmskps | M::Movmskpd => {
+            let (w, cnt) = match m {
+                M::Pmovmskb => (8, 16),
+                M::Movmskps => (32, 4),
+                _ => (64, 2),
+            };
+            let mut r = 0u64;
+            for i in 0..cnt {
+                if (s >> (w * i + w - 1)) & 1 != 0 {
+                    r |= 1 << i;
+                }
+            }
+            let l = loc(cpu, ins, 0)?;
+            return st(cpu, l, op_size(ins, 0), r);
+        }
+        M::Pextrw | M::Pextrb | M::Pextrd | M::Pextrq => {
+            let (w, cnt) = match m {
+                M::Pextrw => (16, 8),
+                M::Pextrb => (8, 16),
+                M::Pextrd => (32, 4),
+                _ => (64, 2),
+            };
+            let sel = u32::from(ins.immediate8()) % cnt;
+            let v = (s >> (w * sel)) as u64 & (u64::MAX >> (64 - w));
+            let l = loc(cpu, ins, 0)?;
+            let sz = if matches!(l, super::generic::Loc::Mem(..)) {
+                (w / 8) as u8
+            } else {
+                op_size(ins, 0)
+            };
+            return st(cpu, l, sz, v);
+        }
+        M::Pinsrw | M::Pinsrb | M::Pinsrd | M::Pinsrq => {
+            let (w, cnt) = match m {
+                M::Pinsrw => (16, 8),
+                M::Pinsrb => (8, 16),
+                M::Pinsrd => (32, 4),
+                _ => (64, 2),
+            };
+            let sel = u32::from(ins.immediate8()) % cnt;
+            let lm = (1u128 << w) - 1;
+            (d & !(lm << (w * sel))) | ((s & lm) << (w * sel))
+        }
+        M::Pshufb => {
+            let mut r = 0u128;
+            for i in 0..16 {
+                let c = (s >> (8 * i)) as u8;
+                if c & 0x80 == 0 {
+                    r |= ((d >> (8 * u32::from(c & 15))) & 0xff) << (8 * i);
+                }
+            }
+            r
+        }
+        M::Palignr => {
+            let c = (imm & 0xff) as u32;
+            let cat = [s, d];
+            let mut r = 0u128;
+            for i in 0..16u32 {
+                let idx = i + c;
+                let b = if idx < 32 {
+                    (cat[(idx / 16) as usize] >> (8 * (idx % 16))) & 0xff
+                } else {
+                    0
+                };
+                r |= b << (8 * i);
+            }
+            r
+        }
+        M::Ptest => {
+            let mut f = 0;
+            if d & s == 0 {
+                f |= ZF;
+            }
+            if !d & s == 0 {
+                f |= CF;
+            }
+            set_status(cpu, f);
+            return Ok(());
+        }
+        M::Pmovzxbw | M::Pmovzxbd | M::Pmovzxbq | M::Pmovzxwd | M::Pmovzxwq | M::Pmovzxdq
+        | M::Pmovsxbw | M::Pmovsxbd | M::Pmovsxbq | M::Pmovsxwd | M::Pmovsxwq | M::Pmovsxdq => {
+            let (from, to) = match m {
+                M::Pmovzxbw | M::Pmovsxbw => (8, 16),
+                M::Pmovzxbd | M::Pmovsxbd => (8, 32),
+                M::Pmovzxbq | M::Pmovsxbq => (8, 64),
+                M::Pmovzxwd | M::Pmovsxwd => (16, 32),
+                M::Pmovzxwq | M::Pmovsxwq => (16, 64),
+                _ => (32, 64),
+            };
+            let signed = format!("{m:?}").starts_with("Pmovsx");
+            let mut r = 0u128;
+            for i in 0..(128 / to) {
+                let v = (s >> (from * i)) as u64 & (u64::MAX >> (64 - from));
+                let v = if signed {
+                    (((v << (64 - from)) as i64) >> (64 - from)) as u64
+                } else {
+                    v
+                };
+                r |= (u128::from(v) & ((1u128 << to) - 1)) << (to * i);
+            }
+            r
+        }
+        M::Addsd | M::Subsd | M::Mulsd | M::Divsd | M::Minsd | M::Maxsd | M::Sqrtsd => {
+            let v = fop64(m, f64_lane(d, 0), f64_lane(s, 0));
+            (d & !u128::from(u64::MAX)) | u128::from(v.to_bits())
+        }
+        M::Addss | M::Subss | M::Mulss | M::Divss | M::Minss | M::Maxss | M::Sqrtss
+        | M::Rcpss | M::Rsqrtss => {
+            let v = fop32(m, f32_lane(d, 0), f32_lane(s, 0));
+            (d & !0xffff_ffffu128) | u128::from(v.to_bits())
+        }
+        M::Addpd | M::Subpd | M::Mulpd | M::Divpd | M::Minpd | M::Maxpd | M::Sqrtpd => {
+            l64(d, s, |a, b| fop64(m, f64::from_bits(a), f64::from_bits(b)).to_bits())
+        }
+        M::Addps | M::Subps | M::Mulps | M::Divps | M::Minps | M::Maxps | M::Sqrtps
+        | M::Rcpps | M::Rsqrtps => {
+            l32(d, s, |a, b| fop32(m, f32::from_bits(a), f32::from_bits(b)).to_bits())
+        }
+        M::Haddpd => {
+            let a = f64_lane(d, 0) + f64_lane(d, 1);
+            let b = f64_lane(s, 0) + f64_lane(s, 1);
+            u128::from(a.to_bits()) | (u128::from(b.to_bits()) << 64)
+        }
+        M::Cmpsd | M::Cmppd | M::Cmpss | M::Cmpps => {
+            let p = imm;
+            match m {
+                M::Cmpsd => {
+                    let v = cmp_pred(p, f64_lane(d, 0), f64_lane(s, 0));
+                    (d & !u128::from(u64::MAX)) | if v { u128::from(u64::MAX) } else { 0 }
+                }
+                M::Cmpss => {
+                    let v = cmp_pred(p, f64::from(f32_lane(d, 0)), f64::from(f32_lane(s, 0)));
+                    (d & !0xffff_ffffu128) | if v { 0xffff_ffff } else { 0 }
+                }
+                M::Cmppd => l64(d, s, |a, b| {
+                    if cmp_pred(p, f64::from_bits(a), f64::from_bits(b)) {
+                        !0
+                    } else {
+                        0
+                    }
+                }),
+                _ => l32(d, s, |a, b| {
+                    if cmp_pred(p, f64::from(f32::from_bits(a)), f64::from(f32::from_bits(b))) {
+                        !0
+                    } else {
+                        0
+                    }
+                }),
+            }
+        }
+        M::Ucomisd | M::Comisd | M::Ucomiss | M::Comiss => {
+            let (a, b) = if matches!(m, M::Ucomisd | M::Comisd) {
+                (f64_lane(d, 0), f64_lane(s, 0))
+            } else {
+                (f64::from(f32_lane(d, 0)), f64::from(f32_lane(s, 0)))
+            };
+            let f = if a.is_nan() || b.is_nan() {
+                ZF | PF | CF
+            } else if a < b {
+                CF
+            } else if a == b {
+                ZF
+            } else {
+                0
+            };
+            set_status(cpu, f);
+            return Ok(());
+        }
+        M::Cvtsi2sd | M::Cvtsi2ss => {
+            let sz = op_size(ins, 1);
+            let v = if sz == 8 {
+                s as u64 as i64
+            } else {
+                i64::from(s as u32 as i32)
+            };
+            if m == M::Cvtsi2sd {
+                (d & !u128::from(u64::MAX)) | u128::from((v as f64).to_bits())
+            } else {
+                (d & !0xffff_ffffu128) | u128::from((v as f32).to_bits())
+            }
+        }
+        M::Cvttsd2si | M::Cvtsd2si | M::Cvttss2si | M::Cvtss2si => {
+            let x = if matches!(m, M::Cvttsd2si | M::Cvtsd2si) {
+                f64_lane(s, 0)
+            } else {
+                f64::from(f32_lane(s, 0))
+            };
+            let sz = op_size(ins, 0);
+            let v = f2i(
+                x,
+                8 * u32::from(sz),
+                cpu.st.mxcsr,
+                matches!(m, M::Cvttsd2si | M::Cvttss2si),
+            );
+            let l = loc(cpu, ins, 0)?;
+            return st(cpu, l, sz, v);
+        }
+        M::Cvtss2sd => {
+            let v = f64::from(f32_lane(s, 0));
+            (d & !u128::from(u64::MAX)) | u128::from(v.to_bits())
+        }
+        M::Cvtsd2ss => {
+            let v = f64_lane(s, 0) as f32;
+            (d & !0xffff_ffffu128) | u128::from(v.to_bits())
+        }
+        M::Cvtps2pd => {
+            let a = f64::from(f32_lane(s, 0));
+            let b = f64::from(f32_lane(s, 1));
+            u128::from(a.to_bits()) | (u128::from(b.to_bits()) << 64)
+        }
+        M::Cvtpd2ps => {
+            let a = f64_lane(s, 0) as f32;
+            let b = f64_lane(s, 1) as f32;
+            u128::from(a.to_bits()) | (u128::from(b.to_bits()) << 32)
+        }
+        M::Cvtdq2pd => {
+            let a = f64::from(s as u32 as i32);
+            let b = f64::from((s >> 32) as u32 as i32);
+            u128::from(a.to_bits()) | (u128::from(b.to_bits()) << 64)
+        }
+        M::Cvtdq2ps => l32(0, s, |_, b| (b as i32 as f32).to_bits()),
+        M::Cvttps2dq | M::Cvtps2dq => {
+            let t = m == M::Cvttps2dq;
+            let mx = cpu.st.mxcsr;
+            l32(0, s, |_, b| f2i(f64::from(f32::from_bits(b)), 32, mx, t) as u32)
+        }
+        M::Cvttpd2dq | M::Cvtpd2dq => {
+            let t = m == M::Cvttpd2dq;
+            let a = f2i(f64_lane(s, 0), 32, cpu.st.mxcsr, t);
+            let b = f2i(f64_lane(s, 1), 32, cpu.st.mxcsr, t);
+            u128::from(a) | (u128::from(b) << 32)
+        }
+        M::Ldmxcsr => {
+            let (a, ss) = mem_ea(cpu, ins);
+            let v = cpu.rd(a, 4, ss)? as u32;
+            if v & !0xffff != 0 {
+                return Err(Stop::Fault(Fault::gp0()));
+            }
+            cpu.st.mxcsr = v;
+            return Ok(());
+        }
+        M::Stmxcsr => {
+            let (a, ss) = mem_ea(cpu, ins);
+            return cpu.wr(a, 4, u64::from(cpu.st.mxcsr), ss);
+        }
+        M::Fxsave | M::Fxsave64 => {
+            let (a, ss) = mem_ea(cpu, ins);
+            if a & 15 != 0 {
+                return Err(Stop::Fault(Fault::gp0()));
+            }
+            let mut img = cpu.st.fx.0;
+            img[24..28].copy_from_slice(&cpu.st.mxcsr.to_le_bytes());
+            img[28..32].copy_from_slice(&0xffffu32.to_le_bytes());
+            for (i, x) in cpu.st.xmm.iter().enumerate() {
+                img[160 + 16 * i..176 + 16 * i].copy_from_slice(&x.to_le_bytes());
+            }
+            return cpu.wr_bytes(a, &img, ss);
+        }
+        M::Fxrstor | M::Fxrstor64 => {
+            let (a, ss) = mem_ea(cpu, ins);
+            if a & 15 != 0 {
+                return Err(Stop::Fault(Fault::gp0()));
+            }
+            let mut img = [0u8; 512];
+            cpu.rd_bytes(a, &mut img, ss)?;
+            let mx = u32::from_le_bytes([img[24], img[25], img[26], img[27]]);
+            if mx & !0xffff != 0 {
+                return Err(Stop::Fault(Fault::gp0()));
+            }
+            cpu.st.mxcsr = mx;
+            for (i, x) in cpu.st.xmm.iter_mut().enumerate() {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&img[160 + 16 * i..176 + 16 * i]);
+                *x = u128::from_le_bytes(b);
+            }
+            cpu.st.fx.0 = img;
+            return Ok(());
+        }
+        _ => {
+            tracing::warn!(mnemonic = ?m, code = ?ins.code(), "interp: unimplemented SSE instruction → #UD");
+            return Err(Stop::Fault(Fault::ud()));
+        }
+    };
+    let _ = setr;
+    let _ = ld;
+    wrx(cpu, ins, r)
+}
+
+fn unpack(d: u128, s: u128, w: u32, high: bool) -> u128 {
+    let n = 64 / w;
+    let base = if high { 64 } else { 0 };
+    let lm = (1u128 << w) - 1;
+    let mut r = 0u128;
+    for i in 0..n {
+        let a = (d >> (base + w * i)) & lm;
+        let b = (s >> (base + w * i)) & lm;
+        r |= a << (2 * w * i);
+        r |= b << (2 * w * i + w);
+    }
+    r
 }

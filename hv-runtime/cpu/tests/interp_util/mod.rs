@@ -8,6 +8,8 @@ use hv_cpu::mem::{MachineAddr, MachineMemory};
 use hv_cpu::{CpuEnv, CpuState, Deadline, Exit, VcpuBackend};
 use iced_x86::code_asm::CodeAssembler;
 
+pub mod workload;
+
 pub const P: u64 = 1;
 pub const RW: u64 = 2;
 pub const US: u64 = 4;
