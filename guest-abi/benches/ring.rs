@@ -24,6 +24,10 @@ type Rsp = u32;
 /// 4032 bytes of entries / 64 = 63, rounded down to a power of two.
 const SLOTS: usize = 32;
 
+/// Requests per criterion iteration: each sample spawns a consumer thread,
+/// so an iteration moves many requests to make that cost negligible.
+const PER_ITER: u64 = 4096;
+
 /// Back off when there is nothing to do: spin a little, then yield (the
 /// machine may have fewer free cores than threads).
 struct Backoff(u32);
@@ -134,10 +138,10 @@ fn rtrb_ring(count: u64) -> Duration {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("ring_64B_requests");
-    group.throughput(Throughput::Elements(1));
+    group.throughput(Throughput::Elements(PER_ITER));
 
     group.bench_function("pvsdk_owned_mem", |b| {
-        b.iter_custom(|iters| pvsdk_ring(&OwnedRingMem::<1024>::new(), iters));
+        b.iter_custom(|iters| pvsdk_ring(&OwnedRingMem::<1024>::new(), iters * PER_ITER));
     });
 
     group.bench_function("pvsdk_raw_mem", |b| {
@@ -148,14 +152,16 @@ fn bench(c: &mut Criterion) {
             // (both dropped at the end of this closure, `mem` first), and is
             // accessed only through `mem` while it lives.
             let mem = unsafe { RawRingMem::new(base, PAGE_SIZE) };
-            let elapsed = pvsdk_ring(&mem, iters);
+            let elapsed = pvsdk_ring(&mem, iters * PER_ITER);
             drop(mem);
             drop(page);
             elapsed
         });
     });
 
-    group.bench_function("rtrb", |b| b.iter_custom(rtrb_ring));
+    group.bench_function("rtrb", |b| {
+        b.iter_custom(|iters| rtrb_ring(iters * PER_ITER));
+    });
     group.finish();
 }
 

@@ -22,9 +22,15 @@ fn one_page_slot_counts_match_xen() {
     assert_eq!(entry_size::<BlkifRequest, BlkifResponse>(), 112);
     assert_eq!(ring_slots::<BlkifRequest, BlkifResponse>(PAGE_SIZE), 32);
     assert_eq!(entry_size::<NetifTxRequest, NetifTxResponse>(), 12);
-    assert_eq!(ring_slots::<NetifTxRequest, NetifTxResponse>(PAGE_SIZE), 256);
+    assert_eq!(
+        ring_slots::<NetifTxRequest, NetifTxResponse>(PAGE_SIZE),
+        256
+    );
     assert_eq!(entry_size::<NetifRxRequest, NetifRxResponse>(), 8);
-    assert_eq!(ring_slots::<NetifRxRequest, NetifRxResponse>(PAGE_SIZE), 256);
+    assert_eq!(
+        ring_slots::<NetifRxRequest, NetifRxResponse>(PAGE_SIZE),
+        256
+    );
     assert_eq!(
         entry_size::<XenNetifCtrlRequest, XenNetifCtrlResponse>(),
         16
@@ -38,9 +44,18 @@ fn one_page_slot_counts_match_xen() {
 #[test]
 fn multi_page_rings_scale_by_page_order() {
     // blkif ring-page-order 1, 2, 4: (4096 << order - 64) / 112 rounded down.
-    assert_eq!(ring_slots::<BlkifRequest, BlkifResponse>(PAGE_SIZE << 1), 64);
-    assert_eq!(ring_slots::<BlkifRequest, BlkifResponse>(PAGE_SIZE << 2), 128);
-    assert_eq!(ring_slots::<BlkifRequest, BlkifResponse>(PAGE_SIZE << 4), 512);
+    assert_eq!(
+        ring_slots::<BlkifRequest, BlkifResponse>(PAGE_SIZE << 1),
+        64
+    );
+    assert_eq!(
+        ring_slots::<BlkifRequest, BlkifResponse>(PAGE_SIZE << 2),
+        128
+    );
+    assert_eq!(
+        ring_slots::<BlkifRequest, BlkifResponse>(PAGE_SIZE << 4),
+        512
+    );
     let two_pages = OwnedRingMem::<2048>::new();
     let front = FrontRing::<BlkifRequest, BlkifResponse, _>::init(&two_pages).unwrap();
     assert_eq!(front.slots(), 64);
@@ -176,7 +191,10 @@ fn responses_notify_symmetrically() {
             assert!(back.push_responses_and_check_notify(), "rsp_event = 1");
         }
     }
-    assert!(!back.push_responses_and_check_notify(), "front not re-armed");
+    assert!(
+        !back.push_responses_and_check_notify(),
+        "front not re-armed"
+    );
     assert_eq!(front.take_response().unwrap(), Some(100));
     assert_eq!(front.take_response().unwrap(), Some(101));
     assert_eq!(front.take_response().unwrap(), Some(102));
@@ -211,7 +229,10 @@ fn back_reports_req_prod_more_than_a_ring_ahead() {
     back.take_request().unwrap().unwrap();
     back.take_request().unwrap().unwrap();
     mem.store_u32_release(REQ_PROD_OFFSET, 7);
-    assert!(back.take_request().is_err(), "re-read when the cache is empty");
+    assert!(
+        back.take_request().is_err(),
+        "re-read when the cache is empty"
+    );
     mem.store_u32_release(REQ_PROD_OFFSET, 4);
     assert_eq!(back.unconsumed_requests(), Ok(2));
     mem.store_u32_release(REQ_PROD_OFFSET, 5);

@@ -17,7 +17,11 @@ fn ring_back_corpus_replays_cleanly() {
         back_end_ops(&data);
         count += 1;
     }
-    assert!(count >= 6, "corpus at {} has only {count} inputs", dir.display());
+    assert!(
+        count >= 6,
+        "corpus at {} has only {count} inputs",
+        dir.display()
+    );
 }
 
 /// A small xorshift generator: the same inputs on every run.

@@ -24,10 +24,10 @@ use core::ptr::NonNull;
 
 use core::sync::atomic as hw;
 // The atomics of the owned memory: `loom`'s model atomics under `cfg(loom)`.
-#[cfg(loom)]
-use loom::sync::atomic::{AtomicU32, Ordering, fence};
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicU32, Ordering, fence};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU32, Ordering, fence};
 
 /// Shared bytes of a ring, reached only by copies and atomics.
 ///
@@ -106,7 +106,10 @@ fn check_range(offset: usize, len: usize, size: usize) {
 #[track_caller]
 fn check_index(offset: usize, size: usize) {
     check_range(offset, 4, size);
-    assert!(offset.is_multiple_of(4), "misaligned ring index offset {offset}");
+    assert!(
+        offset.is_multiple_of(4),
+        "misaligned ring index offset {offset}"
+    );
 }
 
 // ---------------------------------------------------------------------------

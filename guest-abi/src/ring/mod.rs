@@ -129,11 +129,7 @@ pub const fn slot_count(ring_bytes: usize, entry_size: usize) -> usize {
         return 0;
     }
     let fit = (ring_bytes - HEADER_SIZE) / entry_size;
-    if fit == 0 {
-        0
-    } else {
-        1 << fit.ilog2()
-    }
+    if fit == 0 { 0 } else { 1 << fit.ilog2() }
 }
 
 /// [`slot_count`] for a ring of `Req`/`Rsp` entries.
