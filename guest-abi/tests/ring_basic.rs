@@ -347,13 +347,11 @@ fn owned_memory_round_trips_between_threads() {
 fn raw_memory_round_trips_between_threads() {
     let page: Box<[AtomicU64]> = (0..512).map(|_| AtomicU64::new(0)).collect();
     let base = NonNull::new(page.as_ptr().cast_mut().cast::<u8>()).unwrap();
-    // SAFETY: `page` is 4096 bytes, 8-aligned, outlives `mem` (dropped at
-    // the end of this function after the threads joined), and is accessed
+    // SAFETY: `page` is 4096 bytes, 8-aligned, outlives `mem` (declared
+    // first, so dropped after `mem`), and is accessed
     // only through `mem` (no other reference is used while `mem` lives).
     let mem = unsafe { RawRingMem::new(base, 4096) };
     two_thread_round_trip(&mem, 50_000);
-    drop(mem);
-    drop(page);
 }
 
 #[test]
