@@ -247,8 +247,8 @@ pub const XS_ERRORS: [(Errno, &str); 16] = [
     (Errno::EPERM, "EPERM"),
 ];
 
-/// The errno for an `XS_ERROR` payload (NUL optional); unknown names → `EINVAL`,
-/// as in Xen's client library.
+/// The errno for an `XS_ERROR` payload (NUL optional); unknown names map to
+/// `EINVAL` (our choice; the reference does not say).
 #[must_use]
 pub fn xs_error_errno(name: &[u8]) -> Errno {
     let name = name.strip_suffix(&[0]).unwrap_or(name);
