@@ -147,7 +147,10 @@ fn a_wrong_backend_is_caught_and_minimised() {
     assert!(text.contains("rbx:"), "{text}");
     // The same seed regenerates the same case.
     let again = generate(Family::Alu, case_seed(Family::Alu, 1, 0));
-    assert_eq!(again.code(), generate(Family::Alu, case_seed(Family::Alu, 1, 0)).code());
+    assert_eq!(
+        again.code(),
+        generate(Family::Alu, case_seed(Family::Alu, 1, 0)).code()
+    );
     let o = a.run(&m.case);
     assert!(!compare(&m.case, &o, &o).iter().any(|d| !d.is_empty()));
 }

@@ -253,8 +253,20 @@ impl fmt::Display for Mismatch {
                 writeln!(f, "  xmm{i}={x:#034x}")?;
             }
         }
-        writeln!(f, "{}: {} at rip {:#x}", self.names.0, stop_str(&self.a.stop), self.a.state.rip)?;
-        writeln!(f, "{}: {} at rip {:#x}", self.names.1, stop_str(&self.b.stop), self.b.state.rip)?;
+        writeln!(
+            f,
+            "{}: {} at rip {:#x}",
+            self.names.0,
+            stop_str(&self.a.stop),
+            self.a.state.rip
+        )?;
+        writeln!(
+            f,
+            "{}: {} at rip {:#x}",
+            self.names.1,
+            stop_str(&self.b.stop),
+            self.b.state.rip
+        )?;
         writeln!(f, "differences ({} vs {}):", self.names.0, self.names.1)?;
         for d in &self.diffs {
             writeln!(f, "  {d}")?;
@@ -282,6 +294,9 @@ pub struct Report {
     pub code_counts: BTreeMap<String, u64>,
     /// How the reference run ended, counted per kind.
     pub stops: BTreeMap<String, u64>,
+    /// Failures grouped by the last instruction of the minimised case and
+    /// the first differing item: count and the seed of the first example.
+    pub buckets: BTreeMap<String, (u64, u64)>,
 }
 
 impl Report {
@@ -322,6 +337,15 @@ impl fmt::Display for Report {
         for (k, v) in &self.excluded {
             writeln!(f, "  excluded by {k}: {v}")?;
         }
+        if !self.buckets.is_empty() {
+            writeln!(
+                f,
+                "  failure buckets (minimised; last instruction: first difference):"
+            )?;
+            for (k, (n, seed)) in &self.buckets {
+                writeln!(f, "    {n:>6}  {k}  (e.g. seed {seed:#x})")?;
+            }
+        }
         for m in &self.failures {
             writeln!(f, "{m}")?;
         }
@@ -337,7 +361,11 @@ fn stop_kind(s: &Stop) -> String {
     }
 }
 
-fn fails(case: &Case, a: &mut dyn Backend, b: &mut dyn Backend) -> Option<(Outcome, Outcome, Vec<String>)> {
+fn fails(
+    case: &Case,
+    a: &mut dyn Backend,
+    b: &mut dyn Backend,
+) -> Option<(Outcome, Outcome, Vec<String>)> {
     let oa = a.run(case);
     let ob = b.run(case);
     let d = compare(case, &oa, &ob);
@@ -394,9 +422,14 @@ pub fn minimise(case: &Case, a: &mut dyn Backend, b: &mut dyn Backend) -> Option
     })
 }
 
+/// Failing cases minimised (and bucketed) per family run.
+const MAX_MINIMISED: u64 = 300;
+/// Failures printed in full per family run (one per bucket).
+const MAX_SHOWN: usize = 6;
+
 /// Run `cases` cases of `family` (seeds derived from `base_seed`) on the
-/// reference `a` and the backend under test `b`; keep up to three minimised
-/// failures.
+/// reference `a` and the backend under test `b`; minimise and bucket the
+/// first failures and keep one example per bucket.
 pub fn run_family(
     family: Family,
     cases: u64,
@@ -417,7 +450,9 @@ pub fn run_family(
         }
         let _ = all;
         for i in case.instructions() {
-            *rep.code_counts.entry(format!("{:?}", i.code())).or_insert(0) += 1;
+            *rep.code_counts
+                .entry(format!("{:?}", i.code()))
+                .or_insert(0) += 1;
         }
         if let Some(e) = EXCLUSIONS.iter().find(|e| (e.applies)(&case)) {
             *rep.excluded.entry(e.name).or_insert(0) += 1;
@@ -430,10 +465,27 @@ pub fn run_family(
             continue;
         }
         rep.failed += 1;
-        if rep.failures.len() < 3
+        if rep.failed <= MAX_MINIMISED
             && let Some(m) = minimise(&case, a, b)
         {
-            rep.failures.push(m);
+            let last = m
+                .case
+                .instructions()
+                .last()
+                .map(|i| format!("{:?}", i.code()))
+                .unwrap_or_default();
+            let what = m
+                .diffs
+                .first()
+                .map(|d| d.split([':', ' ']).next().unwrap_or("").to_string())
+                .unwrap_or_default();
+            let key = format!("{last}: {what}");
+            let new = !rep.buckets.contains_key(&key);
+            let e = rep.buckets.entry(key).or_insert((0, case.seed()));
+            e.0 += 1;
+            if new && rep.failures.len() < MAX_SHOWN {
+                rep.failures.push(m);
+            }
         }
     }
     rep

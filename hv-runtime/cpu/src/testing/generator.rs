@@ -216,15 +216,17 @@ impl Rng {
         let r = self.next_u64() as u32;
         let v = match self.below(14) {
             0 => 0,
-            1 => 0x7f80_0000,                        // inf
-            2 => 0x7fc0_0000 | (r & 0x003f_ffff),    // qNaN
-            3 => 0x7f80_0001 | (r & 0x003f_ffff),    // sNaN
-            4 => (r & 0x007f_ffff).max(1),           // denormal
-            5 => 0x3f80_0000,                        // 1.0
-            6 => 0x7f7f_ffff,                        // max
-            7 => 0x0080_0000,                        // min normal
-            8 => f32::from(self.range(-300, 300) as i16).to_bits() & 0x7fff_ffff,
-            9 => 0x4f00_0000 + (r & 0xff_ffff), // around 2^31
+            1 => 0x7f80_0000,                     // inf
+            2 => 0x7fc0_0000 | (r & 0x003f_ffff), // qNaN
+            3 => 0x7f80_0001 | (r & 0x003f_ffff), // sNaN
+            4 => (r & 0x007f_ffff).max(1),        // denormal
+            5 => 0x3f80_0000,                     // 1.0
+            6 => 0x7f7f_ffff,                     // max
+            7 => 0x0080_0000,                     // min normal
+            8 => {
+                f32::from(i16::try_from(self.range(-300, 300)).unwrap_or(0)).to_bits() & 0x7fff_ffff
+            }
+            9 => 0x4f00_0000 + (r & 0xff_ffff),  // around 2^31
             10 => 0x5f00_0000 + (r & 0xff_ffff), // around 2^63
             _ => r & 0x7fff_ffff,
         };
@@ -287,7 +289,8 @@ fn splitmix(x: &mut u64) -> u64 {
 /// single case can be regenerated from the numbers in a report).
 #[must_use]
 pub fn case_seed(family: Family, base: u64, index: u64) -> u64 {
-    let mut x = family.base_seed() ^ base.rotate_left(17) ^ index.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let mut x =
+        family.base_seed() ^ base.rotate_left(17) ^ index.wrapping_mul(0x2545_f491_4f6c_dd1d);
     splitmix(&mut x)
 }
 
@@ -326,38 +329,255 @@ pub struct Form {
 }
 
 const ALU: &[&str] = &[
-    "Add", "Adc", "Sub", "Sbb", "And", "Or", "Xor", "Cmp", "Test", "Inc", "Dec", "Neg", "Not",
-    "Mov", "Movzx", "Movsx", "Movsxd", "Lea", "Xchg", "Cmpxchg", "Cmpxchg8b", "Cmpxchg16b", "Xadd",
-    "Bswap", "Bt", "Bts", "Btr", "Btc", "Bsf", "Bsr", "Popcnt", "Lzcnt", "Tzcnt", "Andn", "Bextr",
-    "Blsi", "Blsmsk", "Blsr", "Bzhi", "Mulx", "Pdep", "Pext", "Rorx", "Sarx", "Shlx", "Shrx", "Cbw",
-    "Cwde", "Cdqe", "Cwd", "Cdq", "Cqo", "Sahf", "Lahf", "Clc", "Stc", "Cmc", "Push", "Pop",
-    "Cmovo", "Cmovno", "Cmovb", "Cmovae", "Cmove", "Cmovne", "Cmovbe", "Cmova", "Cmovs", "Cmovns",
-    "Cmovp", "Cmovnp", "Cmovl", "Cmovge", "Cmovle", "Cmovg", "Seto", "Setno", "Setb", "Setae",
-    "Sete", "Setne", "Setbe", "Seta", "Sets", "Setns", "Setp", "Setnp", "Setl", "Setge", "Setle",
+    "Add",
+    "Adc",
+    "Sub",
+    "Sbb",
+    "And",
+    "Or",
+    "Xor",
+    "Cmp",
+    "Test",
+    "Inc",
+    "Dec",
+    "Neg",
+    "Not",
+    "Mov",
+    "Movzx",
+    "Movsx",
+    "Movsxd",
+    "Lea",
+    "Xchg",
+    "Cmpxchg",
+    "Cmpxchg8b",
+    "Cmpxchg16b",
+    "Xadd",
+    "Bswap",
+    "Bt",
+    "Bts",
+    "Btr",
+    "Btc",
+    "Bsf",
+    "Bsr",
+    "Popcnt",
+    "Lzcnt",
+    "Tzcnt",
+    "Andn",
+    "Bextr",
+    "Blsi",
+    "Blsmsk",
+    "Blsr",
+    "Bzhi",
+    "Mulx",
+    "Pdep",
+    "Pext",
+    "Rorx",
+    "Sarx",
+    "Shlx",
+    "Shrx",
+    "Cbw",
+    "Cwde",
+    "Cdqe",
+    "Cwd",
+    "Cdq",
+    "Cqo",
+    "Sahf",
+    "Lahf",
+    "Clc",
+    "Stc",
+    "Cmc",
+    "Push",
+    "Pop",
+    "Cmovo",
+    "Cmovno",
+    "Cmovb",
+    "Cmovae",
+    "Cmove",
+    "Cmovne",
+    "Cmovbe",
+    "Cmova",
+    "Cmovs",
+    "Cmovns",
+    "Cmovp",
+    "Cmovnp",
+    "Cmovl",
+    "Cmovge",
+    "Cmovle",
+    "Cmovg",
+    "Seto",
+    "Setno",
+    "Setb",
+    "Setae",
+    "Sete",
+    "Setne",
+    "Setbe",
+    "Seta",
+    "Sets",
+    "Setns",
+    "Setp",
+    "Setnp",
+    "Setl",
+    "Setge",
+    "Setle",
     "Setg",
 ];
-const SHIFT: &[&str] = &["Shl", "Shr", "Sar", "Rol", "Ror", "Rcl", "Rcr", "Shld", "Shrd"];
+const SHIFT: &[&str] = &[
+    "Shl", "Shr", "Sar", "Rol", "Ror", "Rcl", "Rcr", "Shld", "Shrd",
+];
 const MULDIV: &[&str] = &["Mul", "Imul", "Div", "Idiv"];
 const SSE_INT: &[&str] = &[
-    "Movd", "Movq", "Movdqa", "Movdqu", "Pand", "Pandn", "Por", "Pxor", "Paddb", "Paddw", "Paddd",
-    "Paddq", "Psubb", "Psubw", "Psubd", "Psubq", "Paddsb", "Paddsw", "Paddusb", "Paddusw", "Psubsb",
-    "Psubsw", "Psubusb", "Psubusw", "Pcmpeqb", "Pcmpeqw", "Pcmpeqd", "Pcmpgtb", "Pcmpgtw",
-    "Pcmpgtd", "Psllw", "Pslld", "Psllq", "Psrlw", "Psrld", "Psrlq", "Psraw", "Psrad", "Pslldq",
-    "Psrldq", "Pshufd", "Pshuflw", "Pshufhw", "Punpcklbw", "Punpcklwd", "Punpckldq", "Punpcklqdq",
-    "Punpckhbw", "Punpckhwd", "Punpckhdq", "Punpckhqdq", "Packsswb", "Packssdw", "Packuswb",
-    "Pmovmskb", "Pextrw", "Pinsrw", "Pmullw", "Pmulhw", "Pmulhuw", "Pmuludq", "Pmaddwd", "Psadbw",
-    "Pavgb", "Pavgw", "Pmaxsw", "Pmaxub", "Pminsw", "Pminub",
+    "Movd",
+    "Movq",
+    "Movdqa",
+    "Movdqu",
+    "Pand",
+    "Pandn",
+    "Por",
+    "Pxor",
+    "Paddb",
+    "Paddw",
+    "Paddd",
+    "Paddq",
+    "Psubb",
+    "Psubw",
+    "Psubd",
+    "Psubq",
+    "Paddsb",
+    "Paddsw",
+    "Paddusb",
+    "Paddusw",
+    "Psubsb",
+    "Psubsw",
+    "Psubusb",
+    "Psubusw",
+    "Pcmpeqb",
+    "Pcmpeqw",
+    "Pcmpeqd",
+    "Pcmpgtb",
+    "Pcmpgtw",
+    "Pcmpgtd",
+    "Psllw",
+    "Pslld",
+    "Psllq",
+    "Psrlw",
+    "Psrld",
+    "Psrlq",
+    "Psraw",
+    "Psrad",
+    "Pslldq",
+    "Psrldq",
+    "Pshufd",
+    "Pshuflw",
+    "Pshufhw",
+    "Punpcklbw",
+    "Punpcklwd",
+    "Punpckldq",
+    "Punpcklqdq",
+    "Punpckhbw",
+    "Punpckhwd",
+    "Punpckhdq",
+    "Punpckhqdq",
+    "Packsswb",
+    "Packssdw",
+    "Packuswb",
+    "Pmovmskb",
+    "Pextrw",
+    "Pinsrw",
+    "Pmullw",
+    "Pmulhw",
+    "Pmulhuw",
+    "Pmuludq",
+    "Pmaddwd",
+    "Psadbw",
+    "Pavgb",
+    "Pavgw",
+    "Pmaxsw",
+    "Pmaxub",
+    "Pminsw",
+    "Pminub",
 ];
 const SSE_FP: &[&str] = &[
-    "Movaps", "Movups", "Movapd", "Movupd", "Movss", "Movsd", "Movlps", "Movhps", "Movlpd", "Movhpd",
-    "Movhlps", "Movlhps", "Andps", "Andnps", "Orps", "Xorps", "Andpd", "Andnpd", "Orpd", "Xorpd",
-    "Addps", "Addpd", "Addss", "Addsd", "Subps", "Subpd", "Subss", "Subsd", "Mulps", "Mulpd",
-    "Mulss", "Mulsd", "Divps", "Divpd", "Divss", "Divsd", "Sqrtps", "Sqrtpd", "Sqrtss", "Sqrtsd",
-    "Minps", "Minpd", "Minss", "Minsd", "Maxps", "Maxpd", "Maxss", "Maxsd", "Cmpps", "Cmppd",
-    "Cmpss", "Cmpsd", "Cvtsi2ss", "Cvtsi2sd", "Cvtss2si", "Cvtsd2si", "Cvttss2si", "Cvttsd2si",
-    "Cvtss2sd", "Cvtsd2ss", "Cvtps2pd", "Cvtpd2ps", "Cvtdq2ps", "Cvtps2dq", "Cvttps2dq",
-    "Cvtdq2pd", "Cvtpd2dq", "Cvttpd2dq", "Ucomiss", "Ucomisd", "Comiss", "Comisd", "Shufps",
-    "Shufpd", "Unpcklps", "Unpckhps", "Unpcklpd", "Unpckhpd", "Movmskps", "Movmskpd", "Stmxcsr",
+    "Movaps",
+    "Movups",
+    "Movapd",
+    "Movupd",
+    "Movss",
+    "Movsd",
+    "Movlps",
+    "Movhps",
+    "Movlpd",
+    "Movhpd",
+    "Movhlps",
+    "Movlhps",
+    "Andps",
+    "Andnps",
+    "Orps",
+    "Xorps",
+    "Andpd",
+    "Andnpd",
+    "Orpd",
+    "Xorpd",
+    "Addps",
+    "Addpd",
+    "Addss",
+    "Addsd",
+    "Subps",
+    "Subpd",
+    "Subss",
+    "Subsd",
+    "Mulps",
+    "Mulpd",
+    "Mulss",
+    "Mulsd",
+    "Divps",
+    "Divpd",
+    "Divss",
+    "Divsd",
+    "Sqrtps",
+    "Sqrtpd",
+    "Sqrtss",
+    "Sqrtsd",
+    "Minps",
+    "Minpd",
+    "Minss",
+    "Minsd",
+    "Maxps",
+    "Maxpd",
+    "Maxss",
+    "Maxsd",
+    "Cmpps",
+    "Cmppd",
+    "Cmpss",
+    "Cmpsd",
+    "Cvtsi2ss",
+    "Cvtsi2sd",
+    "Cvtss2si",
+    "Cvtsd2si",
+    "Cvttss2si",
+    "Cvttsd2si",
+    "Cvtss2sd",
+    "Cvtsd2ss",
+    "Cvtps2pd",
+    "Cvtpd2ps",
+    "Cvtdq2ps",
+    "Cvtps2dq",
+    "Cvttps2dq",
+    "Cvtdq2pd",
+    "Cvtpd2dq",
+    "Cvttpd2dq",
+    "Ucomiss",
+    "Ucomisd",
+    "Comiss",
+    "Comisd",
+    "Shufps",
+    "Shufpd",
+    "Unpcklps",
+    "Unpckhps",
+    "Unpcklpd",
+    "Unpckhpd",
+    "Movmskps",
+    "Movmskpd",
+    "Stmxcsr",
 ];
 
 /// Codes excluded even though their mnemonic is listed (see the module docs).
@@ -486,9 +706,19 @@ fn build_forms() -> Vec<Form> {
     v.extend(code_forms(Family::Alu, ALU));
     v.extend(code_forms(Family::Shift, SHIFT));
     v.extend(code_forms(Family::MulDiv, MULDIV));
-    for op in [StrOp::Movs, StrOp::Stos, StrOp::Lods, StrOp::Cmps, StrOp::Scas] {
+    for op in [
+        StrOp::Movs,
+        StrOp::Stos,
+        StrOp::Lods,
+        StrOp::Cmps,
+        StrOp::Scas,
+    ] {
         let reps: &[RepPrefixKind] = match op {
-            StrOp::Cmps | StrOp::Scas => &[RepPrefixKind::None, RepPrefixKind::Repe, RepPrefixKind::Repne],
+            StrOp::Cmps | StrOp::Scas => &[
+                RepPrefixKind::None,
+                RepPrefixKind::Repe,
+                RepPrefixKind::Repne,
+            ],
             _ => &[RepPrefixKind::None, RepPrefixKind::Repe],
         };
         for &size in &[1u32, 2, 4, 8] {
@@ -537,47 +767,100 @@ fn build_forms() -> Vec<Form> {
         ("pf_sse_crossing", Family::Faults, t_pf_sse),
         ("pf_rep_stosb", Family::Faults, t_pf_rep_stos),
         ("gp_movaps_misaligned", Family::Faults, t_gp_movaps),
-        ("gp_movdqa_store_misaligned", Family::Faults, t_gp_movdqa_store),
+        (
+            "gp_movdqa_store_misaligned",
+            Family::Faults,
+            t_gp_movdqa_store,
+        ),
         ("gp_noncanonical", Family::Faults, t_gp_noncanonical),
-        ("gp_hlt", Family::Faults, |_| Ok(vec![Instruction::with(Code::Hlt)])),
-        ("gp_cli", Family::Faults, |_| Ok(vec![Instruction::with(Code::Cli)])),
-        ("gp_sti", Family::Faults, |_| Ok(vec![Instruction::with(Code::Sti)])),
-        ("gp_rdmsr", Family::Faults, |_| Ok(vec![Instruction::with(Code::Rdmsr)])),
-        ("gp_wrmsr", Family::Faults, |_| Ok(vec![Instruction::with(Code::Wrmsr)])),
-        ("gp_clts", Family::Faults, |_| Ok(vec![Instruction::with(Code::Clts)])),
-        ("gp_wbinvd", Family::Faults, |_| Ok(vec![Instruction::with(Code::Wbinvd)])),
-        ("gp_swapgs", Family::Faults, |_| Ok(vec![Instruction::with(Code::Swapgs)])),
+        ("gp_hlt", Family::Faults, |_| {
+            Ok(vec![Instruction::with(Code::Hlt)])
+        }),
+        ("gp_cli", Family::Faults, |_| {
+            Ok(vec![Instruction::with(Code::Cli)])
+        }),
+        ("gp_sti", Family::Faults, |_| {
+            Ok(vec![Instruction::with(Code::Sti)])
+        }),
+        ("gp_rdmsr", Family::Faults, |_| {
+            Ok(vec![Instruction::with(Code::Rdmsr)])
+        }),
+        ("gp_wrmsr", Family::Faults, |_| {
+            Ok(vec![Instruction::with(Code::Wrmsr)])
+        }),
+        ("gp_clts", Family::Faults, |_| {
+            Ok(vec![Instruction::with(Code::Clts)])
+        }),
+        ("gp_wbinvd", Family::Faults, |_| {
+            Ok(vec![Instruction::with(Code::Wbinvd)])
+        }),
+        ("gp_swapgs", Family::Faults, |_| {
+            Ok(vec![Instruction::with(Code::Swapgs)])
+        }),
         ("gp_mov_r64_cr0", Family::Faults, |_| {
-            Ok(vec![Instruction::with2(Code::Mov_r64_cr, Register::RAX, Register::CR0)?])
+            Ok(vec![Instruction::with2(
+                Code::Mov_r64_cr,
+                Register::RAX,
+                Register::CR0,
+            )?])
         }),
         ("gp_mov_cr3_r64", Family::Faults, |_| {
-            Ok(vec![Instruction::with2(Code::Mov_cr_r64, Register::CR3, Register::RCX)?])
+            Ok(vec![Instruction::with2(
+                Code::Mov_cr_r64,
+                Register::CR3,
+                Register::RCX,
+            )?])
         }),
         ("gp_in_al_dx", Family::Faults, |_| {
-            Ok(vec![Instruction::with2(Code::In_AL_DX, Register::AL, Register::DX)?])
+            Ok(vec![Instruction::with2(
+                Code::In_AL_DX,
+                Register::AL,
+                Register::DX,
+            )?])
         }),
         ("gp_out_dx_eax", Family::Faults, |_| {
-            Ok(vec![Instruction::with2(Code::Out_DX_EAX, Register::DX, Register::EAX)?])
+            Ok(vec![Instruction::with2(
+                Code::Out_DX_EAX,
+                Register::DX,
+                Register::EAX,
+            )?])
         }),
         ("gp_in_al_imm8", Family::Faults, |r| {
-            Ok(vec![Instruction::with2(Code::In_AL_imm8, Register::AL, r.range(0, 255) as i32)?])
+            Ok(vec![Instruction::with2(
+                Code::In_AL_imm8,
+                Register::AL,
+                i32::try_from(r.range(0, 255)).unwrap_or(0),
+            )?])
         }),
         ("gp_out_imm8_al", Family::Faults, |r| {
-            Ok(vec![Instruction::with2(Code::Out_imm8_AL, r.range(0, 255) as i32, Register::AL)?])
+            Ok(vec![Instruction::with2(
+                Code::Out_imm8_AL,
+                i32::try_from(r.range(0, 255)).unwrap_or(0),
+                Register::AL,
+            )?])
         }),
         ("gp_invlpg", Family::Faults, |r| {
             Ok(vec![Instruction::with1(Code::Invlpg_m, scratch_mem(r, 1))?])
         }),
         ("gp_lgdt", Family::Faults, |r| {
-            Ok(vec![Instruction::with1(Code::Lgdt_m1664, scratch_mem(r, 8))?])
+            Ok(vec![Instruction::with1(
+                Code::Lgdt_m1664,
+                scratch_mem(r, 8),
+            )?])
         }),
-        ("ud_ud2", Family::Faults, |_| Ok(vec![Instruction::with(Code::Ud2)])),
+        ("ud_ud2", Family::Faults, |_| {
+            Ok(vec![Instruction::with(Code::Ud2)])
+        }),
         ("ud_lock_reg", Family::Faults, t_ud_lock),
         ("ud_invalid_opcode", Family::Faults, |r| {
             // 06 (push es), 27 (daa), D6 (salc) are invalid in 64-bit mode.
-            Ok(vec![Instruction::with_declare_byte_1(r.pick(&[0x06, 0x27, 0xd6, 0x37]))])
+            Ok(vec![Instruction::with_declare_byte_1(
+                r.pick(&[0x06, 0x27, 0xd6, 0x37]),
+            )])
         }),
-        ("bp_int3", Family::Faults, |_| Ok(vec![Instruction::with(Code::Int3)])),
+        ("bp_int3", Family::Faults, |_| {
+            Ok(vec![Instruction::with(Code::Int3)])
+        }),
         ("de_div_zero", Family::Faults, t_de_div0),
         ("de_idiv_overflow", Family::Faults, t_de_idiv_overflow),
         ("xm_unmasked", Family::Faults, t_xm_unmasked),
@@ -746,7 +1029,10 @@ fn operand_width(code: Code) -> u64 {
 
 fn imm_for(r: &mut Rng, code: Code, kind: K) -> i64 {
     let mn = code.mnemonic();
-    if matches!(mn, Mnemonic::Cmpps | Mnemonic::Cmppd | Mnemonic::Cmpss | Mnemonic::Cmpsd) {
+    if matches!(
+        mn,
+        Mnemonic::Cmpps | Mnemonic::Cmppd | Mnemonic::Cmpss | Mnemonic::Cmpsd
+    ) {
         return r.range(0, 7);
     }
     if matches!(mn, Mnemonic::Shld | Mnemonic::Shrd) && operand_width(code) == 16 {
@@ -828,8 +1114,10 @@ fn gen_code(r: &mut Rng, code: Code) -> Result<Vec<Instruction>, GenError> {
     let mn = code.mnemonic();
     // bt* with a memory operand and a register bit offset: keep the offset
     // small so the access stays in the scratch pages.
-    if matches!(mn, Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc)
-        && let [Op::M(_), Op::R(b)] = ops[..]
+    if matches!(
+        mn,
+        Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+    ) && let [Op::M(_), Op::R(b)] = ops[..]
     {
         #[allow(clippy::cast_possible_truncation)]
         let v = r.range(-512, 511) as i32;
@@ -866,7 +1154,12 @@ fn gen_code(r: &mut Rng, code: Code) -> Result<Vec<Instruction>, GenError> {
     Ok(pre)
 }
 
-fn gen_str(r: &mut Rng, op: StrOp, size: u32, rep: RepPrefixKind) -> Result<Vec<Instruction>, GenError> {
+fn gen_str(
+    r: &mut Rng,
+    op: StrOp,
+    size: u32,
+    rep: RepPrefixKind,
+) -> Result<Vec<Instruction>, GenError> {
     let count = if rep == RepPrefixKind::None {
         1
     } else {
@@ -885,14 +1178,26 @@ fn gen_str(r: &mut Rng, op: StrOp, size: u32, rep: RepPrefixKind) -> Result<Vec<
     let dst = disp();
     let mut v = Vec::new();
     if matches!(op, StrOp::Movs | StrOp::Lods | StrOp::Cmps) {
-        v.push(Instruction::with2(Code::Lea_r64_m, Register::RSI, mem_at(src))?);
+        v.push(Instruction::with2(
+            Code::Lea_r64_m,
+            Register::RSI,
+            mem_at(src),
+        )?);
     }
     if matches!(op, StrOp::Movs | StrOp::Stos | StrOp::Cmps | StrOp::Scas) {
-        v.push(Instruction::with2(Code::Lea_r64_m, Register::RDI, mem_at(dst))?);
+        v.push(Instruction::with2(
+            Code::Lea_r64_m,
+            Register::RDI,
+            mem_at(dst),
+        )?);
     }
     if rep != RepPrefixKind::None {
         #[allow(clippy::cast_possible_truncation)]
-        v.push(Instruction::with2(Code::Mov_r32_imm32, Register::ECX, count as u32)?);
+        v.push(Instruction::with2(
+            Code::Mov_r32_imm32,
+            Register::ECX,
+            u32::try_from(count).unwrap_or(0),
+        )?);
     }
     match r.below(4) {
         0 => v.push(Instruction::with(Code::Std)),
@@ -1055,7 +1360,11 @@ fn t_pf_cross_read(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
         1 => (Code::Mov_r32_rm32, 4, r.pick(R32)),
         _ => (Code::Mov_r64_rm64, 8, r.pick(R64)),
     };
-    Ok(vec![Instruction::with2(code, reg, mem_at(0x1000 - r.range(1, size - 1)))?])
+    Ok(vec![Instruction::with2(
+        code,
+        reg,
+        mem_at(0x1000 - r.range(1, size - 1)),
+    )?])
 }
 
 fn t_pf_cross_write(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
@@ -1064,12 +1373,20 @@ fn t_pf_cross_write(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
         1 => (Code::Mov_rm32_r32, 4, r.pick(R32)),
         _ => (Code::Mov_rm64_r64, 8, r.pick(R64)),
     };
-    Ok(vec![Instruction::with2(code, mem_at(0x1000 - r.range(1, size - 1)), reg)?])
+    Ok(vec![Instruction::with2(
+        code,
+        mem_at(0x1000 - r.range(1, size - 1)),
+        reg,
+    )?])
 }
 
 fn t_pf_rmw(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     let code = r.pick(&[Code::Add_rm64_r64, Code::Xadd_rm64_r64, Code::Xchg_rm64_r64]);
-    Ok(vec![Instruction::with2(code, mem_at(0x1000 - r.range(0, 7)), r.pick(R64))?])
+    Ok(vec![Instruction::with2(
+        code,
+        mem_at(0x1000 - r.range(0, 7)),
+        r.pick(R64),
+    )?])
 }
 
 fn t_pf_sse(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
@@ -1085,8 +1402,16 @@ fn t_pf_rep_stos(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     let n = r.range(1, 40);
     #[allow(clippy::cast_possible_truncation)]
     Ok(vec![
-        Instruction::with2(Code::Lea_r64_m, Register::RDI, mem_at(0x1000 - r.range(0, n)))?,
-        Instruction::with2(Code::Mov_r32_imm32, Register::ECX, n as u32)?,
+        Instruction::with2(
+            Code::Lea_r64_m,
+            Register::RDI,
+            mem_at(0x1000 - r.range(0, n)),
+        )?,
+        Instruction::with2(
+            Code::Mov_r32_imm32,
+            Register::ECX,
+            u32::try_from(n).unwrap_or(0),
+        )?,
         Instruction::with(Code::Cld),
         Instruction::with_stosb(64, RepPrefixKind::Repe)?,
     ])
@@ -1094,20 +1419,36 @@ fn t_pf_rep_stos(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
 
 fn t_gp_movaps(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     let d = (r.range(-200, 200) * 16) + r.range(1, 15);
-    Ok(vec![Instruction::with2(Code::Movaps_xmm_xmmm128, r.pick(XMM), mem_at(d))?])
+    Ok(vec![Instruction::with2(
+        Code::Movaps_xmm_xmmm128,
+        r.pick(XMM),
+        mem_at(d),
+    )?])
 }
 
 fn t_gp_movdqa_store(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     let d = (r.range(-200, 200) * 16) + r.range(1, 15);
-    Ok(vec![Instruction::with2(Code::Movdqa_xmmm128_xmm, mem_at(d), r.pick(XMM))?])
+    Ok(vec![Instruction::with2(
+        Code::Movdqa_xmmm128_xmm,
+        mem_at(d),
+        r.pick(XMM),
+    )?])
 }
 
 fn t_gp_noncanonical(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
-    let hi = if r.pct(50) { 0x8000_0000_0000_0000u64 } else { 0x0000_8000_0000_0000 };
+    let hi = if r.pct(50) {
+        0x8000_0000_0000_0000u64
+    } else {
+        0x0000_8000_0000_0000
+    };
     let addr = hi | (r.next_u64() & 0x0000_7fff_ffff_fff0);
     Ok(vec![
         Instruction::with2(Code::Mov_r64_imm64, Register::RAX, addr)?,
-        Instruction::with2(Code::Mov_r64_rm64, Register::RBX, MemoryOperand::with_base(Register::RAX))?,
+        Instruction::with2(
+            Code::Mov_r64_rm64,
+            Register::RBX,
+            MemoryOperand::with_base(Register::RAX),
+        )?,
     ])
 }
 
@@ -1118,7 +1459,12 @@ fn t_ud_lock(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
 }
 
 fn t_de_div0(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
-    let code = r.pick(&[Code::Div_rm32, Code::Idiv_rm32, Code::Div_rm64, Code::Idiv_rm8]);
+    let code = r.pick(&[
+        Code::Div_rm32,
+        Code::Idiv_rm32,
+        Code::Div_rm64,
+        Code::Idiv_rm8,
+    ]);
     let reg = match code {
         Code::Div_rm64 => Register::RBX,
         Code::Idiv_rm8 => Register::BL,
@@ -1154,7 +1500,11 @@ fn t_xm_unmasked(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
         Code::Cvtpd2ps_xmm_xmmm128,
         Code::Comisd_xmm_xmmm64,
     ]);
-    let dst = if op == Code::Cvttsd2si_r32_xmmm64 { r.pick(R32) } else { a };
+    let dst = if op == Code::Cvttsd2si_r32_xmmm64 {
+        r.pick(R32)
+    } else {
+        a
+    };
     Ok(vec![
         Instruction::with2(Code::Mov_rm32_imm32, m, v)?,
         Instruction::with1(Code::Ldmxcsr_m32, m)?,
@@ -1381,7 +1731,9 @@ pub fn generate(family: Family, seed: u64) -> Case {
     let mut built: Vec<Instruction> = Vec::new();
     let mut used = Vec::new();
     let mut undef = 0u32;
-    let slots = (0..n_prefix).map(|_| true).chain((0..n_main).map(|_| false));
+    let slots = (0..n_prefix)
+        .map(|_| true)
+        .chain((0..n_main).map(|_| false));
     for from_prefix in slots.collect::<Vec<_>>() {
         let src = if from_prefix { &prefix_pool } else { &pool };
         if src.is_empty() {
@@ -1405,10 +1757,13 @@ pub fn generate(family: Family, seed: u64) -> Case {
             }
             if !ok && attempt >= 12 {
                 // Define every status flag, then use the group.
-                if let Ok(c) = Instruction::with2(Code::Cmp_rm64_r64, Register::RAX, Register::RAX) {
+                if let Ok(c) = Instruction::with2(Code::Cmp_rm64_r64, Register::RAX, Register::RAX)
+                {
                     built.push(c);
                     undef = 0;
-                    u = group.iter().fold(0, |u, i| (u & !i.rflags_modified()) | i.rflags_undefined());
+                    u = group
+                        .iter()
+                        .fold(0, |u, i| (u & !i.rflags_modified()) | i.rflags_undefined());
                     ok = true;
                 }
             }

@@ -499,7 +499,10 @@ extern "C" fn handler(sig: libc::c_int, _info: *mut libc::siginfo_t, uctx: *mut 
         for (i, x) in (0u64..).zip(fp._xmm.iter()) {
             let e = x.element;
             put(F_XMM + 16 * i, u64::from(e[0]) | (u64::from(e[1]) << 32));
-            put(F_XMM + 16 * i + 8, u64::from(e[2]) | (u64::from(e[3]) << 32));
+            put(
+                F_XMM + 16 * i + 8,
+                u64::from(e[2]) | (u64::from(e[3]) << 32),
+            );
         }
     }
     put(STATUS, STATUS_FAULT);
@@ -572,8 +575,14 @@ fn run_native(case: &Case) -> Result<Outcome, String> {
     let end = CODE_VA + case.code().len() as u64;
     let mut code = case.code().to_vec();
     code.extend(
-        encode_at(end, &[Instruction::with_branch(Code::Jmp_rel32_64, EPILOGUE).map_err(|e| e.to_string())?])
-            .map_err(|e| e.to_string())?,
+        encode_at(
+            end,
+            &[
+                Instruction::with_branch(Code::Jmp_rel32_64, EPILOGUE)
+                    .map_err(|e| e.to_string())?,
+            ],
+        )
+        .map_err(|e| e.to_string())?,
     );
     if code.len() > 0x1000 {
         return Err("sequence longer than a page".into());
@@ -608,9 +617,8 @@ fn run_native(case: &Case) -> Result<Outcome, String> {
     // the recovery stub) after a fault in the test region. The sequence it
     // runs stays inside the test region (Note [Native sandbox]).
     unsafe {
-        let f: extern "sysv64" fn() = std::mem::transmute::<*mut u8, extern "sysv64" fn()>(
-            va_ptr(TRAMP_VA),
-        );
+        let f: extern "sysv64" fn() =
+            std::mem::transmute::<*mut u8, extern "sysv64" fn()>(va_ptr(TRAMP_VA));
         f();
     }
     ACTIVE.store(false, Ordering::Release);

@@ -53,7 +53,9 @@ pub struct VcpuRunner<B, F: FnMut() -> B> {
 
 impl<B, F: FnMut() -> B> std::fmt::Debug for VcpuRunner<B, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VcpuRunner").field("name", &self.name).finish()
+        f.debug_struct("VcpuRunner")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -91,7 +93,7 @@ impl<B: VcpuBackend, F: FnMut() -> B> VcpuRunner<B, F> {
 
     fn load(&self, case: &Case) -> Result<CpuState, crate::mem::MemError> {
         let mut code = case.code().to_vec();
-        code.resize(PAGE_SIZE as usize, 0xcc); // int3 after the sequence
+        code.resize(0x1000, 0xcc); // int3 after the sequence
         self.mem.write(Mfn(CODE_MFN).addr(), &code)?;
         self.mem.write(Mfn(STACK_MFN).addr(), case.stack())?;
         self.mem.write(Mfn(SCRATCH_MFN).addr(), case.scratch())?;
@@ -144,7 +146,12 @@ impl<B: VcpuBackend, F: FnMut() -> B> Backend for VcpuRunner<B, F> {
             }
         };
         let mut backend = (self.make)();
-        let exit = backend.run(&mut st, &self.mem, &FixedEnv, Deadline::Instructions(BUDGET));
+        let exit = backend.run(
+            &mut st,
+            &self.mem,
+            &FixedEnv,
+            Deadline::Instructions(BUDGET),
+        );
         let end = case.end();
         let mut state = ArchState {
             gpr: st.gpr,
@@ -154,9 +161,7 @@ impl<B: VcpuBackend, F: FnMut() -> B> Backend for VcpuRunner<B, F> {
             mxcsr: st.mxcsr,
         };
         let stop = match exit {
-            Exit::Exception {
-                vector: 3, ..
-            } if st.rip == end + 1 => {
+            Exit::Exception { vector: 3, .. } if st.rip == end + 1 => {
                 state.rip = end;
                 Stop::Completed
             }
