@@ -20,8 +20,10 @@
 //! vendors), `cpuid`/`rdtsc`/`rdtscp`/`rdpmc`/`rdrand` (host-specific
 //! values), `bswap r16` and 16-bit `shld`/`shrd` with counts above 16
 //! (architecturally undefined results), the undocumented `sal` (`/6`)
-//! encoding, `movsxd` without REX.W, `int n` other than `int3` (the backend
-//! reports it as a software interrupt, the host kernel as #GP or a signal),
+//! and `test` (`F6 /1`, `F7 /1`) encodings, `movsxd` without REX.W,
+//! `int n` other than `int3` (the backend reports it as a software
+//! interrupt, the host kernel as #GP or a signal), `smsw`/`sgdt`/`sidt`/
+//! `sldt`/`str` (the host kernel emulates them under UMIP),
 //! `syscall`/`sysenter` (they would enter the host kernel), x87 arithmetic
 //! (a backend may compute in 64-bit precision), and MMX.
 
@@ -658,7 +660,9 @@ fn code_forms(family: Family, names: &[&str]) -> Vec<Form> {
     let mut out = Vec::new();
     for code in Code::values() {
         let mn = format!("{:?}", code.mnemonic());
-        if !names.contains(&mn.as_str()) || EXCLUDED_CODES.contains(&code) {
+        // `*_F6r1`/`*_F7r1`: the undocumented `test r/m, imm` aliases.
+        let alias = format!("{code:?}").contains("_F6r1") || format!("{code:?}").contains("_F7r1");
+        if !names.contains(&mn.as_str()) || EXCLUDED_CODES.contains(&code) || alias {
             continue;
         }
         let op = code.op_code();
@@ -1630,11 +1634,25 @@ impl Case {
     }
 }
 
+/// Flags (iced [`RflagsBits`]) one instruction leaves undefined.
+///
+/// iced-x86 decides `rcl`/`rcr` by an immediate from the count *modulo 9 or
+/// 17*; the SDM (and the host) leave OF undefined whenever the masked count
+/// (`imm & 31`) is above 1, so that case is added here.
+#[must_use]
+pub fn insn_undefined(i: &Instruction) -> u32 {
+    let rc = matches!(i.mnemonic(), Mnemonic::Rcl | Mnemonic::Rcr)
+        && i.op_count() == 2
+        && i.op1_kind() == iced_x86::OpKind::Immediate8
+        && (i.immediate8() & 31) > 1;
+    i.rflags_undefined() | if rc { RflagsBits::OF } else { 0 }
+}
+
 /// Flags (iced [`RflagsBits`]) left undefined after running `insns`.
 #[must_use]
 pub fn undefined_after(insns: &[Instruction]) -> u32 {
     insns.iter().fold(0, |undef, i| {
-        (undef & !i.rflags_modified()) | i.rflags_undefined()
+        (undef & !i.rflags_modified()) | insn_undefined(i)
     })
 }
 
@@ -1753,7 +1771,7 @@ pub fn generate(family: Family, seed: u64) -> Case {
                     ok = false;
                     break;
                 }
-                u = (u & !i.rflags_modified()) | i.rflags_undefined();
+                u = (u & !i.rflags_modified()) | insn_undefined(i);
             }
             if !ok && attempt >= 12 {
                 // Define every status flag, then use the group.
@@ -1763,7 +1781,7 @@ pub fn generate(family: Family, seed: u64) -> Case {
                     undef = 0;
                     u = group
                         .iter()
-                        .fold(0, |u, i| (u & !i.rflags_modified()) | i.rflags_undefined());
+                        .fold(0, |u, i| (u & !i.rflags_modified()) | insn_undefined(i));
                     ok = true;
                 }
             }
