@@ -24,7 +24,9 @@ fn arithmetic_loop_and_hlt_gp() {
     assert_eq!(g.st.gpr[0], 55);
     // rip at the hlt
     let mut d = [0u8; 1];
-    g.mem.read(hv_cpu::mem::MachineAddr(g.maddr(g.st.rip)), &mut d).unwrap();
+    g.mem
+        .read(hv_cpu::mem::MachineAddr(g.maddr(g.st.rip)), &mut d)
+        .unwrap();
     assert_eq!(d[0], 0xf4);
 }
 
@@ -131,7 +133,14 @@ fn divide_errors() {
         a.mov(ecx, 2u32).unwrap();
         a.div(ecx).unwrap();
     });
-    assert_eq!(g.run().clone(), Exit::Exception { vector: 0, error_code: None, cr2: 0 });
+    assert_eq!(
+        g.run().clone(),
+        Exit::Exception {
+            vector: 0,
+            error_code: None,
+            cr2: 0
+        }
+    );
     let mut g = Guest::new();
     g.asm(0x40_0000, |a| {
         a.mov(rax, 0x8000_0000_0000_0000u64).unwrap();
@@ -139,7 +148,14 @@ fn divide_errors() {
         a.mov(rcx, -1i64).unwrap();
         a.idiv(rcx).unwrap();
     });
-    assert_eq!(g.run(), Exit::Exception { vector: 0, error_code: None, cr2: 0 });
+    assert_eq!(
+        g.run(),
+        Exit::Exception {
+            vector: 0,
+            error_code: None,
+            cr2: 0
+        }
+    );
     let mut g = Guest::new();
     g.asm(0x40_0000, |a| {
         a.mov(rax, 100u64).unwrap();
@@ -184,7 +200,11 @@ fn deadline_instructions_is_honoured() {
         a.jmp(l).unwrap();
     });
     assert_eq!(g.run_n(1000), Exit::Deadline);
-    assert!(g.st.gpr[0] >= 500 && g.st.gpr[0] <= 500 + 64, "{}", g.st.gpr[0]);
+    assert!(
+        g.st.gpr[0] >= 500 && g.st.gpr[0] <= 500 + 64,
+        "{}",
+        g.st.gpr[0]
+    );
     assert_eq!(g.run_n(0), Exit::Deadline);
     let before = g.st.gpr[0];
     assert_eq!(g.run_n(100), Exit::Deadline);

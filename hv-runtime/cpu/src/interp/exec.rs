@@ -440,7 +440,11 @@ pub(crate) fn exec_block(
     single: bool,
     fall: u64,
 ) -> (u64, BlockEnd) {
-    let n = if single { uops.len().min(1) } else { uops.len() };
+    let n = if single {
+        uops.len().min(1)
+    } else {
+        uops.len()
+    };
     let Some(run) = uops.get(..n) else {
         return (0, BlockEnd::Next(fall));
     };

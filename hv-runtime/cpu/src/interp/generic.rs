@@ -168,7 +168,11 @@ pub(crate) fn set_status(cpu: &mut Cpu<'_>, status: u64) {
 
 fn szp(v: u64, sz: u8) -> u64 {
     let v = v & mask(sz);
-    let mut f = if (v as u8).count_ones() % 2 == 0 { PF } else { 0 };
+    let mut f = if (v as u8).count_ones() % 2 == 0 {
+        PF
+    } else {
+        0
+    };
     if v == 0 {
         f |= ZF;
     }
@@ -369,7 +373,9 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                 1
             };
             let l = loc(cpu, ins, 0)?;
-            rmw(cpu, l, sz, false, |cpu, a| shift_op(cpu.c, kind, sz, a, cnt))?;
+            rmw(cpu, l, sz, false, |cpu, a| {
+                shift_op(cpu.c, kind, sz, a, cnt)
+            })?;
         }
         Mnemonic::Rcl | Mnemonic::Rcr => {
             let sz = op_size(ins, 0);
@@ -379,7 +385,9 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                 1
             };
             let l = loc(cpu, ins, 0)?;
-            rmw(cpu, l, sz, false, |cpu, a| rc_op(cpu, m == Mnemonic::Rcl, sz, a, cnt))?;
+            rmw(cpu, l, sz, false, |cpu, a| {
+                rc_op(cpu, m == Mnemonic::Rcl, sz, a, cnt)
+            })?;
         }
         Mnemonic::Shld | Mnemonic::Shrd => {
             let sz = op_size(ins, 0);
@@ -582,7 +590,11 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             let (l, bit, osz) = match l0 {
                 Loc::Mem(a, ss) if ins.op1_kind() == OpKind::Register => {
                     let so = sext(off, sz);
-                    (Loc::Mem(a.wrapping_add((so >> 3) as u64), ss), (so & 7) as u32, 1)
+                    (
+                        Loc::Mem(a.wrapping_add((so >> 3) as u64), ss),
+                        (so & 7) as u32,
+                        1,
+                    )
                 }
                 _ => (l0, (off % bits) as u32, sz),
             };
@@ -671,8 +683,10 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             };
             let psz = if ins.op0_register().is_segment_register() {
                 8
-            } else if matches!(ins.code(), Code::Push_imm16 | Code::Pushw_imm8 | Code::Push_r16 | Code::Push_rm16)
-            {
+            } else if matches!(
+                ins.code(),
+                Code::Push_imm16 | Code::Pushw_imm8 | Code::Push_r16 | Code::Push_rm16
+            ) {
                 2
             } else {
                 8
@@ -722,10 +736,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
         }
         Mnemonic::Sahf => {
             let ah = getr(cpu.st, 16, 1);
-            set_status(
-                cpu,
-                (ah & (SF | ZF | AF | PF | CF)) | (cpu.c.flags() & OF),
-            );
+            set_status(cpu, (ah & (SF | ZF | AF | PF | CF)) | (cpu.c.flags() & OF));
         }
         Mnemonic::Clc | Mnemonic::Stc | Mnemonic::Cmc => {
             let f = cpu.c.flags();
@@ -787,7 +798,10 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             let asz = if matches!(ins.op0_kind(), OpKind::NearBranch64)
                 && !matches!(
                     ins.code(),
-                    Code::Jecxz_rel8_64 | Code::Loop_rel8_64_ECX | Code::Loope_rel8_64_ECX | Code::Loopne_rel8_64_ECX
+                    Code::Jecxz_rel8_64
+                        | Code::Loop_rel8_64_ECX
+                        | Code::Loope_rel8_64_ECX
+                        | Code::Loopne_rel8_64_ECX
                 ) {
                 8
             } else {
@@ -809,11 +823,17 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             return Ok(Some(if take { t } else { next }));
         }
         Mnemonic::Jmp | Mnemonic::Call => {
-            if matches!(
-                ins.op0_kind(),
-                OpKind::FarBranch16 | OpKind::FarBranch32
-            ) || ins.memory_size().size() > 8
-                || matches!(ins.code(), Code::Jmp_m1616 | Code::Jmp_m1632 | Code::Jmp_m1664 | Code::Call_m1616 | Code::Call_m1632 | Code::Call_m1664)
+            if matches!(ins.op0_kind(), OpKind::FarBranch16 | OpKind::FarBranch32)
+                || ins.memory_size().size() > 8
+                || matches!(
+                    ins.code(),
+                    Code::Jmp_m1616
+                        | Code::Jmp_m1632
+                        | Code::Jmp_m1664
+                        | Code::Call_m1616
+                        | Code::Call_m1632
+                        | Code::Call_m1664
+                )
             {
                 // Far transfers: left to the hypervisor.
                 return gp0();
@@ -840,7 +860,11 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                 let t = cpu.rd(cpu.st.gpr[4], 2, true)?;
                 cpu.st.gpr[4] = cpu.st.gpr[4]
                     .wrapping_add(2)
-                    .wrapping_add(if ins.op_count() > 0 { ins.immediate(0) } else { 0 });
+                    .wrapping_add(if ins.op_count() > 0 {
+                        ins.immediate(0)
+                    } else {
+                        0
+                    });
                 return Ok(Some(t));
             }
             let t = cpu.rd(cpu.st.gpr[4], 8, true)?;
@@ -849,7 +873,11 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             }
             cpu.st.gpr[4] = cpu.st.gpr[4]
                 .wrapping_add(8)
-                .wrapping_add(if ins.op_count() > 0 { ins.immediate(0) } else { 0 });
+                .wrapping_add(if ins.op_count() > 0 {
+                    ins.immediate(0)
+                } else {
+                    0
+                });
             return Ok(Some(t));
         }
         Mnemonic::Movsb
@@ -870,15 +898,20 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
         | Mnemonic::Cmpsb
         | Mnemonic::Cmpsw
         | Mnemonic::Cmpsq => return string_op(cpu, ins, u),
-        Mnemonic::Movsd | Mnemonic::Cmpsd if ins.op_count() == 2
-            && matches!(ins.op0_kind(), OpKind::MemoryESRDI | OpKind::MemorySegRSI | OpKind::MemoryESEDI | OpKind::MemorySegESI) =>
+        Mnemonic::Movsd | Mnemonic::Cmpsd
+            if ins.op_count() == 2
+                && matches!(
+                    ins.op0_kind(),
+                    OpKind::MemoryESRDI
+                        | OpKind::MemorySegRSI
+                        | OpKind::MemoryESEDI
+                        | OpKind::MemorySegESI
+                ) =>
         {
             return string_op(cpu, ins, u);
         }
         Mnemonic::Cpuid => {
-            let r = cpu
-                .env
-                .cpuid(cpu.st.gpr[0] as u32, cpu.st.gpr[1] as u32);
+            let r = cpu.env.cpuid(cpu.st.gpr[0] as u32, cpu.st.gpr[1] as u32);
             for (i, reg) in [0usize, 3, 1, 2].into_iter().enumerate() {
                 cpu.st.gpr[reg] = u64::from(r[i]);
             }
@@ -1138,11 +1171,7 @@ fn rc_op(cpu: &mut Cpu<'_>, left: bool, sz: u8, a: u64, cnt: u64) -> Option<u64>
             cf = out;
         }
     }
-    let of = if left {
-        (v & sb != 0) != cf
-    } else {
-        pre_of
-    };
+    let of = if left { (v & sb != 0) != cf } else { pre_of };
     let nf = (f & !(CF | OF)) | if cf { CF } else { 0 } | if of { OF } else { 0 };
     cpu.c.set_flags(nf);
     Some(v)
@@ -1160,7 +1189,11 @@ fn shd_op(cpu: &mut Cpu<'_>, left: bool, sz: u8, a: u64, src: u64, cnt: u64) -> 
     // Intel's behaviour of shifting through the source again.
     let (r, cf) = if left {
         let cat = (u128::from(a) << bits) | u128::from(src);
-        let cat = if c > bits { cat | (u128::from(a) << (2 * bits)) } else { cat };
+        let cat = if c > bits {
+            cat | (u128::from(a) << (2 * bits))
+        } else {
+            cat
+        };
         let r = ((cat << c) >> bits) as u64 & m;
         let cf = if c <= bits {
             (a >> (bits - c)) & 1 != 0
@@ -1170,7 +1203,11 @@ fn shd_op(cpu: &mut Cpu<'_>, left: bool, sz: u8, a: u64, src: u64, cnt: u64) -> 
         (r, cf)
     } else {
         let cat = (u128::from(src) << bits) | u128::from(a);
-        let cat = if c > bits { cat | (u128::from(a) << (2 * bits)) } else { cat };
+        let cat = if c > bits {
+            cat | (u128::from(a) << (2 * bits))
+        } else {
+            cat
+        };
         let r = (cat >> c) as u64 & m;
         let cf = ((cat >> (c - 1)) & 1) != 0;
         (r, cf)
@@ -1195,7 +1232,11 @@ fn bmi(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), Stop> {
     let n = ins.op_count();
     let s1 = ld(cpu, loc(cpu, ins, 1)?, sz)?;
     let s2 = if n > 2 {
-        ld(cpu, loc(cpu, ins, 2)?, if m == Mnemonic::Rorx { 1 } else { sz })?
+        ld(
+            cpu,
+            loc(cpu, ins, 2)?,
+            if m == Mnemonic::Rorx { 1 } else { sz },
+        )?
     } else {
         0
     };
@@ -1226,7 +1267,11 @@ fn bmi(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), Stop> {
                 0
             } else {
                 let v = s1 >> start;
-                if len >= 64 { v } else { v & ((1u64 << len) - 1) }
+                if len >= 64 {
+                    v
+                } else {
+                    v & ((1u64 << len) - 1)
+                }
             } & msk;
             set_status(cpu, if r == 0 { ZF } else { 0 });
             r
@@ -1248,7 +1293,11 @@ fn bmi(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), Stop> {
         }
         Mnemonic::Bzhi => {
             let idx = s2 & 0xff;
-            let r = if idx >= bits { s1 } else { s1 & ((1u64 << idx) - 1) } & msk;
+            let r = if idx >= bits {
+                s1
+            } else {
+                s1 & ((1u64 << idx) - 1)
+            } & msk;
             set_status(cpu, flags_szc(r, idx > bits - 1));
             r
         }
@@ -1303,25 +1352,27 @@ fn bmi(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), Stop> {
 fn string_op(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Option<u64>, Stop> {
     let m = ins.mnemonic();
     let sz: u8 = match m {
-        Mnemonic::Movsb
-        | Mnemonic::Stosb
-        | Mnemonic::Lodsb
-        | Mnemonic::Scasb
-        | Mnemonic::Cmpsb => 1,
-        Mnemonic::Movsw
-        | Mnemonic::Stosw
-        | Mnemonic::Lodsw
-        | Mnemonic::Scasw
-        | Mnemonic::Cmpsw => 2,
-        Mnemonic::Movsd
-        | Mnemonic::Stosd
-        | Mnemonic::Lodsd
-        | Mnemonic::Scasd
-        | Mnemonic::Cmpsd => 4,
+        Mnemonic::Movsb | Mnemonic::Stosb | Mnemonic::Lodsb | Mnemonic::Scasb | Mnemonic::Cmpsb => {
+            1
+        }
+        Mnemonic::Movsw | Mnemonic::Stosw | Mnemonic::Lodsw | Mnemonic::Scasw | Mnemonic::Cmpsw => {
+            2
+        }
+        Mnemonic::Movsd | Mnemonic::Stosd | Mnemonic::Lodsd | Mnemonic::Scasd | Mnemonic::Cmpsd => {
+            4
+        }
         _ => 8,
     };
     for i in 0..ins.op_count() {
-        if matches!(ins.op_kind(i), OpKind::MemoryESEDI | OpKind::MemorySegESI | OpKind::MemorySegEDI | OpKind::MemorySegDI | OpKind::MemorySegSI | OpKind::MemoryESDI) {
+        if matches!(
+            ins.op_kind(i),
+            OpKind::MemoryESEDI
+                | OpKind::MemorySegESI
+                | OpKind::MemorySegEDI
+                | OpKind::MemorySegDI
+                | OpKind::MemorySegSI
+                | OpKind::MemoryESDI
+        ) {
             return Err(Stop::Fault(Fault::ud()));
         }
     }

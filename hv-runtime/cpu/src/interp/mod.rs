@@ -269,7 +269,6 @@ impl InterpVcpu {
     pub fn stats(&self) -> InterpStats {
         self.stats
     }
-
 }
 
 impl Cache {
@@ -300,13 +299,7 @@ impl Cache {
             self.clear();
         }
         let start = self.uops.len();
-        let out = translate::translate_block(
-            cpu,
-            rip,
-            frame,
-            &mut self.uops,
-            &mut self.insns,
-        )?;
+        let out = translate::translate_block(cpu, rip, frame, &mut self.uops, &mut self.insns)?;
         stats.translated_blocks += 1;
         let bi = self.blocks.len() as u32;
         self.blocks.push(Block {
@@ -321,11 +314,7 @@ impl Cache {
         });
         self.by_frame.entry(frame >> 12).or_default().push(bi);
         if out.page2 != u64::MAX {
-            self
-                .by_frame
-                .entry(out.frame2 >> 12)
-                .or_default()
-                .push(bi);
+            self.by_frame.entry(out.frame2 >> 12).or_default().push(bi);
         }
         self.map.insert(rip, bi);
         Ok(bi)

@@ -302,8 +302,17 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
     let imm = if n > 2 { ins.immediate(2) } else { 0 };
     let s_is_mem = n > 1 && ins.op1_kind() == OpKind::Memory;
     let r: u128 = match m {
-        M::Movaps | M::Movapd | M::Movdqa | M::Movups | M::Movupd | M::Movdqu | M::Lddqu
-        | M::Movntps | M::Movntpd | M::Movntdq | M::Movntdqa => s,
+        M::Movaps
+        | M::Movapd
+        | M::Movdqa
+        | M::Movups
+        | M::Movupd
+        | M::Movdqu
+        | M::Lddqu
+        | M::Movntps
+        | M::Movntpd
+        | M::Movntdq
+        | M::Movntdqa => s,
         M::Movq => {
             if dst_is_xmm {
                 u128::from(lo64(s))
@@ -325,7 +334,11 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             if !dst_is_xmm {
                 return wrx(cpu, ins, s & lm);
             }
-            if s_is_mem { s & lm } else { (d & !lm) | (s & lm) }
+            if s_is_mem {
+                s & lm
+            } else {
+                (d & !lm) | (s & lm)
+            }
         }
         M::Movhps | M::Movhpd => {
             if dst_is_xmm {
@@ -358,16 +371,22 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
         M::Psubd => l32(d, s, u32::wrapping_sub),
         M::Psubq => l64(d, s, u64::wrapping_sub),
         M::Paddsb => l8(d, s, |a, b| sat_i8(i32::from(a as i8) + i32::from(b as i8))),
-        M::Paddsw => l16(d, s, |a, b| sat_i16(i32::from(a as i16) + i32::from(b as i16))),
+        M::Paddsw => l16(d, s, |a, b| {
+            sat_i16(i32::from(a as i16) + i32::from(b as i16))
+        }),
         M::Psubsb => l8(d, s, |a, b| sat_i8(i32::from(a as i8) - i32::from(b as i8))),
-        M::Psubsw => l16(d, s, |a, b| sat_i16(i32::from(a as i16) - i32::from(b as i16))),
+        M::Psubsw => l16(d, s, |a, b| {
+            sat_i16(i32::from(a as i16) - i32::from(b as i16))
+        }),
         M::Paddusb => l8(d, s, |a, b| sat_u8(i32::from(a) + i32::from(b))),
         M::Paddusw => l16(d, s, |a, b| sat_u16(i32::from(a) + i32::from(b))),
         M::Psubusb => l8(d, s, |a, b| sat_u8(i32::from(a) - i32::from(b))),
         M::Psubusw => l16(d, s, |a, b| sat_u16(i32::from(a) - i32::from(b))),
         M::Pmullw => l16(d, s, u16::wrapping_mul),
         M::Pmulld => l32(d, s, u32::wrapping_mul),
-        M::Pmulhw => l16(d, s, |a, b| ((i32::from(a as i16) * i32::from(b as i16)) >> 16) as u16),
+        M::Pmulhw => l16(d, s, |a, b| {
+            ((i32::from(a as i16) * i32::from(b as i16)) >> 16) as u16
+        }),
         M::Pmulhuw => l16(d, s, |a, b| ((u32::from(a) * u32::from(b)) >> 16) as u16),
         M::Pmuludq => l64(d, s, |a, b| (a & 0xffff_ffff) * (b & 0xffff_ffff)),
         M::Pmuldq => l64(d, s, |a, b| {
@@ -494,7 +513,11 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             for (h, src) in [d, s].into_iter().enumerate() {
                 for i in 0..8 {
                     let v = i32::from((src >> (16 * i)) as u16 as i16);
-                    let b = if m == M::Packsswb { sat_i8(v) } else { sat_u8(v) };
+                    let b = if m == M::Packsswb {
+                        sat_i8(v)
+                    } else {
+                        sat_u8(v)
+                    };
                     r |= u128::from(b) << (8 * (8 * h + i));
                 }
             }
@@ -594,8 +617,18 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             set_status(cpu, f);
             return Ok(());
         }
-        M::Pmovzxbw | M::Pmovzxbd | M::Pmovzxbq | M::Pmovzxwd | M::Pmovzxwq | M::Pmovzxdq
-        | M::Pmovsxbw | M::Pmovsxbd | M::Pmovsxbq | M::Pmovsxwd | M::Pmovsxwq | M::Pmovsxdq => {
+        M::Pmovzxbw
+        | M::Pmovzxbd
+        | M::Pmovzxbq
+        | M::Pmovzxwd
+        | M::Pmovzxwq
+        | M::Pmovzxdq
+        | M::Pmovsxbw
+        | M::Pmovsxbd
+        | M::Pmovsxbq
+        | M::Pmovsxwd
+        | M::Pmovsxwq
+        | M::Pmovsxdq => {
             let (from, to) = match m {
                 M::Pmovzxbw | M::Pmovsxbw => (8, 16),
                 M::Pmovzxbd | M::Pmovsxbd => (8, 32),
@@ -621,18 +654,34 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             let v = fop64(m, f64_lane(d, 0), f64_lane(s, 0));
             (d & !u128::from(u64::MAX)) | u128::from(v.to_bits())
         }
-        M::Addss | M::Subss | M::Mulss | M::Divss | M::Minss | M::Maxss | M::Sqrtss
-        | M::Rcpss | M::Rsqrtss => {
+        M::Addss
+        | M::Subss
+        | M::Mulss
+        | M::Divss
+        | M::Minss
+        | M::Maxss
+        | M::Sqrtss
+        | M::Rcpss
+        | M::Rsqrtss => {
             let v = fop32(m, f32_lane(d, 0), f32_lane(s, 0));
             (d & !0xffff_ffffu128) | u128::from(v.to_bits())
         }
         M::Addpd | M::Subpd | M::Mulpd | M::Divpd | M::Minpd | M::Maxpd | M::Sqrtpd => {
-            l64(d, s, |a, b| fop64(m, f64::from_bits(a), f64::from_bits(b)).to_bits())
+            l64(d, s, |a, b| {
+                fop64(m, f64::from_bits(a), f64::from_bits(b)).to_bits()
+            })
         }
-        M::Addps | M::Subps | M::Mulps | M::Divps | M::Minps | M::Maxps | M::Sqrtps
-        | M::Rcpps | M::Rsqrtps => {
-            l32(d, s, |a, b| fop32(m, f32::from_bits(a), f32::from_bits(b)).to_bits())
-        }
+        M::Addps
+        | M::Subps
+        | M::Mulps
+        | M::Divps
+        | M::Minps
+        | M::Maxps
+        | M::Sqrtps
+        | M::Rcpps
+        | M::Rsqrtps => l32(d, s, |a, b| {
+            fop32(m, f32::from_bits(a), f32::from_bits(b)).to_bits()
+        }),
         M::Haddpd => {
             let a = f64_lane(d, 0) + f64_lane(d, 1);
             let b = f64_lane(s, 0) + f64_lane(s, 1);
@@ -657,7 +706,11 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
                     }
                 }),
                 _ => l32(d, s, |a, b| {
-                    if cmp_pred(p, f64::from(f32::from_bits(a)), f64::from(f32::from_bits(b))) {
+                    if cmp_pred(
+                        p,
+                        f64::from(f32::from_bits(a)),
+                        f64::from(f32::from_bits(b)),
+                    ) {
                         !0
                     } else {
                         0
@@ -739,7 +792,9 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
         M::Cvttps2dq | M::Cvtps2dq => {
             let t = m == M::Cvttps2dq;
             let mx = cpu.st.mxcsr;
-            l32(0, s, |_, b| f2i(f64::from(f32::from_bits(b)), 32, mx, t) as u32)
+            l32(0, s, |_, b| {
+                f2i(f64::from(f32::from_bits(b)), 32, mx, t) as u32
+            })
         }
         M::Cvttpd2dq | M::Cvtpd2dq => {
             let t = m == M::Cvttpd2dq;

@@ -7,8 +7,8 @@
 //! `iced_x86::Instruction`, which the generic executor interprets.
 
 use iced_x86::{
-    Code, ConditionCode, Decoder, DecoderError, DecoderOptions, FlowControl, Instruction,
-    Mnemonic, OpKind, Register,
+    Code, ConditionCode, Decoder, DecoderError, DecoderOptions, FlowControl, Instruction, Mnemonic,
+    OpKind, Register,
 };
 
 use super::mmu::Acc;
@@ -285,16 +285,26 @@ fn fast(ins: &Instruction) -> Option<Uop> {
     if ins.has_lock_prefix() || ins.has_rep_prefix() || ins.has_repne_prefix() {
         // `rep`/`repne` on non-string instructions are ignored by hardware,
         // but keep them generic for simplicity (e.g. `rep ret`, `bnd jmp`).
-        if !matches!(ins.mnemonic(), Mnemonic::Ret | Mnemonic::Jmp | Mnemonic::Call)
-            || ins.has_lock_prefix()
+        if !matches!(
+            ins.mnemonic(),
+            Mnemonic::Ret | Mnemonic::Jmp | Mnemonic::Call
+        ) || ins.has_lock_prefix()
         {
             return None;
         }
     }
     let m = ins.mnemonic();
     let n = ins.op_count();
-    let k0 = if n > 0 { ins.op0_kind() } else { OpKind::Register };
-    let k1 = if n > 1 { ins.op1_kind() } else { OpKind::Register };
+    let k0 = if n > 0 {
+        ins.op0_kind()
+    } else {
+        OpKind::Register
+    };
+    let k1 = if n > 1 {
+        ins.op1_kind()
+    } else {
+        OpKind::Register
+    };
     let r0 = gpr(ins.op0_register());
     let r1 = gpr(ins.op1_register());
     let mut u;
@@ -422,9 +432,7 @@ fn fast(ins: &Instruction) -> Option<Uop> {
             u.x = op;
             Some(u)
         }
-        Mnemonic::Inc | Mnemonic::Dec | Mnemonic::Not | Mnemonic::Neg
-            if k0 == OpKind::Register =>
-        {
+        Mnemonic::Inc | Mnemonic::Dec | Mnemonic::Not | Mnemonic::Neg if k0 == OpKind::Register => {
             let (d, sz) = r0?;
             u = Uop::new(
                 match m {
@@ -629,7 +637,10 @@ fn fast(ins: &Instruction) -> Option<Uop> {
             && k0 == OpKind::NearBranch64
             && !matches!(
                 m,
-                Mnemonic::Jrcxz | Mnemonic::Jecxz | Mnemonic::Loop | Mnemonic::Loope
+                Mnemonic::Jrcxz
+                    | Mnemonic::Jecxz
+                    | Mnemonic::Loop
+                    | Mnemonic::Loope
                     | Mnemonic::Loopne
             ) =>
         {

@@ -78,7 +78,9 @@ impl Guest {
             let e = self.mem.read_u64(MachineAddr(ea)).unwrap();
             if e & P == 0 {
                 let f = self.alloc();
-                self.mem.write_u64(MachineAddr(ea), (f << 12) | P | RW | US).unwrap();
+                self.mem
+                    .write_u64(MachineAddr(ea), (f << 12) | P | RW | US)
+                    .unwrap();
                 table = f << 12;
             } else {
                 table = e & 0x000f_ffff_ffff_f000;
@@ -89,7 +91,9 @@ impl Guest {
 
     pub fn map(&mut self, lin: u64, mfn: u64, flags: u64) {
         let pa = self.pte_addr(lin);
-        self.mem.write_u64(MachineAddr(pa), (mfn << 12) | flags).unwrap();
+        self.mem
+            .write_u64(MachineAddr(pa), (mfn << 12) | flags)
+            .unwrap();
         self.pages.insert(lin & !0xfff, mfn);
     }
 
@@ -124,7 +128,10 @@ impl Guest {
     pub fn peek_u64(&self, lin: u64) -> u64 {
         let mut b = [0u8; 8];
         for (i, x) in b.iter_mut().enumerate() {
-            *x = self.mem.read_u8(MachineAddr(self.maddr(lin + i as u64))).unwrap();
+            *x = self
+                .mem
+                .read_u8(MachineAddr(self.maddr(lin + i as u64)))
+                .unwrap();
         }
         u64::from_le_bytes(b)
     }
@@ -139,11 +146,17 @@ impl Guest {
     }
 
     pub fn run(&mut self) -> Exit {
-        self.cpu.run(&mut self.st, &self.mem, &Env, Deadline::Instructions(1_000_000))
+        self.cpu.run(
+            &mut self.st,
+            &self.mem,
+            &Env,
+            Deadline::Instructions(1_000_000),
+        )
     }
 
     pub fn run_n(&mut self, n: u64) -> Exit {
-        self.cpu.run(&mut self.st, &self.mem, &Env, Deadline::Instructions(n))
+        self.cpu
+            .run(&mut self.st, &self.mem, &Env, Deadline::Instructions(n))
     }
 }
 

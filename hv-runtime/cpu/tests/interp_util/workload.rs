@@ -147,7 +147,9 @@ impl HostImage {
             }
         }
         let pa = table + ((lin >> 12) & 511) * 8;
-        self.mem.write_u64(MachineAddr(pa), (mfn << 12) | flags).unwrap();
+        self.mem
+            .write_u64(MachineAddr(pa), (mfn << 12) | flags)
+            .unwrap();
     }
 
     /// Map the executable's file-backed segments (from `/proc/self/maps`,
@@ -202,7 +204,13 @@ impl HostImage {
     }
 
     /// Call `f(a0, a1)` in the guest: returns `(rax, instructions retired)`.
-    pub fn call(&self, vcpu: &mut InterpVcpu, f: extern "C" fn(u64, u64) -> u64, a0: u64, a1: u64) -> (u64, u64) {
+    pub fn call(
+        &self,
+        vcpu: &mut InterpVcpu,
+        f: extern "C" fn(u64, u64) -> u64,
+        a0: u64,
+        a1: u64,
+    ) -> (u64, u64) {
         let mut st = CpuState {
             cr3: self.cr3,
             ..CpuState::default()
@@ -211,9 +219,7 @@ impl HostImage {
         st.gpr[7] = a0;
         st.gpr[6] = a1;
         st.gpr[4] = STACK_TOP - 8;
-        self.mem
-            .write_u64(MachineAddr(0), 0)
-            .unwrap();
+        self.mem.write_u64(MachineAddr(0), 0).unwrap();
         // Push the return address through the guest mapping: the stack's
         // top page is the first stack frame allocated; write via a walk.
         let sp = STACK_TOP - 8;
