@@ -43,23 +43,38 @@ fn main() {
     let image_dir = out_dir.join("guests");
 
     println!("cargo:rerun-if-changed={}", guests.display());
-    println!("cargo:rerun-if-changed={}", manifest_dir.join("../guest-abi").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("../guest-abi").display()
+    );
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&guests)
-        .args(["build", "--release", "--workspace", "--target", "x86_64-unknown-linux-gnu"])
+        .args([
+            "build",
+            "--release",
+            "--workspace",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     for var in SCRUB {
         cmd.env_remove(var);
     }
     for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("CARGO_CFG_") || k.starts_with("CARGO_FEATURE_") || k.starts_with("CARGO_PROFILE_")) {
+        if key.to_str().is_some_and(|k| {
+            k.starts_with("CARGO_CFG_")
+                || k.starts_with("CARGO_FEATURE_")
+                || k.starts_with("CARGO_PROFILE_")
+        }) {
             cmd.env_remove(key);
         }
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build the example guests: {e}"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the example guests: {e}"));
     assert!(
         status.success(),
         "building the example guests in {} failed (see the errors above); \
@@ -73,7 +88,8 @@ fn main() {
     for name in guest_names(&guests) {
         let src = built.join(&name);
         let dst = image_dir.join(&name);
-        std::fs::copy(&src, &dst).unwrap_or_else(|e| panic!("copy guest image {}: {e}", src.display()));
+        std::fs::copy(&src, &dst)
+            .unwrap_or_else(|e| panic!("copy guest image {}: {e}", src.display()));
         names.push(name);
     }
     names.sort();

@@ -12,10 +12,13 @@ fn xen_notes(data: &[u8]) -> Vec<(u32, Vec<u8>)> {
         if ph.p_type(endian) != elf::PT_NOTE {
             continue;
         }
-        let mut it = ph.notes(endian, data).expect("note segment").expect("is PT_NOTE");
+        let mut it = ph
+            .notes(endian, data)
+            .expect("note segment")
+            .expect("is PT_NOTE");
         while let Some(note) = it.next().expect("well-formed note") {
             if note.name() == b"Xen" {
-                notes.push((note.n_type(endian), note.desc().to_vec()));
+                notes.push((note.n_type(endian).0, note.desc().to_vec()));
             }
         }
     }
@@ -23,14 +26,22 @@ fn xen_notes(data: &[u8]) -> Vec<(u32, Vec<u8>)> {
 }
 
 fn num(notes: &[(u32, Vec<u8>)], ty: u32) -> u64 {
-    let desc = &notes.iter().find(|(t, _)| *t == ty).unwrap_or_else(|| panic!("note {ty} present")).1;
+    let desc = &notes
+        .iter()
+        .find(|(t, _)| *t == ty)
+        .unwrap_or_else(|| panic!("note {ty} present"))
+        .1;
     let mut b = [0u8; 8];
     b[..desc.len()].copy_from_slice(desc);
     u64::from_le_bytes(b)
 }
 
 fn string(notes: &[(u32, Vec<u8>)], ty: u32) -> String {
-    let desc = &notes.iter().find(|(t, _)| *t == ty).unwrap_or_else(|| panic!("note {ty} present")).1;
+    let desc = &notes
+        .iter()
+        .find(|(t, _)| *t == ty)
+        .unwrap_or_else(|| panic!("note {ty} present"))
+        .1;
     String::from_utf8(desc.split(|&b| b == 0).next().unwrap_or_default().to_vec()).expect("utf-8")
 }
 
@@ -41,7 +52,11 @@ fn every_example_guest_carries_the_xen_pv64_notes() {
         let path = pvsdk_examples::guest_image(name).expect("listed guest has an image");
         let data = std::fs::read(&path).expect("read guest image");
         let file = ElfFile64::<Endianness>::parse(&*data).expect("ELF64");
-        assert_eq!(file.elf_header().e_machine.get(file.endian()), elf::EM_X86_64, "{name}");
+        assert_eq!(
+            file.elf_header().e_machine.get(file.endian()),
+            elf::EM_X86_64,
+            "{name}"
+        );
         let notes = xen_notes(&data);
         // XEN_ELFNOTE_{GUEST_OS, XEN_VERSION, LOADER}
         assert_eq!(string(&notes, 6), "pvsdk", "{name}");
@@ -51,29 +66,50 @@ fn every_example_guest_carries_the_xen_pv64_notes() {
         let entry = num(&notes, 1);
         let hypercall_page = num(&notes, 2);
         let virt_base = num(&notes, 3);
-        assert_eq!(num(&notes, 4), virt_base, "{name}: p_paddr == p_vaddr images need PADDR_OFFSET == VIRT_BASE");
-        assert_eq!(entry, file.elf_header().e_entry.get(file.endian()), "{name}");
-        assert_eq!(hypercall_page % 4096, 0, "{name}: hypercall page is page aligned");
+        assert_eq!(
+            num(&notes, 4),
+            virt_base,
+            "{name}: p_paddr == p_vaddr images need PADDR_OFFSET == VIRT_BASE"
+        );
+        assert_eq!(
+            entry,
+            file.elf_header().e_entry.get(file.endian()),
+            "{name}"
+        );
+        assert_eq!(
+            hypercall_page % 4096,
+            0,
+            "{name}: hypercall page is page aligned"
+        );
         // Every loadable segment lies at or above VIRT_BASE, and the entry
         // point and hypercall page are inside executable segments.
         let endian = file.endian();
-        let mut in_text = |va: u64| {
+        let in_text = |va: u64| {
             file.elf_program_headers().iter().any(|ph| {
                 ph.p_type(endian) == elf::PT_LOAD
-                    && ph.p_flags(endian) & elf::PF_X != 0
+                    && ph.p_flags(endian).0 & elf::PF_X.0 != 0
                     && (ph.p_vaddr(endian)..ph.p_vaddr(endian) + ph.p_memsz(endian)).contains(&va)
             })
         };
         assert!(in_text(entry), "{name}: entry in text");
-        assert!(in_text(hypercall_page + 4095), "{name}: whole hypercall page in text");
+        assert!(
+            in_text(hypercall_page + 4095),
+            "{name}: whole hypercall page in text"
+        );
         for ph in file.elf_program_headers() {
             if ph.p_type(endian) == elf::PT_LOAD {
-                assert!(ph.p_vaddr(endian) >= virt_base, "{name}: segment below VIRT_BASE");
+                assert!(
+                    ph.p_vaddr(endian) >= virt_base,
+                    "{name}: segment below VIRT_BASE"
+                );
                 assert_eq!(ph.p_vaddr(endian), ph.p_paddr(endian), "{name}");
             }
         }
         assert!(
-            !file.elf_program_headers().iter().any(|ph| ph.p_type(endian) == elf::PT_INTERP),
+            !file
+                .elf_program_headers()
+                .iter()
+                .any(|ph| ph.p_type(endian) == elf::PT_INTERP),
             "{name}: freestanding, no interpreter"
         );
     }

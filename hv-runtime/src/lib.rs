@@ -3,16 +3,27 @@
 //! A user-space hypervisor for Xen x86-64 PV guests: Xen's PV ABI and its
 //! rules, moved into one process.
 //!
-//! * [`machine`] — the frame table (`PageInfo` per machine frame).
+//! * [`machine`] — the frame table (`PageInfo` per machine frame) and M2P.
 //! * [`mm`] — page types and validated page-table updates (Xen's rules).
+//! * [`domain`] — kernel image parsing and the PV64 domain builder.
+//! * [`evtchn`] — 2-level event channels.
+//! * [`vcpu`] — the PV vCPU: kernel/user mode, trap bounce, `iret`.
+//! * [`hypercall`], [`emulate`], [`memory`] — the exit handler, hypercall
+//!   table and what Xen emulates for PV kernels.
+//! * [`hv`] — the hypervisor object and its run loop.
 //!
 //! Machine memory itself and the execution backends live in `hv-cpu`.
 #![deny(unsafe_code)]
 
+pub mod cpuid;
 pub mod domain;
+pub mod emulate;
 pub mod evtchn;
 pub mod guestmem;
+pub mod hv;
+pub mod hypercall;
 pub mod machine;
+pub mod memory;
 pub mod mm;
 pub mod vcpu;
 

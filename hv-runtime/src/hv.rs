@@ -1,0 +1,698 @@
+//! The hypervisor: machine memory, the frame table, event channels and the
+//! domains, and the loop that runs their vCPUs.
+//!
+//! Scheduling (for now): one host thread runs every vCPU round-robin for a
+//! slice of guest instructions (`Deadline::Instructions`), which makes runs
+//! deterministic apart from wall-clock timers. Blocked vCPUs wait for an
+//! event; when nothing can run, the loop sleeps until the next timer.
+//!
+//! Clocks (Note [Clocks]): *system time* — what pvclock, `set_timer_op`,
+//! VCPUOP timers and `SCHEDOP_poll` timeouts use — is host monotonic time
+//! since `hv` started, as Xen's is time since boot; the guest TSC runs at
+//! [`TSC_HZ`] on the same clock. Each vCPU also keeps *virtual time*: the
+//! nanoseconds it actually spent running guest code, which advances only
+//! while it runs (reported as `RUNSTATE_running` time by
+//! `VCPUOP_get_runstate_info`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use guest_abi::abi::console::{XENCONS_OUT_SIZE, XenconsInterface};
+use guest_abi::abi::evtchn::VIRQ_TIMER;
+use hv_cpu::mem::{MachineAddr, MachineMemory, MemError, Mfn};
+use hv_cpu::{CpuEnv, CpuState, Deadline, Exit, VcpuBackend};
+
+use crate::domain::builder::{self, BuildConfig, BuildError};
+use crate::domain::image::GuestImage;
+use crate::evtchn::{DomainEvtchn, EvtchnSystem, Kick, Kicks};
+use crate::machine::{AllocError, DomId, FrameTable, M2p};
+use crate::vcpu::PvVcpu;
+
+/// Guest TSC frequency: 2 GHz, so `tsc = 2 × system_time_ns`.
+pub const TSC_HZ: u64 = 2_000_000_000;
+/// Guest instructions per scheduling slice.
+pub const SLICE_INSTRUCTIONS: u64 = 200_000;
+/// PV vCPUs start with a 10 ms periodic timer (Xen's default).
+pub const DEFAULT_PERIOD_NS: u64 = 10_000_000;
+
+/// The two clocks (Note [Clocks]).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+    wall_at_start: Duration,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self {
+            start: Instant::now(),
+            wall_at_start: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl Clock {
+    /// System time: nanoseconds since `hv` started.
+    #[must_use]
+    pub fn now_ns(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Guest TSC now.
+    #[must_use]
+    pub fn tsc(&self) -> u64 {
+        self.now_ns().wrapping_mul(TSC_HZ / 1_000_000_000)
+    }
+}
+
+impl CpuEnv for Clock {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        crate::cpuid::guest_cpuid(leaf, subleaf)
+    }
+
+    fn rdtsc(&self) -> u64 {
+        self.tsc()
+    }
+}
+
+/// Why `hv` cannot create a domain.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// Building the domain failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Machine memory could not be set up.
+    #[error(transparent)]
+    Alloc(#[from] AllocError),
+    /// Machine memory access failed.
+    #[error(transparent)]
+    Mem(#[from] MemError),
+    /// Too many or too few vCPUs.
+    #[error("a domain has 1 to 32 vCPUs, not {0}")]
+    Vcpus(u32),
+}
+
+/// What a domain looks like to `hv run`.
+#[derive(Clone, Debug)]
+pub struct DomainConfig {
+    /// Name (for console prefixes and xenstore).
+    pub name: String,
+    /// Memory in bytes.
+    pub memory: u64,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Kernel command line.
+    pub cmdline: String,
+}
+
+/// A vCPU's scheduling state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// Ready to run.
+    Runnable,
+    /// In `SCHEDOP_block`: waits for a deliverable event.
+    Blocked,
+    /// In `SCHEDOP_poll`: waits for one of its ports or the deadline.
+    Polling {
+        /// Absolute system time at which the poll times out, if any.
+        deadline: Option<u64>,
+    },
+    /// Not brought up (or brought down).
+    Down,
+}
+
+/// A vCPU: registers, PV state, backend and timers.
+pub struct Vcpu {
+    /// vCPU id.
+    pub id: u32,
+    /// Registers.
+    pub cpu: CpuState,
+    /// PV state.
+    pub pv: PvVcpu,
+    /// Execution backend.
+    pub backend: Box<dyn VcpuBackend + Send>,
+    /// Scheduling state.
+    pub state: RunState,
+    /// Single-shot timer deadline (system time).
+    pub singleshot: Option<u64>,
+    /// Periodic timer: (period, next deadline).
+    pub periodic: Option<(u64, u64)>,
+    /// Virtual time: ns spent running guest code.
+    pub running_ns: u64,
+    /// Guest instructions retired (as counted by slices).
+    pub slices: u64,
+}
+
+impl std::fmt::Debug for Vcpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vcpu")
+            .field("id", &self.id)
+            .field("state", &self.state)
+            .field("rip", &self.cpu.rip)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The PV console backend's view of one domain's ring.
+#[derive(Debug)]
+pub struct ConsoleBackend {
+    /// Ring frame.
+    pub ring: Mfn,
+    /// The domain's console port.
+    pub port: u32,
+    /// Output held until a newline (so domains' lines do not interleave).
+    pub line: Vec<u8>,
+    /// The ring misbehaved; it is no longer serviced.
+    pub broken: bool,
+}
+
+/// A domain.
+#[derive(Debug)]
+pub struct Domain {
+    /// Domain id (1 upward).
+    pub id: DomId,
+    /// Name.
+    pub name: String,
+    /// vCPUs.
+    pub vcpus: Vec<Vcpu>,
+    /// `shared_info` frame.
+    pub shared_info: Mfn,
+    /// PFN → MFN as built.
+    pub p2m: Vec<Mfn>,
+    /// Shutdown reason once the domain has shut down.
+    pub shutdown: Option<u32>,
+    /// Reason recorded by `SCHEDOP_shutdown_code`.
+    pub shutdown_code: Option<u32>,
+    /// Why the domain was crashed by the hypervisor, if it was.
+    pub crash_reason: Option<String>,
+    /// Console backend.
+    pub console: ConsoleBackend,
+    /// xenstore ring frame and port.
+    pub store: (Mfn, u32),
+    /// Pages the domain holds and may hold.
+    pub tot_pages: u64,
+    /// Upper bound on `tot_pages`.
+    pub max_pages: u64,
+    /// `vm_assist` bitmap.
+    pub vm_assist: u64,
+    /// `console_io` output held until a newline.
+    pub conio_line: Vec<u8>,
+}
+
+/// The hypervisor.
+pub struct Hypervisor {
+    /// Machine memory.
+    pub mem: MachineMemory,
+    /// Frame table.
+    pub ft: FrameTable,
+    /// Read-only M2P.
+    pub m2p: M2p,
+    /// Event channels.
+    pub evtchn: EvtchnSystem,
+    /// Domains by id.
+    pub domains: BTreeMap<DomId, Domain>,
+    /// Clocks.
+    pub clock: Clock,
+    /// Where guest consoles go.
+    pub out: Box<dyn Write + Send>,
+    /// Prefix console lines with the domain name.
+    pub prefix_console: bool,
+    next_domid: DomId,
+    /// Factory for execution backends.
+    pub new_backend: fn() -> Box<dyn VcpuBackend + Send>,
+}
+
+impl std::fmt::Debug for Hypervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hypervisor")
+            .field("domains", &self.domains)
+            .finish_non_exhaustive()
+    }
+}
+
+fn interp_backend() -> Box<dyn VcpuBackend + Send> {
+    Box::new(hv_cpu::interp::InterpVcpu::new())
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Per domain: id, name, shutdown reason.
+    pub domains: Vec<(DomId, String, u32)>,
+}
+
+impl RunOutcome {
+    /// `hv run`'s exit status: the first non-zero shutdown reason, else 0.
+    #[must_use]
+    pub fn exit_status(&self) -> u32 {
+        self.domains
+            .iter()
+            .map(|d| d.2)
+            .find(|&r| r != 0)
+            .unwrap_or(0)
+    }
+}
+
+impl Hypervisor {
+    /// A hypervisor with `frames` machine frames, writing consoles to `out`.
+    ///
+    /// # Errors
+    /// The host refused the memory.
+    pub fn new(frames: u64, out: Box<dyn Write + Send>) -> Result<Self, CreateError> {
+        let mem = MachineMemory::new(frames)?;
+        let mut ft = FrameTable::new(frames);
+        let m2p = M2p::new(&mem, &mut ft)?;
+        Ok(Self {
+            mem,
+            ft,
+            m2p,
+            evtchn: EvtchnSystem::default(),
+            domains: BTreeMap::new(),
+            clock: Clock::default(),
+            out,
+            prefix_console: false,
+            next_domid: 1,
+            new_backend: interp_backend,
+        })
+    }
+
+    /// Machine frames needed for domains with these memory sizes.
+    #[must_use]
+    pub fn frames_for(memories: &[u64]) -> u64 {
+        let pages: u64 = memories.iter().map(|m| m.div_ceil(4096) + 16).sum();
+        // M2P and its tables, plus headroom for page tables and grants.
+        pages + pages / 256 + 1024
+    }
+
+    /// Build and register a domain from a kernel image.
+    ///
+    /// # Errors
+    /// See [`CreateError`].
+    pub fn create_domain(
+        &mut self,
+        image: &GuestImage,
+        cfg: &DomainConfig,
+    ) -> Result<DomId, CreateError> {
+        if cfg.vcpus == 0 || cfg.vcpus > 32 {
+            return Err(CreateError::Vcpus(cfg.vcpus));
+        }
+        let id = self.next_domid;
+        let nr_pages = cfg.memory.div_ceil(4096);
+        // Ports 1 (console) and 2 (xenstore), waiting for the backends in
+        // dom0 (this hypervisor).
+        let built = builder::build(
+            &self.mem,
+            &mut self.ft,
+            &self.m2p,
+            image,
+            &BuildConfig {
+                domid: id,
+                nr_pages,
+                cmdline: cfg.cmdline.clone(),
+                console_evtchn: 1,
+                store_evtchn: 2,
+            },
+        )?;
+        self.next_domid += 1;
+        let mut ev = DomainEvtchn::new(built.shared_info, cfg.vcpus);
+        let _ = &mut ev;
+        self.evtchn.add_domain(id, ev);
+        let console_port = self.evtchn.alloc_unbound(id, id, 0).unwrap_or(1);
+        let store_port = self.evtchn.alloc_unbound(id, id, 0).unwrap_or(2);
+        let now = self.clock.now_ns();
+        let mut vcpus = Vec::new();
+        for v in 0..cfg.vcpus {
+            let vcpu_info = MachineAddr(built.shared_info.addr().0 + u64::from(v) * 64);
+            let cpu = if v == 0 {
+                built.vcpu0.clone()
+            } else {
+                CpuState::default()
+            };
+            vcpus.push(Vcpu {
+                id: v,
+                pv: PvVcpu::new(built.l4, vcpu_info, cpu.gpr[hv_cpu::state::reg::RSP]),
+                cpu,
+                backend: (self.new_backend)(),
+                state: if v == 0 {
+                    RunState::Runnable
+                } else {
+                    RunState::Down
+                },
+                singleshot: None,
+                periodic: Some((DEFAULT_PERIOD_NS, now + DEFAULT_PERIOD_NS)),
+                running_ns: 0,
+                slices: 0,
+            });
+        }
+        let dom = Domain {
+            id,
+            name: cfg.name.clone(),
+            vcpus,
+            shared_info: built.shared_info,
+            p2m: built.p2m,
+            shutdown: None,
+            shutdown_code: None,
+            crash_reason: None,
+            console: ConsoleBackend {
+                ring: built.console,
+                port: console_port,
+                line: Vec::new(),
+                broken: false,
+            },
+            store: (built.store, store_port),
+            tot_pages: nr_pages,
+            max_pages: nr_pages,
+            vm_assist: 0,
+            conio_line: Vec::new(),
+        };
+        self.write_time(&dom);
+        // The console backend services the ring from now on.
+        let conn = core::mem::offset_of!(XenconsInterface, connection) as u64;
+        self.mem
+            .write_u8(MachineAddr(dom.console.ring.addr().0 + conn), 0)?;
+        self.domains.insert(id, dom);
+        Ok(id)
+    }
+
+    /// Publish pvclock parameters and the wallclock for a domain.
+    fn write_time(&self, dom: &Domain) {
+        // tsc = 2 × ns: ns = (tsc × 2^31) >> 32, shift 0.
+        let si = dom.shared_info.addr().0;
+        for v in 0..dom.vcpus.len() as u64 {
+            let t = si + v * 64 + 32;
+            let _ = self.mem.write_u32(MachineAddr(t), 1);
+            let _ = self.mem.write_u64(MachineAddr(t + 8), 0);
+            let _ = self.mem.write_u64(MachineAddr(t + 16), 0);
+            let _ = self.mem.write_u32(MachineAddr(t + 24), 0x8000_0000);
+            let _ = self.mem.write_u8(MachineAddr(t + 28), 0);
+            let _ = self.mem.write_u8(MachineAddr(t + 29), 1); // TSC_STABLE
+            let _ = self.mem.write_u32(MachineAddr(t), 2);
+        }
+        let wc = self.clock.wall_at_start;
+        let _ = self.mem.write_u32(MachineAddr(si + 3072), 1);
+        let secs = wc.as_secs();
+        let _ = self.mem.write_u32(
+            MachineAddr(si + 3076),
+            u32::try_from(secs & 0xffff_ffff).unwrap_or(0),
+        );
+        let _ = self
+            .mem
+            .write_u32(MachineAddr(si + 3080), wc.subsec_nanos());
+        let _ = self.mem.write_u32(
+            MachineAddr(si + 3084),
+            u32::try_from(secs >> 32).unwrap_or(0),
+        );
+        let _ = self.mem.write_u32(MachineAddr(si + 3072), 2);
+    }
+
+    /// Crash a domain on the hypervisor's initiative.
+    pub fn crash(&mut self, dom: DomId, why: String) {
+        if let Some(d) = self.domains.get_mut(&dom)
+            && d.shutdown.is_none()
+        {
+            tracing::warn!(dom, %why, "crashing domain");
+            let _ = writeln!(self.out, "(hv) domain {} ({}) crashed: {why}", dom, d.name);
+            d.crash_reason = Some(why);
+            d.shutdown = Some(guest_abi::abi::sched::SHUTDOWN_CRASH);
+        }
+    }
+
+    /// Wake the vCPUs named by `kicks`.
+    pub fn apply_kicks(&mut self, kicks: Kicks) {
+        for Kick { dom, vcpu } in kicks.iter() {
+            if let Some(v) = self
+                .domains
+                .get_mut(&dom)
+                .and_then(|d| d.vcpus.get_mut(vcpu as usize))
+                && matches!(v.state, RunState::Blocked | RunState::Polling { .. })
+            {
+                v.state = RunState::Runnable;
+            }
+        }
+    }
+
+    /// Run every domain until all have shut down.
+    pub fn run(&mut self) -> RunOutcome {
+        loop {
+            if self.domains.values().all(|d| d.shutdown.is_some()) {
+                break;
+            }
+            self.fire_timers();
+            self.service_consoles();
+            let mut ran = false;
+            let ids: Vec<DomId> = self.domains.keys().copied().collect();
+            for dom in ids {
+                let n = self.domains.get(&dom).map_or(0, |d| d.vcpus.len());
+                for v in 0..n {
+                    if self.run_vcpu(dom, v) {
+                        ran = true;
+                    }
+                }
+            }
+            self.service_consoles();
+            if !ran {
+                self.idle();
+            }
+        }
+        self.service_consoles();
+        self.flush_console_lines();
+        RunOutcome {
+            domains: self
+                .domains
+                .values()
+                .map(|d| (d.id, d.name.clone(), d.shutdown.unwrap_or(0)))
+                .collect(),
+        }
+    }
+
+    /// Nothing is runnable: sleep until the next timer (or a short while).
+    fn idle(&mut self) {
+        let now = self.clock.now_ns();
+        let next = self
+            .domains
+            .values()
+            .filter(|d| d.shutdown.is_none())
+            .flat_map(|d| d.vcpus.iter())
+            .filter(|v| v.state != RunState::Down)
+            .flat_map(|v| {
+                let poll = match v.state {
+                    RunState::Polling { deadline } => deadline,
+                    _ => None,
+                };
+                [v.singleshot, v.periodic.map(|p| p.1), poll]
+            })
+            .flatten()
+            .min();
+        let wait = next
+            .map_or(1_000_000, |t| t.saturating_sub(now))
+            .min(10_000_000);
+        if wait > 0 {
+            std::thread::sleep(Duration::from_nanos(wait));
+        }
+    }
+
+    /// Raise VIRQ_TIMER for expired timers and time out polls.
+    fn fire_timers(&mut self) {
+        let now = self.clock.now_ns();
+        let mut raise = Vec::new();
+        for d in self.domains.values_mut().filter(|d| d.shutdown.is_none()) {
+            for v in &mut d.vcpus {
+                if v.state == RunState::Down {
+                    continue;
+                }
+                let mut fire = false;
+                if v.singleshot.is_some_and(|t| t <= now) {
+                    v.singleshot = None;
+                    fire = true;
+                }
+                if let Some((period, next)) = v.periodic
+                    && next <= now
+                {
+                    // Skip missed periods rather than firing a burst.
+                    let behind = (now - next) / period + 1;
+                    v.periodic = Some((period, next + behind * period));
+                    fire = true;
+                }
+                if let RunState::Polling { deadline: Some(t) } = v.state
+                    && t <= now
+                {
+                    v.state = RunState::Runnable;
+                    self.evtchn.stop_poll(d.id, v.id);
+                }
+                if fire {
+                    raise.push((d.id, v.id));
+                }
+            }
+        }
+        for (dom, vcpu) in raise {
+            let k = self.evtchn.raise_virq(&self.mem, dom, vcpu, VIRQ_TIMER);
+            self.apply_kicks(k);
+        }
+    }
+
+    /// Run one vCPU for a slice. Returns whether it ran.
+    fn run_vcpu(&mut self, dom: DomId, v: usize) -> bool {
+        let Some(d) = self.domains.get_mut(&dom) else {
+            return false;
+        };
+        if d.shutdown.is_some() {
+            return false;
+        }
+        let Some(vc) = d.vcpus.get_mut(v) else {
+            return false;
+        };
+        if vc.state == RunState::Blocked && vc.pv.upcall_deliverable(&self.mem) {
+            vc.state = RunState::Runnable;
+        }
+        if vc.state != RunState::Runnable {
+            return false;
+        }
+        let mut budget = SLICE_INSTRUCTIONS;
+        while budget > 0 {
+            // Deliver a pending event before resuming guest code.
+            let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else {
+                return true;
+            };
+            if vc.pv.upcall_deliverable(&self.mem) {
+                let r = crate::vcpu::bounce(
+                    &mut vc.cpu,
+                    &mut vc.pv,
+                    &self.mem,
+                    &self.ft,
+                    crate::vcpu::Bounce::Event,
+                );
+                if let Err(e) = r {
+                    self.crash(dom, format!("cannot deliver event upcall: {e}"));
+                    return true;
+                }
+            }
+            let start = Instant::now();
+            let exit = vc.backend.run(
+                &mut vc.cpu,
+                &self.mem,
+                &self.clock,
+                Deadline::Instructions(budget),
+            );
+            vc.running_ns += u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
+            vc.slices += 1;
+            // Exits other than Deadline cost a notional 1000 instructions of
+            // budget so a guest that only makes hypercalls still yields.
+            budget = budget.saturating_sub(if exit == Exit::Deadline { budget } else { 1000 });
+            match crate::hypercall::handle_exit(self, dom, v, exit) {
+                crate::hypercall::Next::Continue => {}
+                crate::hypercall::Next::Stop => break,
+            }
+            let still = self.domains.get(&dom).is_some_and(|d| {
+                d.shutdown.is_none()
+                    && d.vcpus
+                        .get(v)
+                        .is_some_and(|x| x.state == RunState::Runnable)
+            });
+            if !still {
+                break;
+            }
+        }
+        true
+    }
+
+    /// Drain every domain's console ring to the output.
+    pub fn service_consoles(&mut self) {
+        let ids: Vec<DomId> = self.domains.keys().copied().collect();
+        for id in ids {
+            let mut notify = None;
+            if let Some(d) = self.domains.get_mut(&id) {
+                if d.console.broken {
+                    continue;
+                }
+                match drain_console(&self.mem, d.console.ring) {
+                    Ok(bytes) if !bytes.is_empty() => {
+                        d.console.line.extend_from_slice(&bytes);
+                        notify = Some(d.console.port);
+                    }
+                    Ok(_) => {}
+                    Err(()) => {
+                        d.console.broken = true;
+                        tracing::warn!(
+                            dom = id,
+                            "console ring indices are corrupt; no longer serviced"
+                        );
+                    }
+                }
+            }
+            if let Some(port) = notify {
+                let k = self.evtchn.raise(&self.mem, id, port);
+                self.apply_kicks(k);
+            }
+            self.emit_lines(id);
+        }
+    }
+
+    fn emit_lines(&mut self, id: DomId) {
+        let Some(d) = self.domains.get_mut(&id) else {
+            return;
+        };
+        for buf in [&mut d.console.line, &mut d.conio_line] {
+            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                if self.prefix_console {
+                    let _ = write!(self.out, "[{}] ", d.name);
+                }
+                let _ = self.out.write_all(&sanitize(&line));
+            }
+            // Bound what a guest can make us hold.
+            if buf.len() > 64 * 1024 {
+                let line: Vec<u8> = std::mem::take(buf);
+                let _ = self.out.write_all(&sanitize(&line));
+            }
+        }
+        let _ = self.out.flush();
+    }
+
+    fn flush_console_lines(&mut self) {
+        for d in self.domains.values_mut() {
+            for buf in [&mut d.console.line, &mut d.conio_line] {
+                if !buf.is_empty() {
+                    let mut line = std::mem::take(buf);
+                    line.push(b'\n');
+                    let _ = self.out.write_all(&sanitize(&line));
+                }
+            }
+        }
+        let _ = self.out.flush();
+    }
+}
+
+/// Keep printable ASCII, newlines and tabs (as Xen does for domU output).
+fn sanitize(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .iter()
+        .copied()
+        .filter(|&b| b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b))
+        .collect()
+}
+
+/// Take everything the guest wrote to its console ring. `Err` when the
+/// indices claim more than the ring holds (a hostile or broken guest).
+fn drain_console(mem: &MachineMemory, ring: Mfn) -> Result<Vec<u8>, ()> {
+    let base = ring.addr().0;
+    let out_cons_at = MachineAddr(base + core::mem::offset_of!(XenconsInterface, out_cons) as u64);
+    let out_prod_at = MachineAddr(base + core::mem::offset_of!(XenconsInterface, out_prod) as u64);
+    let cons = mem.load_u32_acquire(out_cons_at).map_err(|_| ())?;
+    let prod = mem.load_u32_acquire(out_prod_at).map_err(|_| ())?;
+    let n = prod.wrapping_sub(cons) as usize;
+    if n > XENCONS_OUT_SIZE {
+        return Err(());
+    }
+    let out = base + core::mem::offset_of!(XenconsInterface, out) as u64;
+    let mut bytes = vec![0u8; n];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        let idx =
+            (cons.wrapping_add(u32::try_from(i).unwrap_or(0)) as usize) & (XENCONS_OUT_SIZE - 1);
+        *b = mem.read_u8(MachineAddr(out + idx as u64)).map_err(|_| ())?;
+    }
+    mem.store_u32_release(out_cons_at, prod).map_err(|_| ())?;
+    Ok(bytes)
+}

@@ -1,0 +1,206 @@
+//! `memory_op` (hypercall 12, XEN-PV-ABI §7.7) for PV domains.
+//!
+//! Reservations move frames between the hypervisor's free pool and a domain,
+//! bounded by the domain's `max_pages`, with the M2P kept in step. A frame a
+//! guest gives back is only really freed when its last reference goes (its
+//! allocation reference is dropped here; mappings keep theirs).
+
+use guest_abi::abi::memory as xm;
+use hv_cpu::mem::Mfn;
+use zerocopy::IntoBytes;
+
+use crate::guestmem;
+use crate::hv::Hypervisor;
+use crate::machine::{DomId, M2P_INVALID, Owner};
+use crate::mm::{Mm, MmLayout};
+
+const DOMID_SELF: u16 = 0x7ff0;
+
+fn cr3(hv: &Hypervisor, dom: DomId, v: usize) -> u64 {
+    hv.domains
+        .get(&dom)
+        .and_then(|d| d.vcpus.get(v))
+        .map_or(0, |x| x.cpu.cr3)
+}
+
+/// Dispatch `memory_op(cmd, arg)`; returns the value for `rax`.
+pub(crate) fn memory_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg: u64) -> i64 {
+    let c3 = cr3(hv, dom, v);
+    let op = cmd & xm::XENMEM_CMD_MASK;
+    let start_extent = cmd >> xm::XENMEM_EXTENT_SHIFT;
+    let r = match op {
+        xm::XENMEM_MAXIMUM_RAM_PAGE => Ok(i64::try_from(hv.ft.frames() - 1).unwrap_or(0)),
+        xm::XENMEM_CURRENT_RESERVATION
+        | xm::XENMEM_MAXIMUM_RESERVATION
+        | xm::XENMEM_MAXIMUM_GPFN => {
+            match guestmem::read_obj::<u16>(&hv.mem, c3, arg) {
+                Ok(d) if d == DOMID_SELF || d == dom => {
+                    let dd = hv.domains.get(&dom);
+                    let n = match op {
+                        xm::XENMEM_CURRENT_RESERVATION => dd.map_or(0, |d| d.tot_pages),
+                        xm::XENMEM_MAXIMUM_RESERVATION => dd.map_or(0, |d| d.max_pages),
+                        _ => dd.map_or(0, |d| d.p2m.len() as u64).saturating_sub(1),
+                    };
+                    Ok(i64::try_from(n).unwrap_or(0))
+                }
+                Ok(d) if hv.domains.contains_key(&d) => Err(1), // EPERM
+                Ok(_) => Err(3),                                // ESRCH
+                Err(_) => Err(14),
+            }
+        }
+        xm::XENMEM_MACHPHYS_MAPPING => {
+            let v = [
+                0xFFFF_8000_0000_0000u64,
+                0xFFFF_8040_0000_0000,
+                hv.ft.frames() - 1,
+            ];
+            guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, arg, v.as_bytes())
+                .map(|()| 0)
+                .map_err(|_| 14)
+        }
+        xm::XENMEM_MACHPHYS_MFN_LIST => machphys_mfn_list(hv, c3, arg),
+        xm::XENMEM_MEMORY_MAP => memory_map(hv, dom, c3, arg),
+        xm::XENMEM_INCREASE_RESERVATION
+        | xm::XENMEM_DECREASE_RESERVATION
+        | xm::XENMEM_POPULATE_PHYSMAP => reservation(hv, dom, c3, op, arg, start_extent),
+        // Exchanges are not offered: guests treat the failure as "no".
+        xm::XENMEM_EXCHANGE => Err(38),
+        _ => Err(38),
+    };
+    match r {
+        Ok(x) => x,
+        Err(e) => -i64::from(e),
+    }
+}
+
+fn machphys_mfn_list(hv: &Hypervisor, c3: u64, arg: u64) -> Result<i64, i32> {
+    // max_extents u32 @0, extent_start handle @8, OUT nr_extents u32 @16.
+    let a: [u64; 3] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| 14)?;
+    let max = a[0] & 0xffff_ffff;
+    let chunks = hv.m2p.frames.div_ceil(512);
+    let n = chunks.min(max);
+    for i in 0..n {
+        let mfn = hv.m2p.base.0 + i * 512;
+        guestmem::copy_to_guest(
+            &hv.mem,
+            &hv.ft,
+            c3,
+            a[1].wrapping_add(i * 8),
+            mfn.as_bytes(),
+        )
+        .map_err(|_| 14)?;
+    }
+    let n32 = u32::try_from(n).unwrap_or(0);
+    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, arg + 16, n32.as_bytes()).map_err(|_| 14)?;
+    Ok(0)
+}
+
+fn memory_map(hv: &Hypervisor, dom: DomId, c3: u64, arg: u64) -> Result<i64, i32> {
+    // nr_entries u32 @0 (IN capacity / OUT count), buffer handle @8; one
+    // e820 RAM entry covering the domain's pseudo-physical memory.
+    let a: [u64; 2] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| 14)?;
+    if a[0] & 0xffff_ffff < 1 {
+        return Err(22);
+    }
+    let pages = hv.domains.get(&dom).map_or(0, |d| d.p2m.len() as u64);
+    let mut e = [0u8; 20];
+    e[8..16].copy_from_slice(&(pages * 4096).to_le_bytes());
+    e[16..20].copy_from_slice(&1u32.to_le_bytes());
+    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, a[1], &e).map_err(|_| 14)?;
+    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, arg, 1u32.as_bytes()).map_err(|_| 14)?;
+    Ok(0)
+}
+
+fn reservation(
+    hv: &mut Hypervisor,
+    dom: DomId,
+    c3: u64,
+    op: u64,
+    arg: u64,
+    start: u64,
+) -> Result<i64, i32> {
+    // extent_start @0, nr_extents u64 @8, extent_order u32 @16, mem_flags
+    // u32 @20, domid u16 @24.
+    let r: [u64; 4] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| 14)?;
+    let (list, nr, order, target) = (
+        r[0],
+        r[1],
+        r[2] & 0xffff_ffff,
+        u16::try_from(r[3] & 0xffff).unwrap_or(0),
+    );
+    if target != DOMID_SELF && target != dom {
+        return Err(1);
+    }
+    // Only single pages: PV guests here have no superpages.
+    if order != 0 {
+        return Err(22);
+    }
+    let nr = nr.min(1 << 20);
+    let mut done = start;
+    while done < nr {
+        let slot = list.wrapping_add(done * 8);
+        let ok = match op {
+            xm::XENMEM_DECREASE_RESERVATION => {
+                let mfn = Mfn(guestmem::read_obj::<u64>(&hv.mem, c3, slot).map_err(|_| 14)?);
+                give_back(hv, dom, mfn)
+            }
+            _ => {
+                let pfn = if op == xm::XENMEM_POPULATE_PHYSMAP {
+                    Some(guestmem::read_obj::<u64>(&hv.mem, c3, slot).map_err(|_| 14)?)
+                } else {
+                    None
+                };
+                match take_new(hv, dom, pfn) {
+                    Some(mfn) => {
+                        guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, slot, mfn.0.as_bytes()).is_ok()
+                    }
+                    None => false,
+                }
+            }
+        };
+        if !ok {
+            break;
+        }
+        done += 1;
+    }
+    Ok(i64::try_from(done).unwrap_or(0))
+}
+
+fn give_back(hv: &mut Hypervisor, dom: DomId, mfn: Mfn) -> bool {
+    let ok = hv
+        .ft
+        .get(mfn)
+        .is_some_and(|p| p.owner == Owner::Dom(dom) && p.allocated && !p.xen_heap);
+    if !ok {
+        return false;
+    }
+    if let Some(p) = hv.ft.get_mut(mfn) {
+        p.allocated = false;
+    }
+    let _ = hv.m2p.set(&hv.mem, mfn, M2P_INVALID);
+    let mut mm = Mm {
+        ft: &mut hv.ft,
+        mem: &hv.mem,
+        layout: MmLayout {
+            m2p_l4e: hv.m2p.l4e,
+        },
+    };
+    mm.put_page(mfn);
+    if let Some(d) = hv.domains.get_mut(&dom) {
+        d.tot_pages = d.tot_pages.saturating_sub(1);
+    }
+    true
+}
+
+fn take_new(hv: &mut Hypervisor, dom: DomId, pfn: Option<u64>) -> Option<Mfn> {
+    let d = hv.domains.get(&dom)?;
+    if d.tot_pages >= d.max_pages {
+        return None;
+    }
+    let mfn = hv.ft.alloc(&hv.mem, Owner::Dom(dom)).ok()?;
+    let _ = hv.m2p.set(&hv.mem, mfn, pfn.unwrap_or(M2P_INVALID));
+    if let Some(d) = hv.domains.get_mut(&dom) {
+        d.tot_pages += 1;
+    }
+    Some(mfn)
+}
