@@ -112,10 +112,11 @@ fn guest_names(guests: &Path) -> Vec<String> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(guests).expect("read examples/guests") {
         let path = entry.expect("dir entry").path();
-        if path.join("Cargo.toml").is_file() && path.join("src/main.rs").is_file() {
-            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                names.push(name.to_owned());
-            }
+        if path.join("Cargo.toml").is_file()
+            && path.join("src/main.rs").is_file()
+            && let Some(name) = path.file_name().and_then(|n| n.to_str())
+        {
+            names.push(name.to_owned());
         }
     }
     names

@@ -53,9 +53,12 @@ fn syscall_int_int3_exits() {
     assert_eq!(g.st.rip, 0x40_0000 + n as u64);
 }
 
+/// Emits one instruction into a test program.
+type Emit = Box<dyn Fn(&mut CodeAssembler)>;
+
 #[test]
 fn privileged_instructions_raise_gp0() {
-    let cases: Vec<Box<dyn Fn(&mut CodeAssembler)>> = vec![
+    let cases: Vec<Emit> = vec![
         Box::new(|a| a.cli().unwrap()),
         Box::new(|a| a.sti().unwrap()),
         Box::new(|a| a.hlt().unwrap()),

@@ -16,7 +16,7 @@ fn random_code_never_panics() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            *b = x as u8;
+            *b = x.to_le_bytes()[0];
         }
         run_random(&buf);
     }

@@ -80,7 +80,7 @@ pub(crate) fn sext(v: u64, sz: u8) -> i64 {
 
 #[inline(always)]
 fn parity(res: u64) -> u64 {
-    if (res as u8).count_ones() % 2 == 0 {
+    if (res as u8).count_ones().is_multiple_of(2) {
         PF
     } else {
         0
@@ -190,7 +190,7 @@ impl Lazy {
             FOp::Shr => {
                 let c = self.b as u32;
                 let mut f = szp(r, sz);
-                if c >= 1 && c <= 64 && (a >> (c - 1)) & 1 != 0 {
+                if (1..=64).contains(&c) && (a >> (c - 1)) & 1 != 0 {
                     f |= CF;
                 }
                 if a & sb != 0 {

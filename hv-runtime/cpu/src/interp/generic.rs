@@ -36,12 +36,14 @@ pub(crate) fn mem_ea(cpu: &Cpu<'_>, ins: &Instruction) -> (u64, bool) {
     let mut a = ins.memory_displacement64();
     let mut ss = false;
     let mut asz32 = false;
-    if base != Register::None && base != Register::RIP && base != Register::EIP {
-        if let Some((n, sz)) = gpr(base) {
-            a = a.wrapping_add(getr(cpu.st, n, sz));
-            asz32 = sz == 4;
-            ss = n == 4 || n == 5;
-        }
+    if base != Register::None
+        && base != Register::RIP
+        && base != Register::EIP
+        && let Some((n, sz)) = gpr(base)
+    {
+        a = a.wrapping_add(getr(cpu.st, n, sz));
+        asz32 = sz == 4;
+        ss = n == 4 || n == 5;
     }
     if base == Register::EIP {
         asz32 = true;
@@ -168,7 +170,7 @@ pub(crate) fn set_status(cpu: &mut Cpu<'_>, status: u64) {
 
 fn szp(v: u64, sz: u8) -> u64 {
     let v = v & mask(sz);
-    let mut f = if (v as u8).count_ones() % 2 == 0 {
+    let mut f = if (v as u8).count_ones().is_multiple_of(2) {
         PF
     } else {
         0

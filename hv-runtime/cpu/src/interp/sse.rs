@@ -205,8 +205,8 @@ fn cmp_pred(p: u64, a: f64, b: f64) -> bool {
         2 => a <= b,
         3 => un,
         4 => a != b || un,
-        5 => !(a < b),
-        6 => !(a <= b),
+        5 => a >= b || un,
+        6 => a > b || un,
         _ => !un,
     }
 }

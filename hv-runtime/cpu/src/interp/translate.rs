@@ -319,7 +319,7 @@ fn fast(ins: &Instruction) -> Option<Uop> {
         | Mnemonic::Prefetcht1
         | Mnemonic::Prefetcht2
         | Mnemonic::Prefetchw
-        | Mnemonic::Endbr64 => return Some(Uop::new(K::Nop, ins)),
+        | Mnemonic::Endbr64 => Some(Uop::new(K::Nop, ins)),
         Mnemonic::Mov => {
             match (k0, k1) {
                 (OpKind::Register, OpKind::Register) => {

@@ -39,8 +39,10 @@ pub struct Guest {
 impl Guest {
     pub fn new() -> Self {
         let mem = MachineMemory::new(512).unwrap();
-        let mut st = CpuState::default();
-        st.cr3 = 0x1000;
+        let st = CpuState {
+            cr3: 0x1000,
+            ..CpuState::default()
+        };
         let mut g = Self {
             mem,
             st,

@@ -1,7 +1,7 @@
 //! The compiled compute workload run by the interpreter tests and benches:
 //! plain `extern "C"` functions with no calls to other functions, executed
 //! from the host binary's own code mapped into guest memory.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::cast_possible_truncation)] // workload code truncates on purpose
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
