@@ -53,6 +53,7 @@ mod exec;
 pub mod flags;
 pub mod fuzzing;
 mod generic;
+mod hostfp;
 pub mod mmu;
 mod seg;
 mod sse;

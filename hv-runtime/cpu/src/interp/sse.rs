@@ -1,14 +1,17 @@
 //! SSE/SSE2 (and a few SSE3/SSSE3/SSE4.1) instructions on `CpuState::xmm`.
 //!
-//! Floating point uses the host's IEEE operations (round-to-nearest); the
-//! MXCSR rounding mode is honoured by conversions (`cvtsd2si` & co) only,
-//! and exception flags are not accumulated (documented gap). NaN operands
-//! propagate as on x86 (first source's NaN, quieted).
+//! Floating-point arithmetic, compares, `(u)comis*` and conversions run on
+//! the host CPU under the guest's MXCSR ([`super::hostfp`]), so results,
+//! rounding, DAZ/FTZ and the exception flags are the hardware's. Unmasked
+//! SIMD exceptions raise #XM here, with the precedence of the SDM ("SIMD
+//! Floating-Point Exception Conditions"): the status flags are updated, the
+//! destination is not written and the instruction does not retire.
 
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
 use super::exec::{getr, setr};
 use super::generic::{ld, loc, mem_ea, op_size, set_status, st};
+use super::hostfp::{self, DE, FpToInt, IE, IntToFp, OE, UE, XOp, ZE};
 use super::mmu::Fault;
 use super::translate::{Uop, gpr};
 use super::{Cpu, Stop};
@@ -108,138 +111,6 @@ lanes!(l16, u16, 8);
 lanes!(l32, u32, 4);
 lanes!(l64, u64, 2);
 
-fn qnan32(x: f32) -> f32 {
-    f32::from_bits(x.to_bits() | 0x0040_0000)
-}
-fn qnan64(x: f64) -> f64 {
-    f64::from_bits(x.to_bits() | 0x0008_0000_0000_0000)
-}
-
-fn fop64(op: Mnemonic, a: f64, b: f64) -> f64 {
-    use Mnemonic as M;
-    match op {
-        M::Minsd | M::Minpd => {
-            return if a < b { a } else { b };
-        }
-        M::Maxsd | M::Maxpd => {
-            return if a > b { a } else { b };
-        }
-        M::Sqrtsd | M::Sqrtpd => {
-            if b.is_nan() {
-                return qnan64(b);
-            }
-            return if b < 0.0 {
-                f64::from_bits(0xfff8_0000_0000_0000)
-            } else {
-                b.sqrt()
-            };
-        }
-        _ => {}
-    }
-    if a.is_nan() {
-        return qnan64(a);
-    }
-    if b.is_nan() {
-        return qnan64(b);
-    }
-    let r = match op {
-        M::Addsd | M::Addpd => a + b,
-        M::Subsd | M::Subpd => a - b,
-        M::Mulsd | M::Mulpd => a * b,
-        _ => a / b,
-    };
-    if r.is_nan() {
-        f64::from_bits(0xfff8_0000_0000_0000)
-    } else {
-        r
-    }
-}
-
-fn fop32(op: Mnemonic, a: f32, b: f32) -> f32 {
-    use Mnemonic as M;
-    match op {
-        M::Minss | M::Minps => {
-            return if a < b { a } else { b };
-        }
-        M::Maxss | M::Maxps => {
-            return if a > b { a } else { b };
-        }
-        M::Sqrtss | M::Sqrtps => {
-            if b.is_nan() {
-                return qnan32(b);
-            }
-            return if b < 0.0 {
-                f32::from_bits(0xffc0_0000)
-            } else {
-                b.sqrt()
-            };
-        }
-        M::Rcpss | M::Rcpps => return 1.0 / b,
-        M::Rsqrtss | M::Rsqrtps => return 1.0 / b.sqrt(),
-        _ => {}
-    }
-    if a.is_nan() {
-        return qnan32(a);
-    }
-    if b.is_nan() {
-        return qnan32(b);
-    }
-    let r = match op {
-        M::Addss | M::Addps => a + b,
-        M::Subss | M::Subps => a - b,
-        M::Mulss | M::Mulps => a * b,
-        _ => a / b,
-    };
-    if r.is_nan() {
-        f32::from_bits(0xffc0_0000)
-    } else {
-        r
-    }
-}
-
-fn cmp_pred(p: u64, a: f64, b: f64) -> bool {
-    let un = a.is_nan() || b.is_nan();
-    match p & 7 {
-        0 => a == b,
-        1 => a < b,
-        2 => a <= b,
-        3 => un,
-        4 => a != b || un,
-        5 => a >= b || un,
-        6 => a > b || un,
-        _ => !un,
-    }
-}
-
-/// Round `x` per MXCSR.RC (`trunc` forces toward zero) and convert to a
-/// signed integer of `bits`; out of range / NaN → the "integer indefinite".
-fn f2i(x: f64, bits: u32, mxcsr: u32, trunc: bool) -> u64 {
-    let r = if trunc {
-        x.trunc()
-    } else {
-        match (mxcsr >> 13) & 3 {
-            0 => {
-                let r = x.round();
-                if (x - x.trunc()).abs() == 0.5 {
-                    // Round half to even.
-                    2.0 * (x / 2.0).round()
-                } else {
-                    r
-                }
-            }
-            1 => x.floor(),
-            2 => x.ceil(),
-            _ => x.trunc(),
-        }
-    };
-    let lim = 2f64.powi(bits as i32 - 1);
-    if r.is_nan() || r >= lim || r < -lim {
-        1u64 << (bits - 1)
-    } else {
-        (r as i64 as u64) & (u64::MAX >> (64 - bits))
-    }
-}
-
 fn sat_i16(v: i32) -> u16 {
     v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16 as u16
 }
@@ -262,9 +133,6 @@ fn hi64(v: u128) -> u64 {
 fn f64_lane(v: u128, i: u32) -> f64 {
     f64::from_bits((v >> (64 * i)) as u64)
 }
-fn f32_lane(v: u128, i: u32) -> f32 {
-    f32::from_bits((v >> (32 * i)) as u32)
-}
 
 /// Execute an SSE instruction, or `None` when `ins` is not one.
 #[allow(clippy::too_many_lines)]
@@ -278,7 +146,8 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> R {
         || matches!(
             m,
             M::Ldmxcsr | M::Stmxcsr | M::Fxsave | M::Fxsave64 | M::Fxrstor | M::Fxrstor64
-        );
+        )
+        || legacy && matches!(m, M::Cvtss2si | M::Cvttss2si | M::Cvtsd2si | M::Cvttsd2si);
     if !is_sse {
         return None;
     }
@@ -650,158 +519,70 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             }
             r
         }
-        M::Addsd | M::Subsd | M::Mulsd | M::Divsd | M::Minsd | M::Maxsd | M::Sqrtsd => {
-            let v = fop64(m, f64_lane(d, 0), f64_lane(s, 0));
-            (d & !u128::from(u64::MAX)) | u128::from(v.to_bits())
-        }
-        M::Addss
-        | M::Subss
-        | M::Mulss
-        | M::Divss
-        | M::Minss
-        | M::Maxss
-        | M::Sqrtss
-        | M::Rcpss
-        | M::Rsqrtss => {
-            let v = fop32(m, f32_lane(d, 0), f32_lane(s, 0));
-            (d & !0xffff_ffffu128) | u128::from(v.to_bits())
-        }
-        M::Addpd | M::Subpd | M::Mulpd | M::Divpd | M::Minpd | M::Maxpd | M::Sqrtpd => {
-            l64(d, s, |a, b| {
-                fop64(m, f64::from_bits(a), f64::from_bits(b)).to_bits()
-            })
-        }
-        M::Addps
-        | M::Subps
-        | M::Mulps
-        | M::Divps
-        | M::Minps
-        | M::Maxps
-        | M::Sqrtps
-        | M::Rcpps
-        | M::Rsqrtps => l32(d, s, |a, b| {
-            fop32(m, f32::from_bits(a), f32::from_bits(b)).to_bits()
-        }),
         M::Haddpd => {
             let a = f64_lane(d, 0) + f64_lane(d, 1);
             let b = f64_lane(s, 0) + f64_lane(s, 1);
             u128::from(a.to_bits()) | (u128::from(b.to_bits()) << 64)
         }
-        M::Cmpsd | M::Cmppd | M::Cmpss | M::Cmpps => {
-            let p = imm;
-            match m {
-                M::Cmpsd => {
-                    let v = cmp_pred(p, f64_lane(d, 0), f64_lane(s, 0));
-                    (d & !u128::from(u64::MAX)) | if v { u128::from(u64::MAX) } else { 0 }
-                }
-                M::Cmpss => {
-                    let v = cmp_pred(p, f64::from(f32_lane(d, 0)), f64::from(f32_lane(s, 0)));
-                    (d & !0xffff_ffffu128) | if v { 0xffff_ffff } else { 0 }
-                }
-                M::Cmppd => l64(d, s, |a, b| {
-                    if cmp_pred(p, f64::from_bits(a), f64::from_bits(b)) {
-                        !0
-                    } else {
-                        0
-                    }
-                }),
-                _ => l32(d, s, |a, b| {
-                    if cmp_pred(
-                        p,
-                        f64::from(f32::from_bits(a)),
-                        f64::from(f32::from_bits(b)),
-                    ) {
-                        !0
-                    } else {
-                        0
-                    }
-                }),
-            }
+        M::Cmpps | M::Cmppd | M::Cmpss | M::Cmpsd => {
+            let w = match m {
+                M::Cmpps => 0,
+                M::Cmppd => 1,
+                M::Cmpss => 2,
+                _ => 3,
+            };
+            host_xmm(cpu, hostfp::cmp_op(w, imm), d, s)?
         }
         M::Ucomisd | M::Comisd | M::Ucomiss | M::Comiss => {
-            let (a, b) = if matches!(m, M::Ucomisd | M::Comisd) {
-                (f64_lane(d, 0), f64_lane(s, 0))
-            } else {
-                (f64::from(f32_lane(d, 0)), f64::from(f32_lane(s, 0)))
+            let op = match m {
+                M::Ucomisd => hostfp::Comis::Ucomisd,
+                M::Comisd => hostfp::Comis::Comisd,
+                M::Ucomiss => hostfp::Comis::Ucomiss,
+                _ => hostfp::Comis::Comiss,
             };
-            let f = if a.is_nan() || b.is_nan() {
-                ZF | PF | CF
-            } else if a < b {
-                CF
-            } else if a == b {
-                ZF
-            } else {
-                0
-            };
-            set_status(cpu, f);
+            let ((z, p, c), f) = hostfp::comis(op, lo64(d), lo64(s), cpu.st.mxcsr);
+            settle(cpu, f, Vec::new)?;
+            let mut fl = 0;
+            if z {
+                fl |= ZF;
+            }
+            if p {
+                fl |= PF;
+            }
+            if c {
+                fl |= CF;
+            }
+            set_status(cpu, fl);
             return Ok(());
         }
         M::Cvtsi2sd | M::Cvtsi2ss => {
-            let sz = op_size(ins, 1);
-            let v = if sz == 8 {
-                s as u64 as i64
+            let op = if m == M::Cvtsi2sd {
+                IntToFp::Sd
             } else {
-                i64::from(s as u32 as i32)
+                IntToFp::Ss
             };
-            if m == M::Cvtsi2sd {
-                (d & !u128::from(u64::MAX)) | u128::from((v as f64).to_bits())
-            } else {
-                (d & !0xffff_ffffu128) | u128::from((v as f32).to_bits())
-            }
+            let wide = op_size(ins, 1) == 8;
+            let (r, f) = hostfp::int_to_fp(op, d, lo64(s), wide, cpu.st.mxcsr);
+            settle(cpu, f, Vec::new)?;
+            r
         }
         M::Cvttsd2si | M::Cvtsd2si | M::Cvttss2si | M::Cvtss2si => {
-            let x = if matches!(m, M::Cvttsd2si | M::Cvtsd2si) {
-                f64_lane(s, 0)
-            } else {
-                f64::from(f32_lane(s, 0))
+            let op = match m {
+                M::Cvttsd2si => FpToInt::Tsd,
+                M::Cvtsd2si => FpToInt::Sd,
+                M::Cvttss2si => FpToInt::Tss,
+                _ => FpToInt::Ss,
             };
             let sz = op_size(ins, 0);
-            let v = f2i(
-                x,
-                8 * u32::from(sz),
-                cpu.st.mxcsr,
-                matches!(m, M::Cvttsd2si | M::Cvttss2si),
-            );
             let l = loc(cpu, ins, 0)?;
+            let (v, f) = hostfp::fp_to_int(op, lo64(s), sz == 8, cpu.st.mxcsr);
+            settle(cpu, f, Vec::new)?;
             return st(cpu, l, sz, v);
         }
-        M::Cvtss2sd => {
-            let v = f64::from(f32_lane(s, 0));
-            (d & !u128::from(u64::MAX)) | u128::from(v.to_bits())
-        }
-        M::Cvtsd2ss => {
-            let v = f64_lane(s, 0) as f32;
-            (d & !0xffff_ffffu128) | u128::from(v.to_bits())
-        }
-        M::Cvtps2pd => {
-            let a = f64::from(f32_lane(s, 0));
-            let b = f64::from(f32_lane(s, 1));
-            u128::from(a.to_bits()) | (u128::from(b.to_bits()) << 64)
-        }
-        M::Cvtpd2ps => {
-            let a = f64_lane(s, 0) as f32;
-            let b = f64_lane(s, 1) as f32;
-            u128::from(a.to_bits()) | (u128::from(b.to_bits()) << 32)
-        }
-        M::Cvtdq2pd => {
-            let a = f64::from(s as u32 as i32);
-            let b = f64::from((s >> 32) as u32 as i32);
-            u128::from(a.to_bits()) | (u128::from(b.to_bits()) << 64)
-        }
-        M::Cvtdq2ps => l32(0, s, |_, b| (b as i32 as f32).to_bits()),
-        M::Cvttps2dq | M::Cvtps2dq => {
-            let t = m == M::Cvttps2dq;
-            let mx = cpu.st.mxcsr;
-            l32(0, s, |_, b| {
-                f2i(f64::from(f32::from_bits(b)), 32, mx, t) as u32
-            })
-        }
-        M::Cvttpd2dq | M::Cvtpd2dq => {
-            let t = m == M::Cvttpd2dq;
-            let a = f2i(f64_lane(s, 0), 32, cpu.st.mxcsr, t);
-            let b = f2i(f64_lane(s, 1), 32, cpu.st.mxcsr, t);
-            u128::from(a) | (u128::from(b) << 32)
-        }
+        _ if xop(m).is_some() => match xop(m) {
+            Some(op) => host_xmm(cpu, op, d, s)?,
+            None => return Err(Stop::Fault(Fault::ud())),
+        },
         M::Ldmxcsr => {
             let (a, ss) = mem_ea(cpu, ins);
             let v = cpu.rd(a, 4, ss)? as u32;
@@ -856,6 +637,252 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
     let _ = setr;
     let _ = ld;
     wrx(cpu, ins, r)
+}
+
+/// The host instruction for a two-operand XMM floating-point mnemonic.
+fn xop(m: Mnemonic) -> Option<XOp> {
+    use Mnemonic as M;
+    use XOp as X;
+    Some(match m {
+        M::Addps => X::Addps,
+        M::Addpd => X::Addpd,
+        M::Addss => X::Addss,
+        M::Addsd => X::Addsd,
+        M::Subps => X::Subps,
+        M::Subpd => X::Subpd,
+        M::Subss => X::Subss,
+        M::Subsd => X::Subsd,
+        M::Mulps => X::Mulps,
+        M::Mulpd => X::Mulpd,
+        M::Mulss => X::Mulss,
+        M::Mulsd => X::Mulsd,
+        M::Divps => X::Divps,
+        M::Divpd => X::Divpd,
+        M::Divss => X::Divss,
+        M::Divsd => X::Divsd,
+        M::Sqrtps => X::Sqrtps,
+        M::Sqrtpd => X::Sqrtpd,
+        M::Sqrtss => X::Sqrtss,
+        M::Sqrtsd => X::Sqrtsd,
+        M::Minps => X::Minps,
+        M::Minpd => X::Minpd,
+        M::Minss => X::Minss,
+        M::Minsd => X::Minsd,
+        M::Maxps => X::Maxps,
+        M::Maxpd => X::Maxpd,
+        M::Maxss => X::Maxss,
+        M::Maxsd => X::Maxsd,
+        M::Rcpps => X::Rcpps,
+        M::Rcpss => X::Rcpss,
+        M::Rsqrtps => X::Rsqrtps,
+        M::Rsqrtss => X::Rsqrtss,
+        M::Cvtss2sd => X::Cvtss2sd,
+        M::Cvtsd2ss => X::Cvtsd2ss,
+        M::Cvtps2pd => X::Cvtps2pd,
+        M::Cvtpd2ps => X::Cvtpd2ps,
+        M::Cvtdq2ps => X::Cvtdq2ps,
+        M::Cvtps2dq => X::Cvtps2dq,
+        M::Cvttps2dq => X::Cvttps2dq,
+        M::Cvtdq2pd => X::Cvtdq2pd,
+        M::Cvtpd2dq => X::Cvtpd2dq,
+        M::Cvttpd2dq => X::Cvttpd2dq,
+        _ => return None,
+    })
+}
+
+/// Run `op` on the host under the guest MXCSR and settle its exceptions;
+/// the new destination value, or #XM.
+fn host_xmm(cpu: &mut Cpu<'_>, op: XOp, d: u128, s: u128) -> Result<u128, Stop> {
+    let mx = cpu.st.mxcsr;
+    let (r, f) = hostfp::xmm(op, d, s, mx);
+    settle(cpu, f, || lanes(op, d, s, mx))?;
+    Ok(r)
+}
+
+/// One element of an operation that can overflow or underflow, run on its
+/// own (scalar form, exceptions masked).
+#[derive(Clone, Copy, Debug)]
+struct Lane {
+    /// Flags of the masked run.
+    flags: u32,
+    /// The unmasked-underflow condition: the rounded result is below the
+    /// smallest normal, exact or not (with FTZ the masked run flags UE for
+    /// every such result; without it an exact tiny result shows as a
+    /// denormal).
+    tiny: bool,
+    /// The result rounded to the destination precision with an unbounded
+    /// exponent is inexact (what PE reports when OE/UE are unmasked).
+    inexact: bool,
+}
+
+/// Per-element [`Lane`]s of the operations that can overflow or underflow
+/// (empty for the others).
+fn lanes(op: XOp, d: u128, s: u128, mx: u32) -> Vec<Lane> {
+    use XOp as X;
+    let (scalar, w, n, out32) = match op {
+        X::Addps => (X::Addss, 32, 4, true),
+        X::Subps => (X::Subss, 32, 4, true),
+        X::Mulps => (X::Mulss, 32, 4, true),
+        X::Divps => (X::Divss, 32, 4, true),
+        X::Addpd => (X::Addsd, 64, 2, false),
+        X::Subpd => (X::Subsd, 64, 2, false),
+        X::Mulpd => (X::Mulsd, 64, 2, false),
+        X::Divpd => (X::Divsd, 64, 2, false),
+        X::Cvtpd2ps => (X::Cvtsd2ss, 64, 2, true),
+        X::Addss | X::Subss | X::Mulss | X::Divss => (op, 32, 1, true),
+        X::Cvtsd2ss => (op, 64, 1, true),
+        X::Addsd | X::Subsd | X::Mulsd | X::Divsd => (op, 64, 1, false),
+        _ => return Vec::new(),
+    };
+    let lm = (1u128 << w) - 1;
+    let daz = mx & hostfp::DAZ != 0;
+    (0..n)
+        .map(|i| {
+            let (a, b) = ((d >> (w * i)) & lm, (s >> (w * i)) & lm);
+            // Scalar forms keep the rest of the destination; only the low
+            // element is looked at below.
+            let (dd, ss) = if n == 1 { (d, s) } else { (a, b) };
+            let (r, f) = hostfp::xmm(scalar, dd, ss, mx);
+            let denormal = if out32 {
+                let b = r as u32 & 0x7fff_ffff;
+                b != 0 && b < 0x0080_0000
+            } else {
+                let b = r as u64 & 0x7fff_ffff_ffff_ffff;
+                b != 0 && b < 0x0010_0000_0000_0000
+            };
+            Lane {
+                flags: f,
+                tiny: f & UE != 0 || denormal,
+                inexact: inexact_unbounded(scalar, a as u64, b as u64, daz),
+            }
+        })
+        .collect()
+}
+
+/// A finite operand as `(negative, integer significand, exponent)` with
+/// value `±significand · 2^exponent`; `None` for infinities and NaNs.
+fn parts(bits: u64, double: bool, daz: bool) -> Option<(bool, u128, i32)> {
+    let (fbits, ebits) = if double { (52, 11) } else { (23, 8) };
+    let bias = (1i32 << (ebits - 1)) - 1;
+    let neg = (bits >> (fbits + ebits)) & 1 != 0;
+    let e = ((bits >> fbits) & ((1 << ebits) - 1)) as i32;
+    let f = bits & ((1u64 << fbits) - 1);
+    if e == (1 << ebits) - 1 {
+        return None;
+    }
+    if e == 0 {
+        let f = if daz { 0 } else { f };
+        return Some((neg, u128::from(f), 1 - bias - fbits as i32));
+    }
+    Some((
+        neg,
+        u128::from(f | (1u64 << fbits)),
+        e - bias - fbits as i32,
+    ))
+}
+
+/// Significant bits of `m` (from the highest to the lowest set bit).
+fn sig_bits(m: u128) -> u32 {
+    if m == 0 {
+        0
+    } else {
+        128 - m.leading_zeros() - m.trailing_zeros()
+    }
+}
+
+/// Whether the exact result of the scalar `op` on `a`, `b` (low element
+/// bits) needs more significand bits than the destination format has.
+fn inexact_unbounded(op: XOp, a: u64, b: u64, daz: bool) -> bool {
+    use XOp as X;
+    let (double_in, prec) = match op {
+        X::Addss | X::Subss | X::Mulss | X::Divss => (false, 24),
+        X::Cvtsd2ss => (true, 24),
+        _ => (true, 53),
+    };
+    if op == X::Cvtsd2ss {
+        return parts(b, true, daz).is_some_and(|(_, m, _)| sig_bits(m) > prec);
+    }
+    let (Some((sa, ma, ea)), Some((sb, mb, eb))) =
+        (parts(a, double_in, daz), parts(b, double_in, daz))
+    else {
+        return false;
+    };
+    match op {
+        X::Mulss | X::Mulsd => sig_bits(ma * mb) > prec,
+        X::Divss | X::Divsd => {
+            if mb == 0 {
+                return false;
+            }
+            let odd = mb >> mb.trailing_zeros();
+            ma % odd != 0 || sig_bits(ma / odd) > prec
+        }
+        _ => {
+            let sb = sb ^ matches!(op, X::Subss | X::Subsd);
+            let ((sx, mx, ex), (sy, my, ey)) = if ea >= eb {
+                ((sa, ma, ea), (sb, mb, eb))
+            } else {
+                ((sb, mb, eb), (sa, ma, ea))
+            };
+            let shift = (ex - ey) as u32;
+            if my == 0 {
+                return sig_bits(mx) > prec;
+            }
+            if shift > 70 {
+                // Both non-zero (a zero has the lowest exponent) and the
+                // larger operand's lowest bit is far above the smaller one's
+                // highest: the exact sum spans more than 70 bits.
+                return true;
+            }
+            let (x, y) = ((mx << shift) as i128, my as i128);
+            let sum = if sx == sy { x + y } else { x - y };
+            sig_bits(sum.unsigned_abs()) > prec
+        }
+    }
+}
+
+/// Commit the exception flags `f` of a host run (all exceptions masked)
+/// to the guest MXCSR, or raise #XM when the guest has one of them
+/// unmasked. Precedence (SDM "SIMD Floating-Point Exception Conditions",
+/// checked against hardware): an unmasked pre-computation exception
+/// (IE/DE/ZE) in any element flags only the pre-computation exceptions of
+/// all elements; otherwise an element that overflows with OE unmasked
+/// flags OE, and one with a tiny result with UE unmasked flags UE, each
+/// with PE only when the result rounded with an unbounded exponent is
+/// inexact; every other element flags as masked. `lanes` gives the
+/// per-element view of operations that can overflow or underflow.
+fn settle(cpu: &mut Cpu<'_>, f: u32, lanes: impl FnOnce() -> Vec<Lane>) -> Result<(), Stop> {
+    const PRE: u32 = IE | DE | ZE;
+    let unmasked = !(cpu.st.mxcsr >> 7) & hostfp::FLAGS;
+    let xm = || Err(Stop::Fault(Fault::new(vector::XM, None)));
+    if f & unmasked & PRE != 0 {
+        cpu.st.mxcsr |= f & PRE;
+        return xm();
+    }
+    if unmasked & (OE | UE) != 0 {
+        let mut acc = 0;
+        let mut hit = false;
+        for l in lanes() {
+            let pe = if l.inexact { hostfp::PE } else { 0 };
+            if l.flags & OE != 0 && unmasked & OE != 0 {
+                acc |= (l.flags & PRE) | OE | pe;
+                hit = true;
+            } else if l.tiny && unmasked & UE != 0 {
+                acc |= (l.flags & PRE) | UE | pe;
+                hit = true;
+            } else {
+                acc |= l.flags;
+            }
+        }
+        if hit {
+            cpu.st.mxcsr |= acc;
+            return xm();
+        }
+    }
+    cpu.st.mxcsr |= f;
+    if f & unmasked != 0 {
+        return xm();
+    }
+    Ok(())
 }
 
 fn unpack(d: u128, s: u128, w: u32, high: bool) -> u128 {
