@@ -762,7 +762,7 @@ fn lanes(op: XOp, d: u128, s: u128, mx: u32) -> Vec<Lane> {
 /// A finite operand as `(negative, integer significand, exponent)` with
 /// value `±significand · 2^exponent`; `None` for infinities and NaNs.
 fn parts(bits: u64, double: bool, daz: bool) -> Option<(bool, u128, i32)> {
-    let (fbits, ebits) = if double { (52, 11) } else { (23, 8) };
+    let (fbits, ebits): (u32, u32) = if double { (52, 11) } else { (23, 8) };
     let bias = (1i32 << (ebits - 1)) - 1;
     let neg = (bits >> (fbits + ebits)) & 1 != 0;
     let e = ((bits >> fbits) & ((1 << ebits) - 1)) as i32;
