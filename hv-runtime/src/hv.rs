@@ -244,6 +244,16 @@ pub struct RunOutcome {
     pub domains: Vec<(DomId, String, u32)>,
 }
 
+/// [`Hypervisor::run_for`] reached its time limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("time limit reached with domains still running: {running:?}")]
+pub struct RunTimeout {
+    /// Names of the domains that had not shut down.
+    pub running: Vec<String>,
+    /// The outcome so far.
+    pub partial: RunOutcome,
+}
+
 impl RunOutcome {
     /// `hv run`'s exit status: the first non-zero shutdown reason, else 0.
     #[must_use]
@@ -436,8 +446,30 @@ impl Hypervisor {
 
     /// Run every domain until all have shut down.
     pub fn run(&mut self) -> RunOutcome {
+        match self.run_until(None) {
+            Ok(outcome) => outcome,
+            Err(timeout) => timeout.partial,
+        }
+    }
+
+    /// Run every domain until all have shut down or `limit` of wall time has
+    /// passed (tests and tools that must finish in bounded time).
+    ///
+    /// # Errors
+    /// [`RunTimeout`] when some domain is still running at the limit; it
+    /// carries the outcome so far (running domains show reason 0).
+    pub fn run_for(&mut self, limit: Duration) -> Result<RunOutcome, RunTimeout> {
+        self.run_until(Some(Instant::now() + limit))
+    }
+
+    fn run_until(&mut self, deadline: Option<Instant>) -> Result<RunOutcome, RunTimeout> {
+        let mut timed_out = false;
         loop {
             if self.domains.values().all(|d| d.shutdown.is_some()) {
+                break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                timed_out = true;
                 break;
             }
             self.fire_timers();
@@ -459,13 +491,26 @@ impl Hypervisor {
         }
         self.service_consoles();
         self.flush_console_lines();
-        RunOutcome {
+        let outcome = RunOutcome {
             domains: self
                 .domains
                 .values()
                 .map(|d| (d.id, d.name.clone(), d.shutdown.unwrap_or(0)))
                 .collect(),
+        };
+        if timed_out {
+            let running = self
+                .domains
+                .values()
+                .filter(|d| d.shutdown.is_none())
+                .map(|d| d.name.clone())
+                .collect();
+            return Err(RunTimeout {
+                running,
+                partial: outcome,
+            });
         }
+        Ok(outcome)
     }
 
     /// Nothing is runnable: sleep until the next timer (or a short while).

@@ -360,7 +360,9 @@ fn shared_info_ptr() -> *mut u8 {
 pub fn vcpu0() -> SharedVcpuInfo {
     // SAFETY: `vcpu_info[0]` lies at offset 0 of the shared_info page mapped
     // by `map_shared_info` for the guest's lifetime.
-    unsafe { SharedVcpuInfo::new(NonNull::new(shared_info_ptr().cast::<VcpuInfo>()).expect("slot")) }
+    unsafe {
+        SharedVcpuInfo::new(NonNull::new(shared_info_ptr().cast::<VcpuInfo>()).expect("slot"))
+    }
 }
 
 fn shared_word(offset: usize) -> &'static AtomicU64 {
@@ -550,7 +552,14 @@ unsafe extern "C" fn xtf_dispatch(vector: u64, frame: *mut u64, has_ec: u64) {
     let n = TRAP_COUNT.load(Ordering::SeqCst);
     let idx = usize::try_from(n % 8).unwrap_or(0);
     // SAFETY: see `Records`; `idx < 8`.
-    unsafe { RECORDS.0.get().cast::<TrapRecord>().add(idx).write_volatile(rec) };
+    unsafe {
+        RECORDS
+            .0
+            .get()
+            .cast::<TrapRecord>()
+            .add(idx)
+            .write_volatile(rec)
+    };
     TRAP_COUNT.store(n + 1, Ordering::SeqCst);
 
     match vector {

@@ -106,7 +106,7 @@ pub fn check_eq<T: PartialEq + fmt::Debug>(what: &str, got: T, want: T) -> bool 
 /// Record that a hypercall was refused with exactly `want`.
 pub fn check_errno<T: fmt::Debug>(what: &str, got: Result<T, Errno>, want: Errno) -> bool {
     match got {
-        Err(e) if e == want => check(true, format_args!("{what} -> {e} ({})", -e.raw())),
+        Err(e) if e == want => check(true, format_args!("{what} -> {e}")),
         Err(e) => check(false, format_args!("{what}: got {e}, expected {want}")),
         Ok(v) => check(
             false,

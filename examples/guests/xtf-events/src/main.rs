@@ -72,51 +72,108 @@ fn main(si: &'static StartInfo) -> ! {
     let h = hc();
     check_ok(
         "register the event callback (callback_op, mask events)",
-        guest_abi::callback::register(&h, CALLBACKTYPE_EVENT, CALLBACKF_MASK_EVENTS, GuestVa(Entry::Event.address())),
+        guest_abi::callback::register(
+            &h,
+            CALLBACKTYPE_EVENT,
+            CALLBACKF_MASK_EVENTS,
+            GuestVa(Entry::Event.address()),
+        ),
     );
 
     // Loopback channel.
-    let Some(a) = check_ok("alloc_unbound for ourselves", evtchn::alloc_unbound(&h, DomId::SELF)) else {
+    let Some(a) = check_ok(
+        "alloc_unbound for ourselves",
+        evtchn::alloc_unbound(&h, DomId::SELF),
+    ) else {
         finish()
     };
-    let Some(b) = check_ok("bind_interdomain to our own unbound port", evtchn::bind_interdomain(&h, DomId::SELF, a)) else {
+    let Some(b) = check_ok(
+        "bind_interdomain to our own unbound port",
+        evtchn::bind_interdomain(&h, DomId::SELF, a),
+    ) else {
         finish()
     };
-    check(a != b, format_args!("two distinct ports {} and {}", a.0, b.0));
+    check(
+        a != b,
+        format_args!("two distinct ports {} and {}", a.0, b.0),
+    );
     match evtchn::status(&h, DomId::SELF, a) {
-        Ok((PortStatus::Interdomain { port, .. }, 0)) => check_eq("status: interdomain, peer port", port, b),
+        Ok((PortStatus::Interdomain { port, .. }, 0)) => {
+            check_eq("status: interdomain, peer port", port, b)
+        }
         other => check(false, format_args!("status of port {}: {other:?}", a.0)),
     };
 
     // The newly bound local port is always set pending.
-    check(pending(b.0), format_args!("bound port {} pending after bind", b.0));
+    check(
+        pending(b.0),
+        format_args!("bound port {} pending after bind", b.0),
+    );
     open_window();
-    check_eq("its upcall reports the bound port", LAST_PORT.load(Ordering::SeqCst), b.0);
+    check_eq(
+        "its upcall reports the bound port",
+        LAST_PORT.load(Ordering::SeqCst),
+        b.0,
+    );
 
     let before = EVENTS.load(Ordering::SeqCst);
     check_ok("send on the loopback channel", evtchn::send(&h, b));
-    check(pending(a.0), format_args!("peer port {} pending after send", a.0));
-    check_eq("evtchn_upcall_pending set", arch::vcpu0().upcall_pending(), 1);
-    check_eq("no upcall while events are masked", EVENTS.load(Ordering::SeqCst), before);
+    check(
+        pending(a.0),
+        format_args!("peer port {} pending after send", a.0),
+    );
+    check_eq(
+        "evtchn_upcall_pending set",
+        arch::vcpu0().upcall_pending(),
+        1,
+    );
+    check_eq(
+        "no upcall while events are masked",
+        EVENTS.load(Ordering::SeqCst),
+        before,
+    );
     open_window();
-    check_eq("upcall delivered once unmasked", EVENTS.load(Ordering::SeqCst), before + 1);
-    check_eq("upcall reports the peer port", LAST_PORT.load(Ordering::SeqCst), a.0);
-    check(!pending(a.0), format_args!("handler cleared the pending bit"));
+    check_eq(
+        "upcall delivered once unmasked",
+        EVENTS.load(Ordering::SeqCst),
+        before + 1,
+    );
+    check_eq(
+        "upcall reports the peer port",
+        LAST_PORT.load(Ordering::SeqCst),
+        a.0,
+    );
+    check(
+        !pending(a.0),
+        format_args!("handler cleared the pending bit"),
+    );
     check_ok("send in the other direction", evtchn::send(&h, a));
     open_window();
-    check_eq("reverse send delivered to the other port", LAST_PORT.load(Ordering::SeqCst), b.0);
+    check_eq(
+        "reverse send delivered to the other port",
+        LAST_PORT.load(Ordering::SeqCst),
+        b.0,
+    );
 
     // A masked port stays pending until EVTCHNOP_unmask.
     arch::evtchn_mask(a.0 as usize / 64).fetch_or(1 << (a.0 % 64), Ordering::SeqCst);
     let before = EVENTS.load(Ordering::SeqCst);
     let _ = evtchn::send(&h, b);
     open_window();
-    check_eq("no upcall for a masked port", EVENTS.load(Ordering::SeqCst), before);
+    check_eq(
+        "no upcall for a masked port",
+        EVENTS.load(Ordering::SeqCst),
+        before,
+    );
     check(pending(a.0), format_args!("masked port stays pending"));
     arch::vcpu0().set_upcall_mask(0);
     check_ok("EVTCHNOP_unmask", evtchn::unmask(&h, a));
     arch::vcpu0().set_upcall_mask(1);
-    check_eq("unmask re-raises the pending port", EVENTS.load(Ordering::SeqCst), before + 1);
+    check_eq(
+        "unmask re-raises the pending port",
+        EVENTS.load(Ordering::SeqCst),
+        before + 1,
+    );
     check_ok("close the loopback channel", evtchn::close(&h, b));
     let st = evtchn::status(&h, DomId::SELF, a);
     check(
@@ -125,22 +182,43 @@ fn main(si: &'static StartInfo) -> ! {
     );
 
     // Timers on VIRQ_TIMER.
-    check_ok("stop the default periodic timer", guest_abi::vcpu::stop_periodic_timer(&h, 0));
+    check_ok(
+        "stop the default periodic timer",
+        guest_abi::vcpu::stop_periodic_timer(&h, 0),
+    );
     let Some(t) = check_ok("bind VIRQ_TIMER", evtchn::bind_virq(&h, VIRQ_TIMER, 0)) else {
         finish()
     };
     TIMER_PORT.store(t.0, Ordering::SeqCst);
     let deadline = now_ns() + 2_000_000;
-    check_ok("VCPUOP_set_singleshot_timer", guest_abi::vcpu::set_singleshot_timer(&h, 0, deadline, 0));
+    check_ok(
+        "VCPUOP_set_singleshot_timer",
+        guest_abi::vcpu::set_singleshot_timer(&h, 0, deadline, 0),
+    );
     check(wait_ticks(1), format_args!("singleshot timer fired"));
-    check(now_ns() >= deadline, format_args!("not before its deadline"));
+    check(
+        now_ns() >= deadline,
+        format_args!("not before its deadline"),
+    );
     let deadline = now_ns() + 1_000_000;
     check_ok("set_timer_op", guest_abi::sched::set_timer_op(&h, deadline));
     check(wait_ticks(2), format_args!("set_timer_op timer fired"));
-    check(now_ns() >= deadline, format_args!("not before its deadline"));
-    check_ok("VCPUOP_set_periodic_timer 1 ms", guest_abi::vcpu::set_periodic_timer(&h, 0, 1_000_000));
-    check(wait_ticks(5), format_args!("periodic timer ticks three times"));
-    check_ok("stop the periodic timer", guest_abi::vcpu::stop_periodic_timer(&h, 0));
+    check(
+        now_ns() >= deadline,
+        format_args!("not before its deadline"),
+    );
+    check_ok(
+        "VCPUOP_set_periodic_timer 1 ms",
+        guest_abi::vcpu::set_periodic_timer(&h, 0, 1_000_000),
+    );
+    check(
+        wait_ticks(5),
+        format_args!("periodic timer ticks three times"),
+    );
+    check_ok(
+        "stop the periodic timer",
+        guest_abi::vcpu::stop_periodic_timer(&h, 0),
+    );
     check_eq(
         "periodic timer below 1 ms refused",
         guest_abi::vcpu::set_periodic_timer(&h, 0, 999_999),

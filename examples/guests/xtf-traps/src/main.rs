@@ -39,7 +39,10 @@ fn frame_ok(name: &str, r: &TrapRecord, rsp: u64) {
 
 /// `"name: what"` in a small fixed buffer.
 fn concat_name(name: &str, what: &str) -> Name {
-    let mut n = Name { buf: [0; 96], len: 0 };
+    let mut n = Name {
+        buf: [0; 96],
+        len: 0,
+    };
     for b in name.bytes().chain(": ".bytes()).chain(what.bytes()) {
         if let Some(s) = n.buf.get_mut(n.len) {
             *s = b;
@@ -83,20 +86,37 @@ fn main(si: &'static StartInfo) -> ! {
 
     exception(Op::DivZero, "#DE (div by 0)", 0, None, true);
     exception(Op::Ud2, "#UD (ud2)", 6, None, true);
-    exception(Op::NonCanonical, "#GP (non-canonical load)", 13, Some(0), true);
+    exception(
+        Op::NonCanonical,
+        "#GP (non-canonical load)",
+        13,
+        Some(0),
+        true,
+    );
     exception(Op::Int3, "#BP (int3, trap)", 3, None, false);
 
     // #PF, not present, read: error code 0 (no P, no W, no U in kernel mode).
     let unmapped = 0x1000;
     match arch::try_read(unmapped) {
         Ok(v) => {
-            check(false, format_args!("#PF read of {unmapped:#x}: read {v:#x}"));
+            check(
+                false,
+                format_args!("#PF read of {unmapped:#x}: read {v:#x}"),
+            );
         }
         Err(r) => {
             check_eq("#PF (not present read): vector", r.vector, 14);
             check_eq("#PF (not present read): error code", r.error_code, Some(0));
-            check_eq("#PF (not present read): rip", r.rip, arch::read_probe().insn);
-            check_eq("#PF (not present read): vcpu_info.arch.cr2", r.cr2, unmapped);
+            check_eq(
+                "#PF (not present read): rip",
+                r.rip,
+                arch::read_probe().insn,
+            );
+            check_eq(
+                "#PF (not present read): vcpu_info.arch.cr2",
+                r.cr2,
+                unmapped,
+            );
             frame_ok("#PF (not present read)", &r, arch::expected_rsp());
         }
     }
@@ -113,12 +133,19 @@ fn main(si: &'static StartInfo) -> ! {
     check(r.is_ok(), format_args!("remap a page read-only: {r:?}"));
     match arch::try_write(ro, 1) {
         Ok(()) => {
-            check(false, format_args!("#PF write to read-only {ro:#x}: succeeded"));
+            check(
+                false,
+                format_args!("#PF write to read-only {ro:#x}: succeeded"),
+            );
         }
         Err(r) => {
             check_eq("#PF (read-only write): vector", r.vector, 14);
             check_eq("#PF (read-only write): error code", r.error_code, Some(3));
-            check_eq("#PF (read-only write): rip", r.rip, arch::write_probe().insn);
+            check_eq(
+                "#PF (read-only write): rip",
+                r.rip,
+                arch::write_probe().insn,
+            );
             check_eq("#PF (read-only write): vcpu_info.arch.cr2", r.cr2, ro);
             frame_ok("#PF (read-only write)", &r, arch::expected_rsp());
         }

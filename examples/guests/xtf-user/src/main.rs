@@ -74,7 +74,12 @@ fn main(si: &'static StartInfo) -> ! {
     let h = hc();
     check_ok(
         "register the syscall callback (callback_op)",
-        guest_abi::callback::register(&h, CALLBACKTYPE_SYSCALL, 0, GuestVa(Entry::Syscall.address())),
+        guest_abi::callback::register(
+            &h,
+            CALLBACKTYPE_SYSCALL,
+            0,
+            GuestVa(Entry::Syscall.address()),
+        ),
     );
     xtf_common::check_errno(
         "NEW_USER_BASEPTR of a frame that does not exist",
@@ -94,9 +99,13 @@ fn main(si: &'static StartInfo) -> ! {
     ];
     check_ok(
         "write the user L4 while it is an ordinary frame (mmu_update)",
-        guest_abi::mmu::mmu_update(&h, &mut reqs, guest_abi::mmu::FOREIGNDOM_SELF).map_err(Errno::from),
+        guest_abi::mmu::mmu_update(&h, &mut reqs, guest_abi::mmu::FOREIGNDOM_SELF)
+            .map_err(Errno::from),
     );
-    check_ok("MMUEXT_NEW_USER_BASEPTR", guest_abi::mmu::new_user_baseptr(&h, user_l4));
+    check_ok(
+        "MMUEXT_NEW_USER_BASEPTR",
+        guest_abi::mmu::new_user_baseptr(&h, user_l4),
+    );
     check(
         arch::try_read(ALIAS + core::ptr::addr_of!(TARGET) as u64).is_err(),
         format_args!("the alias is absent from the kernel table (#PF in kernel mode)"),
@@ -105,36 +114,83 @@ fn main(si: &'static StartInfo) -> ! {
     arch::set_syscall_result(0x77);
     let before = arch::trap_count();
     arch::enter_user(user_main);
-    check(true, format_args!("back in kernel mode after iret to RPL 0"));
+    check(
+        true,
+        format_args!("back in kernel mode after iret to RPL 0"),
+    );
     let n = arch::trap_count() - before;
     check_eq("user-mode entries into the kernel", n, 8);
     // Oldest first: syscall, int80, #GP, #GP, #PF, #UD, console syscall, exit.
     let rec = |i: u64| arch::record(n - 1 - i);
 
     let s = rec(0);
-    check_eq("syscall: reaches the syscall callback", s.vector, VEC_SYSCALL);
+    check_eq(
+        "syscall: reaches the syscall callback",
+        s.vector,
+        VEC_SYSCALL,
+    );
     check_eq("syscall: rax (number) intact", s.rax, 0x1234);
     check_eq("syscall: rdx (argument) intact", s.rdx, 0xabcd);
-    check_eq("syscall: frame rip after syscall", s.rip, arch::syscall_probe().resume);
-    check_eq("syscall: rcx = return rip", s.rcx, arch::syscall_probe().resume);
-    check_eq("syscall: frame CS is the user CS (RPL 3)", s.cs & 0xffff, 0xe033);
-    check_eq("syscall: frame rsp is the user rsp", s.rsp, USER_RSP.load(Ordering::SeqCst));
-    check_eq("syscall: result returned in rax", SYSCALL_RET.load(Ordering::SeqCst), 0x77);
+    check_eq(
+        "syscall: frame rip after syscall",
+        s.rip,
+        arch::syscall_probe().resume,
+    );
+    check_eq(
+        "syscall: rcx = return rip",
+        s.rcx,
+        arch::syscall_probe().resume,
+    );
+    check_eq(
+        "syscall: frame CS is the user CS (RPL 3)",
+        s.cs & 0xffff,
+        0xe033,
+    );
+    check_eq(
+        "syscall: frame rsp is the user rsp",
+        s.rsp,
+        USER_RSP.load(Ordering::SeqCst),
+    );
+    check_eq(
+        "syscall: result returned in rax",
+        SYSCALL_RET.load(Ordering::SeqCst),
+        0x77,
+    );
 
     let i = rec(1);
     check_eq("int $0x80 from user (DPL 3): delivered", i.vector, 0x80);
-    check_eq("int $0x80 from user: rip after int", i.rip, Op::Int80.probe().resume);
+    check_eq(
+        "int $0x80 from user: rip after int",
+        i.rip,
+        Op::Int80.probe().resume,
+    );
     check_eq("int $0x80 from user: CS RPL 3", i.cs & 3, 3);
     let g = rec(2);
     check_eq("int $0x81 from user (DPL 0): #GP", g.vector, 13);
-    check_eq("int $0x81 from user: error code", g.error_code, Some((0x81 << 3) | 2));
-    check_eq("int $0x81 from user: rip at int", g.rip, Op::Int81.probe().insn);
+    check_eq(
+        "int $0x81 from user: error code",
+        g.error_code,
+        Some((0x81 << 3) | 2),
+    );
+    check_eq(
+        "int $0x81 from user: rip at int",
+        g.rip,
+        Op::Int81.probe().insn,
+    );
     let g = rec(3);
     check_eq("int $0x82 from user (DPL 1): #GP", g.vector, 13);
-    check_eq("int $0x82 from user: error code", g.error_code, Some((0x82 << 3) | 2));
+    check_eq(
+        "int $0x82 from user: error code",
+        g.error_code,
+        Some((0x82 << 3) | 2),
+    );
     let p = rec(4);
     check_eq("#PF from user: vector", p.vector, 14);
-    check_eq("#PF from user: error code has U (not present read)", p.error_code, Some(4));
+    check_eq(
+        "#PF from user: error code has U (not present read)",
+        p.error_code,
+        Some(4),
+    );
     check_eq("#PF from user: vcpu_info.arch.cr2", p.cr2, 0x1000);
     check_eq("#PF from user: CS RPL 3", p.cs & 0xffff, 0xe033);
     let u = rec(5);
@@ -154,9 +210,16 @@ fn main(si: &'static StartInfo) -> ! {
     check_eq("user exit syscall", rec(7).rax, SYS_EXIT_USER);
     check_eq(
         "the alias maps the same frame in user mode",
-        (ALIAS_FAULTED.load(Ordering::SeqCst), ALIAS_READ.load(Ordering::SeqCst)),
+        (
+            ALIAS_FAULTED.load(Ordering::SeqCst),
+            ALIAS_READ.load(Ordering::SeqCst),
+        ),
         (0, 0x5eed_f00d),
     );
-    check_eq("#PF error code seen by user-mode probe", PF_RECORD_EC.load(Ordering::SeqCst), 4);
+    check_eq(
+        "#PF error code seen by user-mode probe",
+        PF_RECORD_EC.load(Ordering::SeqCst),
+        4,
+    );
     finish()
 }
