@@ -175,6 +175,8 @@ fn user_mode_iret_syscall_and_user_traps_conform() {
             "MMUEXT_NEW_USER_BASEPTR",
             "the alias is absent from the kernel table",
             "back in kernel mode after iret to RPL 0",
+            "event in user mode: upcall entered",
+            "event in user mode: frame CS is the user CS (RPL 3)",
             "syscall: reaches the syscall callback",
             "syscall: rcx = return rip",
             "syscall: result returned in rax",

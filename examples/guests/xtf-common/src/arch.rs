@@ -420,7 +420,10 @@ pub struct TrapRecord {
     pub rdx: u64,
 }
 
-struct Records(UnsafeCell<[TrapRecord; 8]>);
+/// Entries remembered by [`record`].
+pub const RECORDS_KEPT: u64 = 16;
+
+struct Records(UnsafeCell<[TrapRecord; RECORDS_KEPT as usize]>);
 // SAFETY: one vCPU; the records are written only by `xtf_dispatch` (which
 // runs with the interrupted code stopped) and read by test code between
 // traps, through volatile copies.
@@ -440,7 +443,7 @@ static RECORDS: Records = Records(UnsafeCell::new(
         cr2: 0,
         rax: 0,
         rdx: 0,
-    }; 8],
+    }; RECORDS_KEPT as usize],
 ));
 static TRAP_COUNT: AtomicU64 = AtomicU64::new(0);
 static FIXUP: AtomicU64 = AtomicU64::new(0);
@@ -458,11 +461,11 @@ pub fn trap_count() -> u64 {
 #[must_use]
 pub fn record(n: u64) -> TrapRecord {
     let count = trap_count();
-    if n >= count || n >= 8 {
+    if n >= count || n >= RECORDS_KEPT {
         return TrapRecord::default();
     }
-    let idx = usize::try_from((count - 1 - n) % 8).unwrap_or(0);
-    // SAFETY: see `Records`; `idx < 8`.
+    let idx = usize::try_from((count - 1 - n) % RECORDS_KEPT).unwrap_or(0);
+    // SAFETY: see `Records`; `idx < RECORDS_KEPT`.
     unsafe { (RECORDS.0.get().cast::<TrapRecord>().add(idx)).read_volatile() }
 }
 
@@ -550,8 +553,8 @@ unsafe extern "C" fn xtf_dispatch(vector: u64, frame: *mut u64, has_ec: u64) {
         }
     };
     let n = TRAP_COUNT.load(Ordering::SeqCst);
-    let idx = usize::try_from(n % 8).unwrap_or(0);
-    // SAFETY: see `Records`; `idx < 8`.
+    let idx = usize::try_from(n % RECORDS_KEPT).unwrap_or(0);
+    // SAFETY: see `Records`; `idx < RECORDS_KEPT`.
     unsafe {
         RECORDS
             .0

@@ -6,7 +6,8 @@
 //! (DPL 3) is delivered; `int $0x81` (DPL 0) and `int $0x82` (DPL 1) raise
 //! #GP((n << 3) | 2); #PF carries the U bit; #UD is delivered; a hypercall
 //! from user mode is not a hypercall but a syscall; the alias exists only in
-//! the user table. Every user→kernel entry comes with CS RPL 3 on the kernel
+//! the user table; an event pending when user mode unmasks events is
+//! delivered at once. Every user→kernel entry comes with CS RPL 3 on the kernel
 //! stack from `stack_switch`, and the kernel gets back with `iret` to RPL 0.
 #![no_std]
 #![no_main]
@@ -15,11 +16,11 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use guest_abi::abi::Errno;
-use guest_abi::abi::callback::CALLBACKTYPE_SYSCALL;
+use guest_abi::abi::callback::{CALLBACKF_MASK_EVENTS, CALLBACKTYPE_EVENT, CALLBACKTYPE_SYSCALL};
 use guest_abi::abi::mmu::MmuUpdate;
 use guest_abi::abi::xen::StartInfo;
-use guest_abi::abi::{GuestVa, Mfn};
-use xtf_common::arch::{self, Entry, Op, SYS_EXIT_USER, VEC_SYSCALL};
+use guest_abi::abi::{DomId, GuestVa, Mfn};
+use xtf_common::arch::{self, Entry, Op, SYS_EXIT_USER, VEC_EVENT, VEC_SYSCALL};
 use xtf_common::{Frames, check, check_eq, check_ok, finish, hc, println};
 
 guest_abi::entry!(main);
@@ -111,19 +112,57 @@ fn main(si: &'static StartInfo) -> ! {
         format_args!("the alias is absent from the kernel table (#PF in kernel mode)"),
     );
 
+    // An event left pending while masked is delivered as soon as the iret
+    // to user mode unmasks events: a bounce from user mode.
+    check_ok(
+        "register the event callback",
+        guest_abi::callback::register(
+            &h,
+            CALLBACKTYPE_EVENT,
+            CALLBACKF_MASK_EVENTS,
+            GuestVa(Entry::Event.address()),
+        ),
+    );
+    let a = guest_abi::evtchn::alloc_unbound(&h, DomId::SELF);
+    let b = a.and_then(|a| guest_abi::evtchn::bind_interdomain(&h, DomId::SELF, a));
+    check(
+        b.is_ok(),
+        format_args!("loopback channel, bound port pending: {b:?}"),
+    );
+
     arch::set_syscall_result(0x77);
     let before = arch::trap_count();
     arch::enter_user(user_main);
+    // A hypercall works again: we are back in kernel mode.
     check(
         true,
         format_args!("back in kernel mode after iret to RPL 0"),
     );
     let n = arch::trap_count() - before;
-    check_eq("user-mode entries into the kernel", n, 8);
-    // Oldest first: syscall, int80, #GP, #GP, #PF, #UD, console syscall, exit.
+    check_eq("user-mode entries into the kernel", n, 9);
+    // Oldest first: event, syscall, int80, #GP, #GP, #PF, #UD, console
+    // syscall, exit.
     let rec = |i: u64| arch::record(n - 1 - i);
 
-    let s = rec(0);
+    let e = rec(0);
+    check_eq("event in user mode: upcall entered", e.vector, VEC_EVENT);
+    check_eq(
+        "event in user mode: interrupted rip is the user entry",
+        e.rip,
+        user_main as *const () as u64,
+    );
+    check_eq(
+        "event in user mode: frame CS is the user CS (RPL 3)",
+        e.cs & 0xffff,
+        0xe033,
+    );
+    check_eq(
+        "event in user mode: saved upcall mask 0, IF set",
+        ((e.cs >> 32) & 0xff, (e.rflags >> 9) & 1),
+        (0, 1),
+    );
+
+    let s = rec(1);
     check_eq(
         "syscall: reaches the syscall callback",
         s.vector,
@@ -157,7 +196,7 @@ fn main(si: &'static StartInfo) -> ! {
         0x77,
     );
 
-    let i = rec(1);
+    let i = rec(2);
     check_eq("int $0x80 from user (DPL 3): delivered", i.vector, 0x80);
     check_eq(
         "int $0x80 from user: rip after int",
@@ -165,7 +204,7 @@ fn main(si: &'static StartInfo) -> ! {
         Op::Int80.probe().resume,
     );
     check_eq("int $0x80 from user: CS RPL 3", i.cs & 3, 3);
-    let g = rec(2);
+    let g = rec(3);
     check_eq("int $0x81 from user (DPL 0): #GP", g.vector, 13);
     check_eq(
         "int $0x81 from user: error code",
@@ -177,14 +216,14 @@ fn main(si: &'static StartInfo) -> ! {
         g.rip,
         Op::Int81.probe().insn,
     );
-    let g = rec(3);
+    let g = rec(4);
     check_eq("int $0x82 from user (DPL 1): #GP", g.vector, 13);
     check_eq(
         "int $0x82 from user: error code",
         g.error_code,
         Some((0x82 << 3) | 2),
     );
-    let p = rec(4);
+    let p = rec(5);
     check_eq("#PF from user: vector", p.vector, 14);
     check_eq(
         "#PF from user: error code has U (not present read)",
@@ -193,10 +232,10 @@ fn main(si: &'static StartInfo) -> ! {
     );
     check_eq("#PF from user: vcpu_info.arch.cr2", p.cr2, 0x1000);
     check_eq("#PF from user: CS RPL 3", p.cs & 0xffff, 0xe033);
-    let u = rec(5);
+    let u = rec(6);
     check_eq("#UD from user: vector", u.vector, 6);
     check_eq("#UD from user: rip", u.rip, Op::Ud2.probe().insn);
-    let c = rec(6);
+    let c = rec(7);
     check_eq(
         "hypercall from user mode is a syscall (rax = console_io)",
         (c.vector, c.rax),
@@ -207,7 +246,7 @@ fn main(si: &'static StartInfo) -> ! {
         HYPERCALL_RET.load(Ordering::SeqCst),
         0x77,
     );
-    check_eq("user exit syscall", rec(7).rax, SYS_EXIT_USER);
+    check_eq("user exit syscall", rec(8).rax, SYS_EXIT_USER);
     check_eq(
         "the alias maps the same frame in user mode",
         (
