@@ -162,6 +162,9 @@ fn kernel_mode_exceptions_and_int_n_bounce_with_xen_frames() {
             "int $0x81 (DPL 0 gate): error code",
             "#UD with events enabled: saved upcall mask in CS[39:32]",
             "#UD with events enabled: RFLAGS.IF = !saved mask",
+            "#UD gate with the mask flag: events masked in the handler",
+            "int $0x80 gate without the mask flag: events stay enabled",
+            "set_trap_table with a non-canonical handler -> EINVAL",
         ],
     );
 }
@@ -206,6 +209,10 @@ fn event_channel_loopback_and_timers_conform() {
             "set_timer_op timer fired",
             "periodic timer ticks three times",
             "periodic timer below 1 ms refused",
+            "binding VIRQ_TIMER twice -> EEXIST",
+            "send on an unbound port is dropped",
+            "poll returned at its timeout",
+            "SCHEDOP_poll (no timeout) on a pending port returns",
         ],
     );
 }
@@ -234,6 +241,11 @@ fn page_tables_build_switch_map_and_every_forbidden_update_is_refused() {
             "unpin it twice -> EINVAL",
             "NEW_BASEPTR with an L1 table -> EINVAL",
             "MMUEXT_MARK_SUPER (PV superpages are gone) -> EOPNOTSUPP",
+            "a batch stops at the first bad request",
+            "the read-only M2P shows it",
+            "a plain store of a valid L1 entry is emulated",
+            "the stored entry maps the data frame",
+            "a store of a forbidden entry (the L1 itself, writable) faults",
         ],
     );
 }

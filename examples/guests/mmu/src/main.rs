@@ -299,6 +299,70 @@ fn main(si: &'static StartInfo) -> ! {
         ),
         Errno::EOPNOTSUPP,
     );
+    let done = mmu::mmu_update(
+        &h,
+        &mut [
+            MmuUpdate {
+                ptr: l2e(300),
+                val: 0,
+            },
+            MmuUpdate {
+                ptr: l2e(301) | 5,
+                val: 0,
+            },
+            MmuUpdate {
+                ptr: l2e(302),
+                val: 0,
+            },
+        ],
+        FOREIGNDOM_SELF,
+    );
+    check_eq(
+        "a batch stops at the first bad request and reports how many were done",
+        done.map_err(|e| (e.errno, e.done)),
+        Err((Errno::ENOSYS, 1)),
+    );
+    let old_pfn = xtf_common::m2p(data);
+    check_ok(
+        "MMU_MACHPHYS_UPDATE of our own frame",
+        update(&h, (data.0 << 12) | 1, 0x1234),
+    );
+    check_eq("the read-only M2P shows it", xtf_common::m2p(data), 0x1234);
+    let _ = update(&h, (data.0 << 12) | 1, old_pfn);
+
+    println!("mmu: writable page tables (stores into an L1 are emulated)");
+    let view = WINDOW + 2 * 4096;
+    check_ok(
+        "map the window L1 read-only inside the window",
+        uvm(&h, view, (win_l1.0 << 12) | RO),
+    );
+    check(
+        arch::try_write(view + 3 * 8, (data.0 << 12) | RW).is_ok(),
+        format_args!("a plain store of a valid L1 entry is emulated"),
+    );
+    let _ = mmu::invlpg_local(&h, GuestVa(WINDOW + 3 * 4096));
+    check_eq(
+        "the stored entry maps the data frame",
+        peek(WINDOW + 3 * 4096 + 8 * 7),
+        0xdead_0007,
+    );
+    check_eq(
+        "it reads back with the data frame's mfn",
+        (peek(view + 3 * 8) & PTE_ADDR_MASK) >> 12,
+        data.0,
+    );
+    let r = arch::try_write(view + 4 * 8, (win_l1.0 << 12) | RW);
+    check_eq(
+        "a store of a forbidden entry (the L1 itself, writable) faults",
+        r.map_err(|r| (r.vector, r.error_code)),
+        Err((14, Some(3))),
+    );
+    check(
+        arch::try_write(view + 3 * 8, 0).is_ok(),
+        format_args!("a plain store of 0 unmaps (emulated)"),
+    );
+    check_ok("unmap the L1 view", uvm(&h, view, 0));
+
     check_ok("back to the boot tables", mmu::new_baseptr(&h, old_l4));
     check_eq("cr3 is the boot L4 again", arch::read_cr3() >> 12, old_l4.0);
     finish()

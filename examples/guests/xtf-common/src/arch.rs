@@ -418,6 +418,8 @@ pub struct TrapRecord {
     pub rax: u64,
     /// `rdx` at entry (the syscall argument in [`user_syscall`]).
     pub rdx: u64,
+    /// `evtchn_upcall_mask` inside the handler (if shared_info is mapped).
+    pub mask: u8,
 }
 
 /// Entries remembered by [`record`].
@@ -443,6 +445,7 @@ static RECORDS: Records = Records(UnsafeCell::new(
         cr2: 0,
         rax: 0,
         rdx: 0,
+        mask: 0,
     }; RECORDS_KEPT as usize],
 ));
 static TRAP_COUNT: AtomicU64 = AtomicU64::new(0);
@@ -550,6 +553,11 @@ unsafe extern "C" fn xtf_dispatch(vector: u64, frame: *mut u64, has_ec: u64) {
             },
             rax,
             rdx,
+            mask: if SHARED_MAPPED.load(Ordering::SeqCst) != 0 {
+                vcpu0().upcall_mask()
+            } else {
+                0
+            },
         }
     };
     let n = TRAP_COUNT.load(Ordering::SeqCst);

@@ -17,7 +17,7 @@ use guest_abi::abi::xen::StartInfo;
 use guest_abi::abi::{DomId, GuestVa};
 use guest_abi::evtchn::{self, PortStatus};
 use xtf_common::arch::{self, Entry};
-use xtf_common::{check, check_eq, check_ok, finish, hc, println};
+use xtf_common::{check, check_eq, check_errno, check_ok, finish, hc, println};
 
 guest_abi::entry!(main);
 
@@ -219,6 +219,33 @@ fn main(si: &'static StartInfo) -> ! {
         "stop the periodic timer",
         guest_abi::vcpu::stop_periodic_timer(&h, 0),
     );
+    check_errno(
+        "binding VIRQ_TIMER twice",
+        evtchn::bind_virq(&h, VIRQ_TIMER, 0),
+        guest_abi::abi::Errno::EEXIST,
+    );
+    // SCHEDOP_poll: times out with nothing pending, returns at once when a
+    // polled port is pending (even with events masked).
+    if let Ok(p) = evtchn::alloc_unbound(&h, DomId(0)) {
+        check_ok("send on an unbound port is dropped", evtchn::send(&h, p));
+        check(!pending(p.0), format_args!("and leaves nothing pending"));
+        let deadline = now_ns() + 2_000_000;
+        check_ok(
+            "SCHEDOP_poll with a timeout",
+            guest_abi::sched::poll(&h, &[p], deadline),
+        );
+        check(
+            now_ns() >= deadline,
+            format_args!("poll returned at its timeout"),
+        );
+    }
+    arch::evtchn_pending(t.0 as usize / 64).fetch_or(1 << (t.0 % 64), Ordering::SeqCst);
+    // No timeout: this returns only because the polled port is pending.
+    check_ok(
+        "SCHEDOP_poll (no timeout) on a pending port returns",
+        guest_abi::sched::poll(&h, &[t], 0),
+    );
+    arch::evtchn_pending(t.0 as usize / 64).fetch_and(!(1 << (t.0 % 64)), Ordering::SeqCst);
     check_eq(
         "periodic timer below 1 ms refused",
         guest_abi::vcpu::set_periodic_timer(&h, 0, 999_999),

@@ -168,10 +168,30 @@ fn main(si: &'static StartInfo) -> ! {
     arch::vcpu0().set_upcall_mask(0);
     exception(Op::Ud2, "#UD with events enabled", 6, None, true);
     check_eq(
+        "#UD gate with the mask flag: events masked in the handler",
+        arch::record(0).mask,
+        1,
+    );
+    let _ = Op::Int80.run();
+    check_eq(
+        "int $0x80 gate without the mask flag: events stay enabled in the handler",
+        arch::record(0).mask,
+        0,
+    );
+    check_eq(
         "handler returned with events enabled again",
         arch::vcpu0().upcall_mask(),
         0,
     );
     arch::vcpu0().set_upcall_mask(1);
+    let bad = [
+        guest_abi::abi::callback::TrapInfo::new(0x83, 3, false, 0x8000_0000_0000_0000),
+        guest_abi::abi::callback::TrapInfo::new(0, 0, false, 0),
+    ];
+    xtf_common::check_errno(
+        "set_trap_table with a non-canonical handler",
+        guest_abi::callback::set_trap_table(&xtf_common::hc(), &bad),
+        guest_abi::abi::Errno::EINVAL,
+    );
     finish()
 }
