@@ -265,6 +265,24 @@ fn each_shutdown_reason_is_the_exit_status() {
 }
 
 #[test]
+fn an_expired_watchdog_shuts_the_domain_down_with_reason_4() {
+    let (out, status) = run("xtf-shutdown", "watchdog=1");
+    for want in [
+        "PASS: create a watchdog (id 1)",
+        "PASS: create a second watchdog (id 2)",
+        "PASS: a third watchdog -> ENOSPC",
+        "PASS: destroy watchdog 2",
+        "PASS: re-arm the destroyed watchdog -> EINVAL",
+        "PASS: re-arm watchdog 1 for 1 s",
+        "watchdog expired",
+    ] {
+        assert!(out.contains(want), "no {want:?} in\n{out}");
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+    assert_eq!(status, 4, "{out}");
+}
+
+#[test]
 fn every_guest_is_covered_here() {
     for g in pvsdk_examples::GUESTS {
         assert!(

@@ -200,6 +200,8 @@ pub struct Domain {
     pub vm_assist: u64,
     /// `console_io` output held until a newline.
     pub conio_line: Vec<u8>,
+    /// `SCHEDOP_watchdog` timers (ids 1 and 2): expiry in system time.
+    pub watchdogs: [Option<u64>; 2],
 }
 
 /// The hypervisor.
@@ -377,6 +379,7 @@ impl Hypervisor {
             max_pages: nr_pages,
             vm_assist: 0,
             conio_line: Vec::new(),
+            watchdogs: [None; 2],
         };
         self.write_time(&dom);
         // The console backend services the ring from now on.
@@ -530,6 +533,12 @@ impl Hypervisor {
                 [v.singleshot, v.periodic.map(|p| p.1), poll]
             })
             .flatten()
+            .chain(
+                self.domains
+                    .values()
+                    .filter(|d| d.shutdown.is_none())
+                    .flat_map(|d| d.watchdogs.iter().flatten().copied()),
+            )
             .min();
         let wait = next
             .map_or(1_000_000, |t| t.saturating_sub(now))
@@ -539,11 +548,22 @@ impl Hypervisor {
         }
     }
 
-    /// Raise VIRQ_TIMER for expired timers and time out polls.
+    /// Raise VIRQ_TIMER for expired timers, time out polls, and shut down
+    /// domains whose watchdog expired.
     fn fire_timers(&mut self) {
         let now = self.clock.now_ns();
         let mut raise = Vec::new();
         for d in self.domains.values_mut().filter(|d| d.shutdown.is_none()) {
+            if d.watchdogs.iter().flatten().any(|&t| t <= now) {
+                tracing::info!(dom = d.id, "watchdog expired");
+                let _ = writeln!(
+                    self.out,
+                    "(hv) domain {} ({}): watchdog expired",
+                    d.id, d.name
+                );
+                d.shutdown = Some(guest_abi::abi::sched::SHUTDOWN_WATCHDOG);
+                continue;
+            }
             for v in &mut d.vcpus {
                 if v.state == RunState::Down {
                     continue;
