@@ -106,8 +106,9 @@ fn env(key: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| panic!("cargo sets {key} for build scripts"))
 }
 
-/// Every package directory under `guests/` with a `Cargo.toml` is a guest
-/// whose binary has the package's directory name.
+/// Every package directory under `guests/` with a `Cargo.toml` and a
+/// `src/main.rs` is a guest whose binary has the package's directory name;
+/// library crates shared by guests (such as `xtf-common`) are skipped.
 fn guest_names(guests: &Path) -> Vec<String> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(guests).expect("read examples/guests") {

@@ -200,6 +200,8 @@ pub struct Domain {
     pub vm_assist: u64,
     /// `console_io` output held until a newline.
     pub conio_line: Vec<u8>,
+    /// `SCHEDOP_watchdog` timers (ids 1 and 2): expiry in system time.
+    pub watchdogs: [Option<u64>; 2],
 }
 
 /// The hypervisor.
@@ -242,6 +244,16 @@ fn interp_backend() -> Box<dyn VcpuBackend + Send> {
 pub struct RunOutcome {
     /// Per domain: id, name, shutdown reason.
     pub domains: Vec<(DomId, String, u32)>,
+}
+
+/// [`Hypervisor::run_for`] reached its time limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("time limit reached with domains still running: {running:?}")]
+pub struct RunTimeout {
+    /// Names of the domains that had not shut down.
+    pub running: Vec<String>,
+    /// The outcome so far.
+    pub partial: RunOutcome,
 }
 
 impl RunOutcome {
@@ -367,6 +379,7 @@ impl Hypervisor {
             max_pages: nr_pages,
             vm_assist: 0,
             conio_line: Vec::new(),
+            watchdogs: [None; 2],
         };
         self.write_time(&dom);
         // The console backend services the ring from now on.
@@ -436,8 +449,30 @@ impl Hypervisor {
 
     /// Run every domain until all have shut down.
     pub fn run(&mut self) -> RunOutcome {
+        match self.run_until(None) {
+            Ok(outcome) => outcome,
+            Err(timeout) => timeout.partial,
+        }
+    }
+
+    /// Run every domain until all have shut down or `limit` of wall time has
+    /// passed (tests and tools that must finish in bounded time).
+    ///
+    /// # Errors
+    /// [`RunTimeout`] when some domain is still running at the limit; it
+    /// carries the outcome so far (running domains show reason 0).
+    pub fn run_for(&mut self, limit: Duration) -> Result<RunOutcome, RunTimeout> {
+        self.run_until(Some(Instant::now() + limit))
+    }
+
+    fn run_until(&mut self, deadline: Option<Instant>) -> Result<RunOutcome, RunTimeout> {
+        let mut timed_out = false;
         loop {
             if self.domains.values().all(|d| d.shutdown.is_some()) {
+                break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                timed_out = true;
                 break;
             }
             self.fire_timers();
@@ -459,13 +494,26 @@ impl Hypervisor {
         }
         self.service_consoles();
         self.flush_console_lines();
-        RunOutcome {
+        let outcome = RunOutcome {
             domains: self
                 .domains
                 .values()
                 .map(|d| (d.id, d.name.clone(), d.shutdown.unwrap_or(0)))
                 .collect(),
+        };
+        if timed_out {
+            let running = self
+                .domains
+                .values()
+                .filter(|d| d.shutdown.is_none())
+                .map(|d| d.name.clone())
+                .collect();
+            return Err(RunTimeout {
+                running,
+                partial: outcome,
+            });
         }
+        Ok(outcome)
     }
 
     /// Nothing is runnable: sleep until the next timer (or a short while).
@@ -485,6 +533,12 @@ impl Hypervisor {
                 [v.singleshot, v.periodic.map(|p| p.1), poll]
             })
             .flatten()
+            .chain(
+                self.domains
+                    .values()
+                    .filter(|d| d.shutdown.is_none())
+                    .flat_map(|d| d.watchdogs.iter().flatten().copied()),
+            )
             .min();
         let wait = next
             .map_or(1_000_000, |t| t.saturating_sub(now))
@@ -494,11 +548,22 @@ impl Hypervisor {
         }
     }
 
-    /// Raise VIRQ_TIMER for expired timers and time out polls.
+    /// Raise VIRQ_TIMER for expired timers, time out polls, and shut down
+    /// domains whose watchdog expired.
     fn fire_timers(&mut self) {
         let now = self.clock.now_ns();
         let mut raise = Vec::new();
         for d in self.domains.values_mut().filter(|d| d.shutdown.is_none()) {
+            if d.watchdogs.iter().flatten().any(|&t| t <= now) {
+                tracing::info!(dom = d.id, "watchdog expired");
+                let _ = writeln!(
+                    self.out,
+                    "(hv) domain {} ({}): watchdog expired",
+                    d.id, d.name
+                );
+                d.shutdown = Some(guest_abi::abi::sched::SHUTDOWN_WATCHDOG);
+                continue;
+            }
             for v in &mut d.vcpus {
                 if v.state == RunState::Down {
                     continue;

@@ -460,12 +460,51 @@ fn sched_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg: u64) -> Re
             Err(f) => f.into(),
         },
         sched::SCHEDOP_POLL => poll(hv, dom, v, arg),
+        sched::SCHEDOP_WATCHDOG => match read::<sched::SchedWatchdog>(hv, dom, v, arg) {
+            Ok(w) => watchdog(hv, dom, w),
+            Err(f) => f.into(),
+        },
         // Shutting down another domain needs privileges no domain has here.
         sched::SCHEDOP_REMOTE_SHUTDOWN => match read::<[u32; 2]>(hv, dom, v, arg) {
             Ok(_) => Ret::Val(EPERM),
             Err(f) => f.into(),
         },
         _ => Ret::Val(ENOSYS),
+    }
+}
+
+/// `SCHEDOP_watchdog`: id 0 creates a watchdog (returning its id, 1 or 2,
+/// or `ENOSPC`); a live id with timeout 0 destroys it, with a timeout
+/// re-arms it; expiry shuts the domain down with `SHUTDOWN_watchdog`.
+fn watchdog(hv: &mut Hypervisor, dom: DomId, w: sched::SchedWatchdog) -> Ret {
+    const ENOSPC: i64 = -28;
+    let deadline = hv
+        .clock
+        .now_ns()
+        .saturating_add(u64::from(w.timeout).saturating_mul(1_000_000_000));
+    let Some(d) = hv.domains.get_mut(&dom) else {
+        return Ret::Stop;
+    };
+    if w.id == 0 {
+        return match d.watchdogs.iter().position(Option::is_none) {
+            Some(i) => {
+                if let Some(slot) = d.watchdogs.get_mut(i) {
+                    *slot = Some(deadline);
+                }
+                Ret::Val(i64::try_from(i).unwrap_or(0) + 1)
+            }
+            None => Ret::Val(ENOSPC),
+        };
+    }
+    let slot = usize::try_from(w.id - 1)
+        .ok()
+        .and_then(|i| d.watchdogs.get_mut(i));
+    match slot {
+        Some(t @ Some(_)) => {
+            *t = (w.timeout != 0).then_some(deadline);
+            Ret::Val(0)
+        }
+        _ => Ret::Val(EINVAL),
     }
 }
 
