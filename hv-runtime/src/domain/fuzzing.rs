@@ -97,7 +97,11 @@ pub fn run(data: &[u8]) -> Result<(), String> {
     let m2p = M2p::new(&mem, &mut ft).map_err(|e| e.to_string())?;
     let free_before = ft.free_frames();
     // Odd-length inputs get a domain too small for most images.
-    let nr_pages = if data.len() % 2 == 0 { 1100 } else { 300 };
+    let nr_pages = if data.len().is_multiple_of(2) {
+        1100
+    } else {
+        300
+    };
     let cfg = BuildConfig {
         domid: DOMID,
         nr_pages,

@@ -75,7 +75,11 @@ impl Input<'_> {
     }
 
     fn dom(&mut self) -> DomId {
-        if self.byte() % 5 == 0 { OTHER } else { DOM }
+        if self.byte().is_multiple_of(5) {
+            OTHER
+        } else {
+            DOM
+        }
     }
 
     /// PTE flag bits: the architectural low bits, NX, an available bit and
@@ -349,12 +353,14 @@ fn step(w: &mut World, input: &mut Input<'_>) -> Result<(), String> {
                     return Err(format!("forbidden L1 bits accepted: {val:#x}"));
                 }
             }
-            if level.is_some_and(|l| l >= 2) {
-                if val & pte::P != 0 && flags & pte::LN_DISALLOW != 0 && r.is_ok() {
-                    return Err(format!(
-                        "forbidden bits accepted at level {level:?}: {val:#x}"
-                    ));
-                }
+            if level.is_some_and(|l| l >= 2)
+                && val & pte::P != 0
+                && flags & pte::LN_DISALLOW != 0
+                && r.is_ok()
+            {
+                return Err(format!(
+                    "forbidden bits accepted at level {level:?}: {val:#x}"
+                ));
             }
             if level == Some(4) && XEN_L4_SLOTS.contains(&slot) && r.is_ok() {
                 return Err(format!("reserved L4 slot {slot} updated"));
@@ -519,8 +525,10 @@ pub fn seeds() -> Vec<Vec<u8>> {
     let base = |mfn: u8| vec![3, mfn];
     let mut seeds = Vec::new();
     // 1: L4(4) -> L3(5) -> L2(6) -> L1(7) -> frames 8, 9 (rw), then pin.
-    let p = pte::P as u16;
-    let rw = (pte::P | pte::RW) as u16;
+    // Flag bits as the 16-bit little-endian field the decoder reads.
+    let bits = |f: u64| u16::try_from(f & 0xffff).unwrap_or(0);
+    let p = bits(pte::P);
+    let rw = bits(pte::P | pte::RW);
     let mut s = Vec::new();
     s.extend(update(7, 0, 8, p, false));
     s.extend(update(7, 1, 9, rw, false));
@@ -539,7 +547,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
     // 2: the same plus linear entries, reserved slots and forbidden bits.
     s.extend(update(4, 1, 4, p, false));
     s.extend(update(4, 2, 4, rw, false));
-    s.extend(update(4, 0, 5, (pte::P | pte::PAT_PSE) as u16, false));
+    s.extend(update(4, 0, 5, bits(pte::P | pte::PAT_PSE), false));
     s.extend(vec![0, 4, 4, 5, 1, 0, 0, 1, 1, 0, 0]); // slot 256
     s.extend(pin(6, 2));
     s.extend(pin(6, 3));
