@@ -54,6 +54,8 @@ const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 const DOMID_SELF: u64 = 0x7ff0;
 const FLAT_KERNEL_CS_RPL0: u64 = 0xe030;
 const FLAT_KERNEL_SS: u64 = 0xe02b;
+/// The flat 64-bit code selector with RPL 3: `iret` to guest user mode.
+const FLAT_USER_CS: u64 = 0xe033;
 
 // ---- trap handling and fault probes (assembly) ------------------------------
 //
@@ -227,6 +229,52 @@ hostile_probe_out:
     mov qword ptr [rip + hostile_recover_rip], 0
     ret
 
+    // u64 hostile_user_probe(u64 user_rip, u64 user_rsp, u64 r12, u64 r13):
+    // iret to guest user mode at user_rip with r12/r13 set; the routine
+    // there does one privileged thing and then ud2, so the vector the
+    // kernel sees says whether the privileged thing trapped (13/14) or was
+    // carried out (6).
+    .globl hostile_user_probe
+hostile_user_probe:
+    push r12
+    push r13
+    mov r12, rdx
+    mov r13, rcx
+    mov qword ptr [rip + hostile_recover_rsp], rsp
+    lea rax, [rip + hostile_user_fault]
+    mov qword ptr [rip + hostile_recover_rip], rax
+    push {ss}
+    push rsi
+    push 2
+    push {ucs}
+    push rdi
+    push 0
+    jmp hypercall_page + 23 * 32
+hostile_user_fault:
+    mov rax, qword ptr [rip + hostile_last_vector]
+    or rax, 0x100
+    pop r13
+    pop r12
+    mov qword ptr [rip + hostile_recover_rip], 0
+    ret
+
+    .globl hostile_user_wrmsr
+hostile_user_wrmsr:
+    mov ecx, 0x40000000
+    mov rax, r12
+    mov rdx, r12
+    shr rdx, 32
+    wrmsr
+    ud2
+    .globl hostile_user_mov_cr3
+hostile_user_mov_cr3:
+    mov cr3, r12
+    ud2
+    .globl hostile_user_store
+hostile_user_store:
+    mov qword ptr [r12], r13
+    ud2
+
     // ! hostile_bad_iret(u64 rsp): HYPERVISOR_iret with an unreadable frame.
     .globl hostile_bad_iret
 hostile_bad_iret:
@@ -249,6 +297,7 @@ hostile_raw_syscall:
     "#,
     ss = const FLAT_KERNEL_SS,
     cs = const FLAT_KERNEL_CS_RPL0,
+    ucs = const FLAT_USER_CS,
 );
 
 unsafe extern "C" {
@@ -263,6 +312,10 @@ unsafe extern "C" {
     fn hostile_probe_int80() -> u64;
     fn hostile_probe_iret(frame_top: *mut u64) -> u64;
     fn hostile_bad_iret(rsp: u64) -> !;
+    fn hostile_user_probe(rip: u64, rsp: u64, r12: u64, r13: u64) -> u64;
+    static hostile_user_wrmsr: u8;
+    static hostile_user_mov_cr3: u8;
+    static hostile_user_store: u8;
     fn hostile_raw_syscall(nr: u64) -> i64;
 }
 
@@ -1569,6 +1622,53 @@ fn iret_probes(w: &mut World) {
     );
 }
 
+/// Guest user mode may not do what only the guest kernel may: privileged
+/// instructions and writable-page-table stores must reach the kernel as
+/// faults instead of being carried out.
+fn user_mode_probes(w: &mut World) {
+    let kstack = ARGS.page_va(6) + 4096;
+    let rc = w.call(nr::STACK_SWITCH, [FLAT_KERNEL_SS, kstack, 0, 0, 0]);
+    w.note(
+        "stack_switch to a kernel stack for user-mode traps",
+        rc == 0,
+    );
+    let rc = w.ext1(mmu::MMUEXT_NEW_USER_BASEPTR, w.l4, 0);
+    w.note("user page table = our L4 (allowed)", rc == 0);
+    let ustack = ARGS.page_va(5) + 4096 - 64;
+    // wrmsr(MSR_HYPERCALL_PAGE) would write hypercall stubs over a page
+    // of the kernel's choosing (here: a zeroed scratch page).
+    SCRATCH.fill_u64(1, |_| 0);
+    let target = w.mfn_of_va(SCRATCH.page_va(1));
+    let rip = core::ptr::addr_of!(hostile_user_wrmsr) as u64;
+    // SAFETY: recoverable probe (the user routine ends in a trap).
+    let r = unsafe { hostile_user_probe(rip, ustack, target << 12, 0) };
+    // SAFETY: SCRATCH page 1 is ours and mapped.
+    let first = unsafe { (SCRATCH.page_va(1) as *const u64).read_volatile() };
+    say!("hostile: user-mode wrmsr(hypercall page): r={r:#x} page word0={first:#x}");
+    w.note(
+        "user-mode wrmsr(hypercall page) traps (#GP) and writes nothing",
+        r == 0x10d && first == 0,
+    );
+    let rip = core::ptr::addr_of!(hostile_user_mov_cr3) as u64;
+    // SAFETY: as above.
+    let r = unsafe { hostile_user_probe(rip, ustack, w.l4 << 12, 0) };
+    w.note("user-mode mov cr3 traps (#GP)", r == 0x10d);
+    let s = SCRATCH.page_va(0);
+    let (_, [l1, ..]) = w.walk(s);
+    let l1e_va = w.va_of_mfn(l1) + ((s >> 12) & 511) * 8;
+    let cur = w.read_entry(l1, (s >> 12) & 511);
+    let rip = core::ptr::addr_of!(hostile_user_store) as u64;
+    // SAFETY: as above.
+    let r = unsafe { hostile_user_probe(rip, ustack, l1e_va, cur & !PTE_RW) };
+    let after = w.read_entry(l1, (s >> 12) & 511);
+    w.note(
+        "user-mode store into an L1 is a #PF, not a page-table update",
+        r == 0x10e && after == cur,
+    );
+    let rc = w.ext1(mmu::MMUEXT_NEW_USER_BASEPTR, 0, 0);
+    w.note("user page table dropped", rc == 0);
+}
+
 fn fmt_name(a: &str, b: &str) -> Name {
     let mut n = Name {
         buf: [0; 96],
@@ -1645,6 +1745,7 @@ fn main(si: &'static StartInfo) -> ! {
     evtchn_probes(&mut w);
     cpu_state_probes(&mut w);
     iret_probes(&mut w);
+    user_mode_probes(&mut w);
     say!("hostile: {} probes, {} accepted", w.probes, w.accepted);
     say!("hostile: last breach: iret with an unreadable frame (must crash me)");
     // SAFETY: deliberately unrecoverable.
