@@ -412,8 +412,21 @@ fn console_io(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
             hv.service_consoles();
             Ret::Val(0)
         }
-        // No emergency-console input is wired yet: nothing to read.
-        con::CONSOLEIO_READ => Ret::Val(0),
+        // Input available now (non-blocking); see `Hypervisor::console_read`.
+        con::CONSOLEIO_READ => {
+            let count = a[1] & 0xffff_ffff;
+            if count > 0x8000_0000 {
+                return Ret::Val(EINVAL);
+            }
+            let bytes = hv.console_read(dom, usize::try_from(count).unwrap_or(0));
+            if bytes.is_empty() {
+                return Ret::Val(0);
+            }
+            match guestmem::copy_to_guest(&hv.mem, &hv.ft, cr3(hv, dom, v), a[2], &bytes) {
+                Ok(()) => Ret::Val(i64::try_from(bytes.len()).unwrap_or(0)),
+                Err(f) => f.into(),
+            }
+        }
         _ => Ret::Val(ENOSYS),
     }
 }
