@@ -15,10 +15,13 @@
 //!   right now (possibly 0 bytes) without blocking.
 //!
 //! Note [Console input routing]: both paths read the same stream, so a byte
-//! must go to exactly one. A domain that has called `CONSOLEIO_read` once is
-//! taken to read its input that way (as Xen's console-domain path does) and
-//! the ring is no longer filled; otherwise the ring gets everything. Other
-//! domains get no input: `CONSOLEIO_read` returns 0 for them.
+//! must go to exactly one, and a byte pushed into a ring nobody reads is
+//! lost to `CONSOLEIO_read`. So input stays in the source until the domain
+//! shows which path it uses: the ring is filled only once the domain has
+//! written to it (its frontend is live, as a real console frontend writes
+//! before it reads), and never for a domain that has called
+//! `CONSOLEIO_read` (as Xen's console-domain path does). Other domains get
+//! no input: `CONSOLEIO_read` returns 0 for them.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -147,7 +150,9 @@ mod tests {
 
     #[test]
     fn threaded_input_delivers_everything_in_order_without_blocking() {
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i % 251).to_le_bytes()[0])
+            .collect();
         let mut input = ThreadedInput::spawn(std::io::Cursor::new(data.clone())).expect("spawn");
         let mut got = Vec::new();
         let mut buf = [0u8; 1000];

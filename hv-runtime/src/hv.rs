@@ -171,8 +171,11 @@ pub struct ConsoleBackend {
     /// The ring misbehaved; it is no longer serviced.
     pub broken: bool,
     /// The domain reads input with `CONSOLEIO_read`, so the ring's `in`
-    /// half is no longer filled (Note [Console input routing]).
+    /// half is never filled (Note [Console input routing]).
     pub conio_reader: bool,
+    /// The domain has written to its ring, so its frontend is live and the
+    /// ring's `in` half gets input (Note [Console input routing]).
+    pub ring_active: bool,
 }
 
 /// A domain.
@@ -287,7 +290,8 @@ impl Hypervisor {
     /// The host refused the memory.
     pub fn new(frames: u64, out: Box<dyn Write + Send>) -> Result<Self, CreateError> {
         let mem = MachineMemory::new(frames)?;
-        let mut ft = FrameTable::new(frames);
+        // Fresh anonymous memory is zero: frames need no clearing until reused.
+        let mut ft = FrameTable::new_zeroed(frames);
         let m2p = M2p::new(&mem, &mut ft)?;
         Ok(Self {
             mem,
@@ -389,6 +393,7 @@ impl Hypervisor {
                 line: Vec::new(),
                 broken: false,
                 conio_reader: false,
+                ring_active: false,
             },
             store: (built.store, store_port),
             tot_pages: nr_pages,
@@ -524,7 +529,11 @@ impl Hypervisor {
         let Some(d) = self.domains.get_mut(&focus) else {
             return;
         };
-        if d.shutdown.is_some() || d.console.broken || d.console.conio_reader {
+        if d.shutdown.is_some()
+            || d.console.broken
+            || d.console.conio_reader
+            || !d.console.ring_active
+        {
             return;
         }
         match fill_console_in(&self.mem, d.console.ring, input.as_mut()) {
@@ -646,6 +655,10 @@ impl Hypervisor {
             return false;
         }
         let mut budget = SLICE_INSTRUCTIONS;
+        // Virtual time is charged per slice (guest code plus the hypercalls
+        // handled for it, as Xen's runstate counts), not per exit: two
+        // clock reads per hypercall would cost more than the hypercall.
+        let slice_start = Instant::now();
         while budget > 0 {
             // Deliver a pending event before resuming guest code.
             let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else {
@@ -664,14 +677,12 @@ impl Hypervisor {
                     return true;
                 }
             }
-            let start = Instant::now();
             let exit = vc.backend.run(
                 &mut vc.cpu,
                 &self.mem,
                 &self.clock,
                 Deadline::Instructions(budget),
             );
-            vc.running_ns += u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
             vc.slices += 1;
             // Exits other than Deadline cost a notional 1000 instructions of
             // budget so a guest that only makes hypercalls still yields.
@@ -690,6 +701,10 @@ impl Hypervisor {
                 break;
             }
         }
+        let spent = u64::try_from(slice_start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) {
+            vc.running_ns = vc.running_ns.saturating_add(spent);
+        }
         true
     }
 
@@ -704,6 +719,7 @@ impl Hypervisor {
                 }
                 match drain_console(&self.mem, d.console.ring) {
                     Ok(bytes) if !bytes.is_empty() => {
+                        d.console.ring_active = true;
                         d.console.line.extend_from_slice(&bytes);
                         notify = Some(d.console.port);
                     }

@@ -2,6 +2,8 @@
 //! `CONSOLEIO_read`) from an injected source, other domains get none, and
 //! the stop flag (Ctrl-C in `hv`) ends a run with the consoles flushed.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +20,7 @@ use hv_runtime::domain::builder::BootLayout;
 use hv_runtime::hv::{DomainConfig, EXIT_INTERRUPTED, Hypervisor};
 use hv_runtime::machine::DomId;
 use iced_x86::code_asm::{
-    CodeAssembler, dword_ptr, eax, edi, edx, esi, r12, r13, rax, rbx, rdx, rsi,
+    CodeAssembler, byte_ptr, dword_ptr, eax, edi, esi, r12, r13, rax, rbx, rdx, rsi,
 };
 
 const MEMORY: u64 = 16 << 20;
@@ -70,13 +72,16 @@ fn r12_of(hv: &Hypervisor, dom: DomId) -> i64 {
     hv.domains[&dom].vcpus[0].cpu.gpr[reg::R12].cast_signed()
 }
 
-/// A guest that waits (yielding, at most 10 000 times) until `n` bytes are
-/// in its console ring, consumes them and powers off; crashes otherwise.
+/// A guest that writes a prompt (`>`) to its console ring, waits (yielding,
+/// at most 10 000 times) until `n` bytes are in the ring, consumes them and
+/// powers off; crashes otherwise.
 fn ring_reader(n: u32) -> Vec<u8> {
     let mut a = CodeAssembler::new(64).unwrap();
     let mut top = a.create_label();
     let mut got = a.create_label();
     a.mov(rbx, ring_va()).unwrap();
+    a.mov(byte_ptr(rbx + 1024), u32::from(b'>')).unwrap(); // out[0]
+    a.mov(dword_ptr(rbx + 3084), 1u32).unwrap(); // out_prod
     a.mov(r13, 10_000u64).unwrap();
     a.set_label(&mut top).unwrap();
     a.mov(eax, dword_ptr(rbx + 3076)).unwrap(); // in_prod
@@ -136,12 +141,25 @@ fn focused_domain_ring_receives_input_and_its_console_event() {
 }
 
 #[test]
+fn ring_is_not_filled_before_the_domain_writes_to_it() {
+    // conio_reader never touches its ring: input stays in the source for
+    // CONSOLEIO_read instead of vanishing into the ring.
+    let mut hv = hypervisor(1, Box::new(std::io::sink()));
+    let dom = add_domain(&mut hv, "quiet", conio_reader());
+    hv.input = Some(Box::new(b"k".iter().copied().collect::<VecDeque<u8>>()));
+    assert_eq!(hv.run().exit_status(), 0);
+    let ring = hv.domains[&dom].console.ring.addr().0;
+    assert_eq!(hv.mem.read_u32(MachineAddr(ring + 3076)).unwrap(), 0);
+    assert_eq!(r12_of(&hv, dom), 1);
+}
+
+#[test]
 fn ring_input_beyond_the_ring_size_waits_for_room_and_is_not_lost() {
     // 1500 bytes > XENCONS_IN_SIZE (1024): the ring takes 1024, the rest
     // stays in the source until the guest consumes.
     let mut hv = hypervisor(1, Box::new(std::io::sink()));
     let dom = add_domain(&mut hv, "reader", ring_reader(1024));
-    let data: VecDeque<u8> = (0..1500u32).map(|i| (i % 256) as u8).collect();
+    let data: VecDeque<u8> = (0..1500u32).map(|i| i.to_le_bytes()[0]).collect();
     hv.input = Some(Box::new(data));
     assert_eq!(hv.run().exit_status(), 0);
     let ring = hv.domains[&dom].console.ring.addr().0;
@@ -150,7 +168,7 @@ fn ring_input_beyond_the_ring_size_waits_for_room_and_is_not_lost() {
     let mut rest = [0u8; 2048];
     let n = hv.input.as_mut().unwrap().read_available(&mut rest);
     assert_eq!(n, 476);
-    assert_eq!(rest[0], (1024 % 256) as u8);
+    assert_eq!(rest[0], 1024u32.to_le_bytes()[0]);
 }
 
 #[test]

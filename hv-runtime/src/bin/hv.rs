@@ -75,6 +75,9 @@ enum Cmd {
         /// Fewer operations per run (a quick smoke run; noisier figures).
         #[arg(long)]
         quick: bool,
+        /// Only the measurements whose group (hypercall, mmu, hello) contains this.
+        #[arg(long, default_value = "")]
+        only: String,
     },
     /// List the built-in example guests.
     Examples,
@@ -161,7 +164,7 @@ fn per_op(t: std::time::Duration, ops: u64) -> f64 {
     r
 }
 
-fn bench_cmd(runs: u32, quick: bool) -> anyhow::Result<()> {
+fn bench_cmd(runs: u32, quick: bool, only: &str) -> anyhow::Result<()> {
     let scale: u64 = if quick { 10 } else { 1 };
     let mut rows = Vec::new();
     let median = |f: &mut dyn FnMut() -> anyhow::Result<f64>| -> anyhow::Result<f64> {
@@ -172,15 +175,20 @@ fn bench_cmd(runs: u32, quick: bool) -> anyhow::Result<()> {
         Ok(bench::median(xs))
     };
 
-    let n = 2_000_000 / scale;
-    let ns = median(&mut || Ok(per_op(bench::null_hypercall(n)?, n)))?;
-    rows.push(Row {
-        name: "null hypercall xen_version(0), guest loop".into(),
-        ns_per_op: ns,
-        goal: Some(Goal::MaxNs(100.0)),
-    });
+    if "hypercall".contains(only) {
+        let n = 2_000_000 / scale;
+        let ns = median(&mut || Ok(per_op(bench::null_hypercall(n)?, n)))?;
+        rows.push(Row {
+            name: "null hypercall xen_version(0), guest loop".into(),
+            ns_per_op: ns,
+            goal: Some(Goal::MaxNs(100.0)),
+        });
+    }
 
     for batch in [1u32, 16, 512] {
+        if !"mmu".contains(only) {
+            break;
+        }
         // About 2M updates per run at large batches, fewer hypercalls' worth
         // at batch 1.
         let iters = (if batch == 1 {
@@ -210,6 +218,9 @@ fn bench_cmd(runs: u32, quick: bool) -> anyhow::Result<()> {
 
     let hello = load("hello")?;
     for memory in [config::DEFAULT_MEMORY, 16 << 20] {
+        if !"hello".contains(only) {
+            break;
+        }
         let mut phases = Vec::new();
         let ns = median(&mut || {
             let p = bench::create_shutdown(&hello, memory)?;
@@ -272,7 +283,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Cmd::Bench { runs, quick } => match bench_cmd(runs, quick) {
+        Cmd::Bench { runs, quick, only } => match bench_cmd(runs, quick, &only) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hv bench: {e:#}");
