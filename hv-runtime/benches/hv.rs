@@ -20,7 +20,7 @@ fn hypercall(c: &mut Criterion) {
     g.bench_function("null_xen_version", |b| {
         b.iter_custom(|iters| {
             let n = iters.max(1000);
-            let t = bench::null_hypercall(n).expect("bench guest");
+            let t = bench::null_hypercall(n, bench::wall_clock).expect("bench guest");
             scaled(t, n, iters)
         });
     });
@@ -34,14 +34,16 @@ fn mmu_update(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("guest", batch), &batch, |b, &batch| {
             b.iter_custom(|iters| {
                 let rounds = iters.div_ceil(2 * u64::from(batch)).max(64);
-                let (t, ops) = bench::mmu_update_guest(batch, rounds).expect("bench guest");
+                let (t, ops) =
+                    bench::mmu_update_guest(batch, rounds, bench::wall_clock).expect("bench guest");
                 scaled(t, ops, iters)
             });
         });
         g.bench_with_input(BenchmarkId::new("direct", batch), &batch, |b, &batch| {
             b.iter_custom(|iters| {
                 let rounds = iters.div_ceil(2 * u64::from(batch)).max(64);
-                let (t, ops) = bench::mmu_update_direct(batch, rounds).expect("mm updates");
+                let (t, ops) =
+                    bench::mmu_update_direct(batch, rounds, bench::wall_clock).expect("mm updates");
                 scaled(t, ops, iters)
             });
         });
@@ -59,7 +61,7 @@ fn create_shutdown(c: &mut Criterion) {
         b.iter_custom(|iters| {
             (0..iters)
                 .map(|_| {
-                    bench::create_shutdown(&image, 128 << 20)
+                    bench::create_shutdown(&image, 128 << 20, bench::wall_clock)
                         .expect("hello runs")
                         .total()
                 })

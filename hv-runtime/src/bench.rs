@@ -8,10 +8,13 @@
 //! `mmu_update` benchmark remaps. Guests issue hypercalls with a bare
 //! `syscall` from kernel mode (what the hypercall page stubs do).
 //!
-//! Every function returns the *total* wall time of the measured part only
-//! (domain setup is excluded unless it is what is measured); callers divide
-//! by the operation count and take medians over several runs.
+//! Every function returns the *total* time of the measured part only
+//! (domain setup is excluded unless it is what is measured) on the clock it
+//! is given — [`wall_clock`], or a thread CPU-time clock, which a busy
+//! shared host does not inflate; callers divide by the operation count and
+//! take medians over several runs.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use guest_abi::abi::hypercall_nr as nr;
@@ -39,6 +42,16 @@ pub const TARGET_PAGES: u64 = 2 * MAX_BATCH as u64;
 pub const BENCH_MEMORY: u64 = 32 << 20;
 /// `DOMID_SELF`.
 const DOMID_SELF: u32 = 0x7ff0;
+
+/// A benchmark clock: time since an arbitrary fixed point.
+pub type Clock = fn() -> Duration;
+
+/// Monotonic wall-clock time (since the first call).
+#[must_use]
+pub fn wall_clock() -> Duration {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
+}
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -123,10 +136,10 @@ fn bench_domain(code: Vec<u8>) -> Result<(Hypervisor, DomId), BenchError> {
 }
 
 /// Run until every domain is down; the elapsed time, or why the guest failed.
-fn run_timed(hv: &mut Hypervisor, dom: DomId) -> Result<Duration, BenchError> {
-    let t = Instant::now();
+fn run_timed(hv: &mut Hypervisor, dom: DomId, clock: Clock) -> Result<Duration, BenchError> {
+    let t = clock();
     let out = hv.run();
-    let elapsed = t.elapsed();
+    let elapsed = clock().saturating_sub(t);
     let reason = out.exit_status();
     if reason != 0 {
         let d = hv.domains.get(&dom);
@@ -151,7 +164,7 @@ fn run_timed(hv: &mut Hypervisor, dom: DomId) -> Result<Duration, BenchError> {
 ///
 /// # Errors
 /// See [`BenchError`].
-pub fn null_hypercall(iters: u64) -> Result<Duration, BenchError> {
+pub fn null_hypercall(iters: u64, clock: Clock) -> Result<Duration, BenchError> {
     let mut a = CodeAssembler::new(64)?;
     let mut top = a.create_label();
     a.mov(rbx, iters.max(1))?;
@@ -163,7 +176,7 @@ pub fn null_hypercall(iters: u64) -> Result<Duration, BenchError> {
     a.jne(top)?;
     shutdown(&mut a, sched::SHUTDOWN_POWEROFF)?;
     let (mut hv, dom) = bench_domain(a.assemble(VIRT_BASE)?)?;
-    run_timed(&mut hv, dom)
+    run_timed(&mut hv, dom, clock)
 }
 
 /// Machine address of the L1 entry mapping `va` in the tables under `l4`.
@@ -218,7 +231,11 @@ fn mmu_requests(hv: &Hypervisor, dom: DomId) -> Result<Requests, BenchError> {
 ///
 /// # Errors
 /// See [`BenchError`]; a refused update makes the guest crash itself.
-pub fn mmu_update_guest(batch: u32, iters: u64) -> Result<(Duration, u64), BenchError> {
+pub fn mmu_update_guest(
+    batch: u32,
+    iters: u64,
+    clock: Clock,
+) -> Result<(Duration, u64), BenchError> {
     if batch == 0 || batch > MAX_BATCH {
         return Err(BenchError::Batch(batch));
     }
@@ -268,7 +285,7 @@ pub fn mmu_update_guest(batch: u32, iters: u64) -> Result<(Duration, u64), Bench
                 .map_err(|e| BenchError::Setup(e.to_string()))?;
         }
     }
-    let t = run_timed(&mut hv, dom)?;
+    let t = run_timed(&mut hv, dom, clock)?;
     Ok((t, iters.max(1) * 2 * u64::from(batch)))
 }
 
@@ -277,7 +294,11 @@ pub fn mmu_update_guest(batch: u32, iters: u64) -> Result<(Duration, u64), Bench
 ///
 /// # Errors
 /// See [`BenchError`].
-pub fn mmu_update_direct(batch: u32, iters: u64) -> Result<(Duration, u64), BenchError> {
+pub fn mmu_update_direct(
+    batch: u32,
+    iters: u64,
+    clock: Clock,
+) -> Result<(Duration, u64), BenchError> {
     if batch == 0 || batch > MAX_BATCH {
         return Err(BenchError::Batch(batch));
     }
@@ -293,7 +314,7 @@ pub fn mmu_update_direct(batch: u32, iters: u64) -> Result<(Duration, u64), Benc
             m2p_l4e: hv.m2p.l4e,
         },
     };
-    let t = Instant::now();
+    let t = clock();
     for _ in 0..iters.max(1) {
         for reqs in [&ra, &rb] {
             for &(ptr, val) in &reqs[..n] {
@@ -301,7 +322,10 @@ pub fn mmu_update_direct(batch: u32, iters: u64) -> Result<(Duration, u64), Benc
             }
         }
     }
-    Ok((t.elapsed(), iters.max(1) * 2 * u64::from(batch)))
+    Ok((
+        clock().saturating_sub(t),
+        iters.max(1) * 2 * u64::from(batch),
+    ))
 }
 
 /// Phases of one `hello`-style run.
@@ -329,11 +353,15 @@ impl CreateShutdown {
 ///
 /// # Errors
 /// See [`BenchError`].
-pub fn create_shutdown(image: &GuestImage, memory: u64) -> Result<CreateShutdown, BenchError> {
-    let t0 = Instant::now();
+pub fn create_shutdown(
+    image: &GuestImage,
+    memory: u64,
+    clock: Clock,
+) -> Result<CreateShutdown, BenchError> {
+    let t0 = clock();
     let frames = Hypervisor::frames_for(&[memory]);
     let mut hv = Hypervisor::new(frames, Box::new(std::io::sink()))?;
-    let t1 = Instant::now();
+    let t1 = clock();
     let dom = hv.create_domain(
         image,
         &DomainConfig {
@@ -348,13 +376,13 @@ pub fn create_shutdown(image: &GuestImage, memory: u64) -> Result<CreateShutdown
             v.periodic = None;
         }
     }
-    let t2 = Instant::now();
-    run_timed(&mut hv, dom)?;
-    let t3 = Instant::now();
+    let t2 = clock();
+    run_timed(&mut hv, dom, clock)?;
+    let t3 = clock();
     Ok(CreateShutdown {
-        machine: t1 - t0,
-        create: t2 - t1,
-        run: t3 - t2,
+        machine: t1.saturating_sub(t0),
+        create: t2.saturating_sub(t1),
+        run: t3.saturating_sub(t2),
     })
 }
 
@@ -379,27 +407,27 @@ mod tests {
 
     #[test]
     fn null_hypercall_guest_runs_to_poweroff() {
-        null_hypercall(10).expect("guest powers off");
+        null_hypercall(10, wall_clock).expect("guest powers off");
     }
 
     #[test]
     fn mmu_update_guest_applies_every_batch_size() {
         for batch in [1, 16, 512] {
-            let (_, n) = mmu_update_guest(batch, 2).expect("updates accepted");
+            let (_, n) = mmu_update_guest(batch, 2, wall_clock).expect("updates accepted");
             assert_eq!(n, 4 * u64::from(batch));
         }
     }
 
     #[test]
     fn mmu_update_direct_accepts_the_same_updates() {
-        let (_, n) = mmu_update_direct(512, 2).expect("updates accepted");
+        let (_, n) = mmu_update_direct(512, 2, wall_clock).expect("updates accepted");
         assert_eq!(n, 2048);
     }
 
     #[test]
     fn oversize_mmu_batch_is_refused_before_building() {
         assert!(matches!(
-            mmu_update_guest(513, 1),
+            mmu_update_guest(513, 1, wall_clock),
             Err(BenchError::Batch(513))
         ));
     }

@@ -15,6 +15,10 @@
 //! runtime error prints a message and exits 125. stdin goes to the focused
 //! domain (the first, or `--console NAME`). `RUST_LOG=debug` traces every
 //! hypercall.
+//!
+//! The one `unsafe` block of the binary is [`thread_cpu_time`] (a libc
+//! clock read for `hv bench --clock cpu`), listed in `docs/UNSAFE.md`.
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +82,10 @@ enum Cmd {
         /// Only the measurements whose group (hypercall, mmu, hello) contains this.
         #[arg(long, default_value = "")]
         only: String,
+        /// `cpu`: this thread's CPU time (not inflated when other processes
+        /// compete for the host's cores); `wall`: elapsed time.
+        #[arg(long, default_value = "cpu", value_parser = ["cpu", "wall"])]
+        clock: String,
     },
     /// List the built-in example guests.
     Examples,
@@ -164,7 +172,32 @@ fn per_op(t: std::time::Duration, ops: u64) -> f64 {
     r
 }
 
-fn bench_cmd(runs: u32, quick: bool, only: &str) -> anyhow::Result<()> {
+/// CPU time consumed by the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
+#[allow(unsafe_code)]
+fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec` that outlives the call,
+    // and `clock_gettime` only writes that struct; CLOCK_THREAD_CPUTIME_ID
+    // exists on every Linux we build for (an error leaves `ts` zero).
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    if r != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+fn bench_cmd(runs: u32, quick: bool, only: &str, clock_name: &str) -> anyhow::Result<()> {
+    let clock: bench::Clock = if clock_name == "wall" {
+        bench::wall_clock
+    } else {
+        thread_cpu_time
+    };
     let scale: u64 = if quick { 10 } else { 1 };
     let mut rows = Vec::new();
     let median = |f: &mut dyn FnMut() -> anyhow::Result<f64>| -> anyhow::Result<f64> {
@@ -177,7 +210,7 @@ fn bench_cmd(runs: u32, quick: bool, only: &str) -> anyhow::Result<()> {
 
     if "hypercall".contains(only) {
         let n = 2_000_000 / scale;
-        let ns = median(&mut || Ok(per_op(bench::null_hypercall(n)?, n)))?;
+        let ns = median(&mut || Ok(per_op(bench::null_hypercall(n, clock)?, n)))?;
         rows.push(Row {
             name: "null hypercall xen_version(0), guest loop".into(),
             ns_per_op: ns,
@@ -197,7 +230,7 @@ fn bench_cmd(runs: u32, quick: bool, only: &str) -> anyhow::Result<()> {
             2_000_000 / u64::from(batch) / 2
         }) / scale;
         let ns = median(&mut || {
-            let (t, ops) = bench::mmu_update_guest(batch, iters)?;
+            let (t, ops) = bench::mmu_update_guest(batch, iters, clock)?;
             Ok(per_op(t, ops))
         })?;
         rows.push(Row {
@@ -206,7 +239,7 @@ fn bench_cmd(runs: u32, quick: bool, only: &str) -> anyhow::Result<()> {
             goal: (batch == 512).then_some(Goal::MinOps(10e6)),
         });
         let ns = median(&mut || {
-            let (t, ops) = bench::mmu_update_direct(batch, iters)?;
+            let (t, ops) = bench::mmu_update_direct(batch, iters, clock)?;
             Ok(per_op(t, ops))
         })?;
         rows.push(Row {
@@ -223,7 +256,7 @@ fn bench_cmd(runs: u32, quick: bool, only: &str) -> anyhow::Result<()> {
         }
         let mut phases = Vec::new();
         let ns = median(&mut || {
-            let p = bench::create_shutdown(&hello, memory)?;
+            let p = bench::create_shutdown(&hello, memory, clock)?;
             phases.push(p);
             Ok(per_op(p.total(), 1))
         })?;
@@ -244,7 +277,12 @@ fn bench_cmd(runs: u32, quick: bool, only: &str) -> anyhow::Result<()> {
     }
 
     println!(
-        "hv bench: medians of {runs} run(s){}",
+        "hv bench: medians of {runs} run(s), {} time{}",
+        if clock_name == "wall" {
+            "wall-clock"
+        } else {
+            "thread CPU"
+        },
         if quick { " (quick)" } else { "" }
     );
     println!(
@@ -283,7 +321,12 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Cmd::Bench { runs, quick, only } => match bench_cmd(runs, quick, &only) {
+        Cmd::Bench {
+            runs,
+            quick,
+            only,
+            clock,
+        } => match bench_cmd(runs, quick, &only, &clock) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hv bench: {e:#}");
