@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Domains get ids 1 upward in file order. Every error names the domain
-//! (by position and name) and the field at fault.
+//! (by position and name) and the field at fault. `hv run --config` looks
+//! for a relative `image` path next to the config file first, then in the
+//! current directory, then among the built-in examples.
 
 use serde::Deserialize;
 
@@ -55,7 +57,7 @@ pub struct RunConfig {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// Not TOML, or a field of the wrong type, or an unknown key.
-    #[error("not a valid hv configuration: {0}")]
+    #[error("not a valid hv configuration (domains are [[domain]] tables): {0}")]
     Syntax(String),
     /// No `[[domain]]` at all.
     #[error("no domains: add at least one [[domain]] table with an image")]
@@ -165,7 +167,7 @@ fn check_size(bytes: u64) -> Result<u64, SizeError> {
 
 /// `memory = "128M"` or `memory = 134217728`.
 #[derive(Deserialize, Debug)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a size like \"128M\", \"1G\" or a byte count")]
 enum RawSize {
     Text(String),
     Bytes(i64),

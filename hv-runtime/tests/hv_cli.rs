@@ -90,3 +90,33 @@ fn missing_config_file_is_a_runtime_error() {
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/hv.toml"));
 }
+
+#[test]
+fn relative_image_paths_in_a_config_are_found_next_to_it() {
+    let dir = std::env::temp_dir().join(format!("hv-cli-rel-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("kernels")).expect("temp dir");
+    let hello = pvsdk_examples::guest_image("hello").expect("hello is built");
+    std::fs::copy(hello, dir.join("kernels/k.elf")).expect("copy kernel");
+    let cfg = dir.join("vm.toml");
+    std::fs::write(
+        &cfg,
+        "[[domain]]\nimage = \"kernels/k.elf\"\nmemory = \"16M\"\n",
+    )
+    .expect("write config");
+    // Run from elsewhere: the path must resolve against the config's directory.
+    let out = Command::new(env!("CARGO_BIN_EXE_hv"))
+        .args(["run", "--config", cfg.to_str().expect("utf-8 path")])
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run hv");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from a pvsdk PV guest!"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

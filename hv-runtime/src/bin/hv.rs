@@ -348,6 +348,18 @@ fn main() -> ExitCode {
                         RunConfig::from_toml(&text)
                             .with_context(|| format!("in {}", path.display()))
                     })
+                    .map(|mut c| {
+                        // Relative image paths are relative to the config file
+                        // when such a file exists there.
+                        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+                        for d in &mut c.domains {
+                            let beside = dir.join(&d.image);
+                            if std::path::Path::new(&d.image).is_relative() && beside.is_file() {
+                                d.image = beside.to_string_lossy().into_owned();
+                            }
+                        }
+                        c
+                    })
                     .and_then(|mut c| {
                         if console.is_some() {
                             c.console = console;
