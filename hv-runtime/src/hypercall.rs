@@ -34,6 +34,8 @@ pub enum Next {
 /// Largest batch one hypercall invocation processes before it is restarted
 /// as a continuation (so a huge batch cannot monopolise the host CPU).
 pub const BATCH: u32 = 1024;
+/// `mmu_update` requests copied from the guest at a time.
+const MMU_REQ_CHUNK: usize = 64;
 /// `mmu_update`'s continuation marker in `count`.
 const MMU_UPDATE_PREEMPTED: u64 = 0x8000_0000;
 /// `DOMID_SELF`.
@@ -449,8 +451,21 @@ fn console_io(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
             hv.service_consoles();
             Ret::Val(0)
         }
-        // No emergency-console input is wired yet: nothing to read.
-        con::CONSOLEIO_READ => Ret::Val(0),
+        // Input available now (non-blocking); see `Hypervisor::console_read`.
+        con::CONSOLEIO_READ => {
+            let count = a[1] & 0xffff_ffff;
+            if count > 0x8000_0000 {
+                return Ret::Val(EINVAL);
+            }
+            let bytes = hv.console_read(dom, usize::try_from(count).unwrap_or(0));
+            if bytes.is_empty() {
+                return Ret::Val(0);
+            }
+            match guestmem::copy_to_guest(&hv.mem, &hv.ft, cr3(hv, dom, v), a[2], &bytes) {
+                Ok(()) => Ret::Val(i64::try_from(bytes.len()).unwrap_or(0)),
+                Err(f) => f.into(),
+            }
+        }
         _ => Ret::Val(ENOSYS),
     }
 }
@@ -1133,18 +1148,44 @@ fn mmu_update(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
     let mut rc = 0i64;
     let mut flush = false;
     let mut i = 0u64;
+    // Requests are copied from the guest in chunks (one page walk per chunk
+    // instead of per request); each is still copied once before use.
+    let mut chunk = [[0u64; 2]; MMU_REQ_CHUNK];
+    let (mut have, mut next) = (0usize, 0usize);
     while i < count {
         if i == u64::from(BATCH) {
             break;
         }
-        let req: [u64; 2] = match guestmem::read_obj(&hv.mem, cr3v, reqs.wrapping_add(i * 16)) {
-            Ok(r) => r,
-            Err(_) => {
-                rc = EFAULT;
-                break;
-            }
-        };
-        let (ptr, val) = (req[0], req[1]);
+        if next == have {
+            let limit = if in_multicall {
+                count
+            } else {
+                count.min(u64::from(BATCH))
+            };
+            let n = usize::try_from(limit - i).map_or(MMU_REQ_CHUNK, |n| n.min(MMU_REQ_CHUNK));
+            let at = reqs.wrapping_add(i * 16);
+            have = if guestmem::copy_from_guest(&hv.mem, cr3v, at, chunk[..n].as_mut_bytes())
+                .is_ok()
+            {
+                n
+            } else {
+                // Some request in the chunk is unreadable: go one by one so
+                // the ones before it are still applied, as Xen does.
+                match guestmem::read_obj::<[u64; 2]>(&hv.mem, cr3v, at) {
+                    Ok(r) => {
+                        chunk[0] = r;
+                        1
+                    }
+                    Err(_) => {
+                        rc = EFAULT;
+                        break;
+                    }
+                }
+            };
+            next = 0;
+        }
+        let [ptr, val] = chunk[next];
+        next += 1;
         let r = match ptr & 7 {
             0 | 2 | 3 => mm(hv)
                 .update_entry(ptr, val, dom, dom, ptr & 7 == 2)
