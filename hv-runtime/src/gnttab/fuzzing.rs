@@ -175,7 +175,7 @@ fn step(s: &mut State, input: &mut Input<'_>) {
                 let _ = s.w.hv.mem.write_u64(at, raw);
             }
         }
-        4 | 5 | 6 => {
+        4..=6 => {
             // Map.
             let mapper = s.dom(a);
             let granter = s.domid(b);
@@ -205,12 +205,12 @@ fn step(s: &mut State, input: &mut Input<'_>) {
         7 | 8 => {
             // Unmap a known mapping (or a raw handle).
             let which = input.byte();
-            let (mapper, handle, host, dev) = if s.handles.is_empty() || which % 8 == 0 {
+            let (mapper, handle, host, dev) = if s.handles.is_empty() || which.is_multiple_of(8) {
                 (s.dom(a), input.u32() % 8, input.u64(), 0)
             } else {
                 let i = usize::from(which) % s.handles.len();
                 let h = s.handles[i];
-                if b % 4 != 0 {
+                if !b.is_multiple_of(4) {
                     s.handles.swap_remove(i);
                 }
                 h
@@ -393,7 +393,7 @@ fn step(s: &mut State, input: &mut Input<'_>) {
         }
         _ => {
             // A domain ends (rarely: only when asked twice in a row).
-            if a == b && a % 8 == 0 {
+            if a == b && a.is_multiple_of(8) {
                 let d = s.dom(a / 8);
                 if let Some(dd) = s.w.hv.domains.get_mut(&d) {
                     dd.shutdown = Some(0);

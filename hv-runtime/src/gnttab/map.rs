@@ -142,7 +142,7 @@ fn l1_entry(
     contains_pte: bool,
 ) -> Option<MachineAddr> {
     let at = if contains_pte {
-        if host_addr % 8 != 0 {
+        if !host_addr.is_multiple_of(8) {
             return None;
         }
         MachineAddr(host_addr)

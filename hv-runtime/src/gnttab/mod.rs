@@ -102,6 +102,7 @@ pub const RUNTIME_DOMID: DomId = 0;
 /// `DOMID_SELF`.
 pub const DOMID_SELF: DomId = 0x7ff0;
 /// v1 entries per frame.
+#[allow(clippy::cast_possible_truncation)] // 512
 pub const ENTRIES_PER_FRAME: u32 = GRANT_ENTRIES_V1_PER_FRAME as u32;
 
 /// Pin counts of one active entry, by kind (Xen's `GNTPIN_*` counters).
