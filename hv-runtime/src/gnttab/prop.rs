@@ -462,7 +462,7 @@ impl Env {
         } else {
             (self.dom(a), self.dom(b), Self::gref(c))
         };
-        let frame = if b % 4 == 0 {
+        let frame = if b.is_multiple_of(4) {
             self.frame(c.rotate_left(4))
         } else {
             self.own_frame(sender, c.rotate_left(4))
