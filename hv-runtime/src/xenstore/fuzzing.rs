@@ -118,7 +118,7 @@ fn payload(input: &mut Input<'_>) -> Vec<u8> {
             _ => p.extend_from_slice(FRAGMENTS[usize::from(input.u8() % 16)]),
         }
     }
-    if input.u8() % 4 != 0 {
+    if !input.u8().is_multiple_of(4) {
         p.push(0);
     }
     p

@@ -942,7 +942,7 @@ impl Store {
     /// `ENOENT` (not `dom`'s transaction), `EAGAIN` (conflict), `ENOSPC`
     /// (the commit would take `dom` over its node quota).
     pub fn transaction_end(&mut self, dom: DomId, tx: TxId, commit: bool) -> Result<(), Errno> {
-        if !self.txs.get(&tx).is_some_and(|t| t.dom == dom) {
+        if self.txs.get(&tx).is_none_or(|t| t.dom != dom) {
             return Err(Errno::ENOENT);
         }
         let Some(t) = self.txs.remove(&tx) else {
