@@ -103,8 +103,22 @@ pub fn req(type_: u32, req_id: u32, tx: u32, payload: &[u8]) -> Vec<u8> {
 /// Send one request on `page` for `dom`, run the server, return what came
 /// back (replies and events).
 pub fn roundtrip<M: RingMem>(xs: &mut Xenstored, page: &M, dom: u16, msg: &[u8]) -> Vec<Message> {
-    assert!(send_raw(page, msg), "request does not fit the ring");
     let mut got = Vec::new();
+    let mut rest = msg;
+    // Bounded: each round sends at least one byte or the server is stuck
+    // (then the request is simply not delivered further).
+    for _ in 0..64 {
+        if rest.is_empty() {
+            break;
+        }
+        let prod = page.load_u32_relaxed(off::REQ_PROD);
+        let used = prod.wrapping_sub(page.load_u32_acquire(off::REQ_CONS)) as usize;
+        let n = rest.len().min(1024usize.saturating_sub(used));
+        assert!(send_raw(page, &rest[..n]));
+        rest = &rest[n..];
+        xs.service_page(page, dom);
+        got.extend(recv_raw(page));
+    }
     for _ in 0..16 {
         xs.service_page(page, dom);
         got.extend(recv_raw(page));
