@@ -22,7 +22,7 @@ pub mod fuzzing;
 pub mod store;
 pub mod wire;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use guest_abi::abi::errno::Errno;
 use guest_abi::abi::xenstore::XsType;
@@ -200,7 +200,13 @@ pub struct Xenstored {
     conns: BTreeMap<DomId, Connection>,
     /// Ring frames of the connections on machine memory.
     rings: BTreeMap<DomId, Mfn>,
+    /// Watch events for dom0 (the runtime's own watches).
+    dom0_events: VecDeque<WatchEvent>,
 }
+
+/// dom0 watch events kept for [`Xenstored::take_dom0_events`]; older ones
+/// are dropped first.
+pub const DOM0_EVENT_QUEUE: usize = 4096;
 
 impl Xenstored {
     /// An empty xenstored with these quotas.
@@ -210,6 +216,7 @@ impl Xenstored {
             store: Store::new(quota),
             conns: BTreeMap::new(),
             rings: BTreeMap::new(),
+            dom0_events: VecDeque::new(),
         }
     }
 
@@ -307,10 +314,22 @@ impl Xenstored {
     /// Queue the store's watch events on their domains' connections.
     fn route_events(&mut self) {
         for ev in self.store.take_events() {
-            if let Some(c) = self.conns.get_mut(&ev.dom) {
+            if ev.dom == 0 {
+                if self.dom0_events.len() >= DOM0_EVENT_QUEUE {
+                    self.dom0_events.pop_front();
+                }
+                self.dom0_events.push_back(ev);
+            } else if let Some(c) = self.conns.get_mut(&ev.dom) {
                 c.queue_event(&ev);
             }
         }
+    }
+
+    /// Take the watch events fired for dom0's watches (registered with
+    /// `store.watch(0, …)`).
+    pub fn take_dom0_events(&mut self) -> Vec<WatchEvent> {
+        self.route_events();
+        self.dom0_events.drain(..).collect()
     }
 
     /// Serve every domain's ring in `mem` once: read and answer requests
