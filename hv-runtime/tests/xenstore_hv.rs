@@ -94,3 +94,44 @@ fn created_domains_get_nodes_and_a_connected_ring_and_are_released_on_shutdown()
             .all(|e| e.path == "@releaseDomain" && e.token == b"rel")
     );
 }
+
+/// Console output shared with the test.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn xs_demo_guest_uses_the_client_through_its_real_ring() {
+    let path = pvsdk_examples::guest_image("xs-demo").unwrap();
+    let image = GuestImage::parse(&std::fs::read(path).unwrap()).unwrap();
+    let out = Captured::default();
+    let mut hv =
+        Hypervisor::new(Hypervisor::frames_for(&[16 << 20]), Box::new(out.clone())).unwrap();
+    hv.create_domain(&image, &cfg("xs-demo")).unwrap();
+    let outcome = hv.run();
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(outcome.exit_status(), 0, "{text}");
+    for check in [
+        "PASS read own name",
+        "PASS write then read back",
+        "PASS initial watch event",
+        "PASS watch fires for a child",
+        "PASS transaction commit",
+        "PASS directory lists key, tx, watched",
+        "PASS other domain's path is EACCES",
+        "PASS rm removes the subtree",
+        "xs-demo: all PASS",
+    ] {
+        assert!(text.contains(check), "missing {check:?} in:\n{text}");
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+}
