@@ -25,7 +25,7 @@ pub mod wire;
 use std::collections::{BTreeMap, VecDeque};
 
 use guest_abi::abi::errno::Errno;
-use guest_abi::abi::xenstore::XsType;
+use guest_abi::abi::xenstore::{XENSTORE_PAYLOAD_MAX, XsType};
 use hv_cpu::mem::{MachineMemory, Mfn};
 
 pub use conn::{Connection, MachinePage};
@@ -42,6 +42,11 @@ const OK: &[u8] = b"OK\0";
 pub fn handle(store: &mut Store, dom: DomId, header: &Header, payload: &[u8]) -> Vec<u8> {
     let (req_id, tx) = (header.req_id, header.tx_id);
     match handle_inner(store, dom, header, payload) {
+        // Only dom0 can make a node or permission list this large (through
+        // the store API); the wire cannot carry it.
+        Ok(body) if body.len() > XENSTORE_PAYLOAD_MAX => {
+            wire::error_reply(req_id, tx, Errno::E2BIG)
+        }
         Ok(body) => wire::serialize(header.type_, req_id, tx, &body),
         Err(e) => wire::error_reply(req_id, tx, e),
     }
@@ -81,11 +86,7 @@ fn handle_inner(
         }
         Request::Directory(p) => {
             let children = store.directory(dom, tx, p)?;
-            let body = nul_list(children.iter().map(String::as_str));
-            if body.len() > guest_abi::abi::xenstore::XENSTORE_PAYLOAD_MAX {
-                return Err(Errno::E2BIG);
-            }
-            body
+            nul_list(children.iter().map(String::as_str))
         }
         Request::GetPerms(p) => store.get_perms(dom, tx, p)?.encode(),
         Request::SetPerms(p, perms) => {
@@ -386,5 +387,44 @@ impl Xenstored {
         self.conns.insert(dom, Connection::connect(dom, port, page));
         self.store.introduce(dom);
         self.route_events();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(type_: u32, len: usize) -> Header {
+        Header {
+            type_,
+            req_id: 5,
+            tx_id: 0,
+            len: u32::try_from(len).unwrap_or(0),
+        }
+    }
+
+    #[test]
+    fn replies_too_large_for_the_wire_are_e2big() {
+        let mut s = Store::default();
+        s.write(0, 0, b"/big", &vec![b'x'; 5000])
+            .unwrap_or_default();
+        for i in 0..700 {
+            s.write(0, 0, format!("/dir/child-{i:04}").as_bytes(), b"")
+                .unwrap_or_default();
+        }
+        let read = handle(&mut s, 0, &header(XsType::Read.as_u32(), 5), b"/big\0");
+        assert_eq!(&read[16..], b"E2BIG\0");
+        let dir = handle(&mut s, 0, &header(XsType::Directory.as_u32(), 5), b"/dir\0");
+        assert_eq!(&dir[16..], b"E2BIG\0");
+        let ok = handle(
+            &mut s,
+            0,
+            &header(XsType::Read.as_u32(), 18),
+            b"/dir/child-0001\0",
+        );
+        assert_eq!(
+            wire::Header::parse(ok.first_chunk().unwrap_or(&[0; 16])).type_,
+            2
+        );
     }
 }
