@@ -31,6 +31,7 @@ use crate::domain::image::GuestImage;
 use crate::evtchn::{DomainEvtchn, EvtchnSystem, Kick, Kicks};
 use crate::machine::{AllocError, DomId, FrameTable, M2p};
 use crate::vcpu::PvVcpu;
+use crate::xenstore::{DomainInfo, Xenstored};
 
 /// Guest TSC frequency: 2 GHz, so `tsc = 2 × system_time_ns`.
 pub const TSC_HZ: u64 = 2_000_000_000;
@@ -243,6 +244,8 @@ pub struct Hypervisor {
     /// Set (e.g. by a SIGINT handler) to stop [`Hypervisor::run`] at the
     /// next slice boundary.
     pub stop: Option<Arc<AtomicBool>>,
+    /// xenstored (the runtime is dom0).
+    pub xenstore: Xenstored,
 }
 
 impl std::fmt::Debug for Hypervisor {
@@ -322,6 +325,7 @@ impl Hypervisor {
             input: None,
             focus: 1,
             stop: None,
+            xenstore: Xenstored::default(),
         })
     }
 
@@ -430,7 +434,18 @@ impl Hypervisor {
         let conn = core::mem::offset_of!(XenconsInterface, connection) as u64;
         self.mem
             .write_u8(MachineAddr(dom.console.ring.addr().0 + conn), 0)?;
+        let info = DomainInfo {
+            dom: id,
+            name: cfg.name.clone(),
+            console_mfn: dom.console.ring.0,
+            console_port,
+            store_mfn: dom.store.0.0,
+            store_port,
+        };
         self.domains.insert(id, dom);
+        if let Err(e) = self.xenstore.add_domain(&self.mem, &info) {
+            tracing::warn!(dom = id, %e, "domain has no xenstore connection");
+        }
         Ok(id)
     }
 
@@ -535,6 +550,7 @@ impl Hypervisor {
             self.fire_timers();
             self.feed_console_input();
             self.service_consoles();
+            self.service_xenstore();
             let mut ran = false;
             let ids: Vec<DomId> = self.domains.keys().copied().collect();
             for dom in ids {
@@ -547,11 +563,13 @@ impl Hypervisor {
             }
             self.service_consoles();
             crate::gnttab::reap(self);
+            self.service_xenstore();
             if !ran {
                 self.idle();
             }
         }
         self.service_consoles();
+        self.service_xenstore();
         self.flush_console_lines();
         if interrupted {
             tracing::info!("run stopped before every domain shut down");
@@ -783,6 +801,24 @@ impl Hypervisor {
             vc.running_ns = vc.running_ns.saturating_add(spent);
         }
         true
+    }
+
+    /// Serve the xenstore rings; release the nodes, watches and connection
+    /// of domains that have shut down (firing `@releaseDomain`).
+    pub fn service_xenstore(&mut self) {
+        let gone: Vec<DomId> = self
+            .domains
+            .values()
+            .filter(|d| d.shutdown.is_some() && self.xenstore.has_domain(d.id))
+            .map(|d| d.id)
+            .collect();
+        for id in gone {
+            self.xenstore.remove_domain(id);
+        }
+        for (id, port) in self.xenstore.service(&self.mem) {
+            let k = self.evtchn.raise(&self.mem, id, port);
+            self.apply_kicks(k);
+        }
     }
 
     /// Drain every domain's console ring to the output.
