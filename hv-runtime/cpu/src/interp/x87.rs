@@ -184,6 +184,7 @@ fn is_x87(m: M) -> bool {
             | M::Fchs
             | M::Fabs
             | M::Ffree
+            | M::Ffreep
             | M::Fincstp
             | M::Fdecstp
             | M::Fnop
@@ -568,9 +569,12 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             put(fx, 0, r);
             status(fx, 0, false);
         }
-        M::Ffree => {
+        M::Ffree | M::Ffreep => {
             let i = sti(ins, 0).unwrap_or(0);
             set_tag(&mut cpu.st.fx.0, i, false);
+            if m == M::Ffreep {
+                pop(&mut cpu.st.fx.0);
+            }
         }
         M::Fincstp | M::Fdecstp => {
             let fx = &mut cpu.st.fx.0;
@@ -687,10 +691,8 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             } else {
                 (None, IE | FSW_SF)
             };
-            if blocked(fx, flags) {
-                status(fx, flags, false);
-                return Ok(());
-            }
+            // The condition codes are written even when an unmasked
+            // exception suppresses the pops.
             if to_eflags {
                 let z = matches!(ord, None | Some(std::cmp::Ordering::Equal));
                 let p = ord.is_none();
@@ -702,8 +704,10 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                 let s = (fsw(fx) & !(C3 | C2 | C0)) | cmp_cc(ord);
                 set_fsw(fx, s);
             }
-            for _ in 0..pops {
-                pop(fx);
+            if !blocked(fx, flags) {
+                for _ in 0..pops {
+                    pop(fx);
+                }
             }
             status(fx, flags, false);
         }

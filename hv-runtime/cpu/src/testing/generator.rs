@@ -318,6 +318,8 @@ enum FormKind {
     Code(Code),
     Str(StrOp, u32, RepPrefixKind),
     Template(TemplateFn),
+    /// One x87 instruction with a loaded stack and a dump (see [`gen_x87`]).
+    X87(Code),
 }
 
 /// One entry of the generator's catalogue.
@@ -876,6 +878,7 @@ fn build_forms() -> Vec<Form> {
             kind: FormKind::Template(*f),
         });
     }
+    v.extend(x87_forms());
     v
 }
 
@@ -1338,6 +1341,343 @@ fn t_fldcw_fnstcw(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     with_cw(r, body)
 }
 
+// x87: one catalogue form per instruction encoding. Each instance starts
+// from `fninit`, maybe loads a random control word (rounding, precision,
+// sometimes unmasked exceptions, before or after the loads), pushes a random
+// stack of m32/m64/m80/integer/constant operands, runs the instruction, then
+// stores FSW to AX and pops all eight registers to memory as 80-bit values
+// (empty ones give the masked stack-underflow response), so every register
+// bit, tag and status flag reaches the compared state.
+
+/// x87 mnemonics the X87 family exercises.
+const X87: &[&str] = &[
+    "Fld", "Fst", "Fstp", "Fild", "Fist", "Fistp", "Fisttp", "Fxch", "Fld1", "Fldz", "Fchs",
+    "Fabs", "Fnstsw", "Fstsw", "Fnstcw", "Fstcw", "Fldcw", "Fnclex", "Fclex", "Fninit", "Finit",
+    "Wait", "Ffree", "Ffreep", "Fincstp", "Fdecstp", "Fnop", "Fadd", "Faddp", "Fiadd", "Fsub",
+    "Fsubp", "Fisub", "Fsubr", "Fsubrp", "Fisubr", "Fmul", "Fmulp", "Fimul", "Fdiv", "Fdivp",
+    "Fidiv", "Fdivr", "Fdivrp", "Fidivr", "Fcom", "Fcomp", "Fcompp", "Fucom", "Fucomp",
+    "Fucompp", "Ficom", "Ficomp", "Fcomi", "Fcomip", "Fucomi", "Fucomip", "Ftst", "Fxam",
+    "Fsqrt", "Frndint", "Fcmovb", "Fcmove", "Fcmovbe", "Fcmovu", "Fcmovnb", "Fcmovne",
+    "Fcmovnbe", "Fcmovnu",
+];
+
+const ST: [Register; 8] = [
+    Register::ST0,
+    Register::ST1,
+    Register::ST2,
+    Register::ST3,
+    Register::ST4,
+    Register::ST5,
+    Register::ST6,
+    Register::ST7,
+];
+
+fn x87_forms() -> Vec<Form> {
+    Code::values()
+        .filter(|c| {
+            let name = format!("{c:?}");
+            let mn = format!("{:?}", c.mnemonic());
+            // Undocumented alias encodings (`fcom` DC D0+i, `fxch` DD C8+i, …).
+            let alias = [
+                "_DCD0", "_DCD8", "_DED0", "_DDC8", "_DFC8", "_DFD0", "_DFD8",
+            ]
+            .iter()
+            .any(|s| name.ends_with(s));
+            let op = c.op_code();
+            X87.contains(&mn.as_str())
+                && !alias
+                && op.mode64()
+                && op.is_instruction()
+                && (c.mnemonic() != Mnemonic::Fisttp || std::is_x86_feature_detected!("sse3"))
+        })
+        .map(|c| Form {
+            name: format!("x87_{c:?}"),
+            family: Family::X87,
+            kind: FormKind::X87(c),
+        })
+        .collect()
+}
+
+/// A double converted exactly to the 80-bit format (little-endian bytes).
+fn f64_to_f80(b: u64) -> [u8; 10] {
+    let sign = if b >> 63 != 0 { 0x8000u16 } else { 0 };
+    #[allow(clippy::cast_possible_truncation)]
+    let e = ((b >> 52) & 0x7ff) as u16;
+    let f = b & ((1 << 52) - 1);
+    let (se, m) = match e {
+        0 if f == 0 => (0, 0),
+        0 => {
+            let lz = f.leading_zeros();
+            #[allow(clippy::cast_possible_truncation)]
+            (15372 - lz as u16, f << lz)
+        }
+        0x7ff => (0x7fff, (1 << 63) | (f << 11)),
+        _ => (e + (16383 - 1023), (1 << 63) | (f << 11)),
+    };
+    f80_bytes(se | sign, m)
+}
+
+fn f80_bytes(se: u16, m: u64) -> [u8; 10] {
+    let mut b = [0u8; 10];
+    b[..8].copy_from_slice(&m.to_le_bytes());
+    b[8..].copy_from_slice(&se.to_le_bytes());
+    b
+}
+
+/// A random 80-bit value: doubles, values near 1, exponent extremes, every
+/// special class (denormals, pseudo-denormals, unnormals, pseudo-NaNs,
+/// NaNs, infinities) and significands with few bits (rounding ties).
+#[allow(clippy::cast_possible_truncation)]
+fn x87_f80(r: &mut Rng) -> [u8; 10] {
+    let sign: u16 = if r.pct(50) { 0x8000 } else { 0 };
+    let mut m = r.next_u64() | (1 << 63);
+    if r.pct(30) {
+        m &= !0u64 << r.below(64);
+    }
+    let se = match r.below(12) {
+        0..=3 => return f64_to_f80(r.f64_bits()),
+        4..=7 => (0x3fff + r.range(-70, 70)) as u16,
+        8 => match r.below(9) {
+            0 => {
+                m = 1 << 63;
+                0x7fff
+            }
+            1 => {
+                m |= 1 << 62;
+                0x7fff
+            }
+            2 => {
+                m = (m & !(1 << 62)) | 1;
+                0x7fff
+            }
+            3 => {
+                m >>= 1 + r.below(63) as u32;
+                0
+            }
+            4 => 0,
+            5 => {
+                m &= !(1 << 63);
+                r.range(1, 0x7ffe) as u16
+            }
+            6 => {
+                m &= !(1 << 63);
+                0x7fff
+            }
+            7 => {
+                m = !0;
+                0x7ffe
+            }
+            _ => {
+                m = 1 << 63;
+                1
+            }
+        },
+        9 => (0x7ffe - r.below(70)) as u16,
+        10 => (1 + r.below(70)) as u16,
+        _ => (r.next_u64() & 0x7fff) as u16,
+    };
+    f80_bytes(se | sign, m)
+}
+
+/// A displacement for an x87 memory operand of `size` bytes.
+fn x87_disp(r: &mut Rng, size: i64) -> i64 {
+    let d = r.range(-0x1000, 0x1000 - size);
+    if r.pct(90) { d & !7 } else { d }
+}
+
+/// Emit stores that put `bytes` (2, 4, 8 or 10 of them) at `[r15 + disp]`
+/// (8-byte chunks go through RAX).
+fn x87_poke(v: &mut Vec<Instruction>, disp: i64, bytes: &[u8]) -> Result<(), GenError> {
+    let mut off = 0usize;
+    while off < bytes.len() {
+        let rest = &bytes[off..];
+        let d = disp + i64::try_from(off).unwrap_or(0);
+        if rest.len() >= 8 {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&rest[..8]);
+            v.push(Instruction::with2(
+                Code::Mov_r64_imm64,
+                Register::RAX,
+                u64::from_le_bytes(b),
+            )?);
+            v.push(Instruction::with2(Code::Mov_rm64_r64, mem_at(d), Register::RAX)?);
+            off += 8;
+        } else if rest.len() >= 4 {
+            let w = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+            v.push(Instruction::with2(Code::Mov_rm32_imm32, mem_at(d), w)?);
+            off += 4;
+        } else {
+            let w = u32::from(u16::from_le_bytes([rest[0], rest.get(1).copied().unwrap_or(0)]));
+            v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), w)?);
+            off += 2;
+        }
+    }
+    Ok(())
+}
+
+/// A random memory operand value of the kind named by a code suffix.
+fn x87_value(r: &mut Rng, kind: &str) -> Vec<u8> {
+    match kind {
+        "m32fp" => r.f32_bits().to_le_bytes().to_vec(),
+        "m64fp" => r.f64_bits().to_le_bytes().to_vec(),
+        "m80fp" => x87_f80(r).to_vec(),
+        "m16int" => r.int().to_le_bytes()[..2].to_vec(),
+        "m32int" => r.int().to_le_bytes()[..4].to_vec(),
+        "m64int" => r.int().to_le_bytes().to_vec(),
+        // m2byte: a control word with random rounding, precision, masks and
+        // reserved bits.
+        _ => {
+            #[allow(clippy::cast_possible_truncation)]
+            let cw = (x87_cw(r) as u16) ^ if r.pct(20) { r.next_u64() as u16 } else { 0 };
+            cw.to_le_bytes().to_vec()
+        }
+    }
+}
+
+fn mem_len(kind: &str) -> i64 {
+    match kind {
+        "m32fp" | "m32int" => 4,
+        "m64fp" | "m64int" => 8,
+        "m80fp" => 10,
+        _ => 2,
+    }
+}
+
+/// Push one random operand.
+fn x87_push(r: &mut Rng, v: &mut Vec<Instruction>) -> Result<(), GenError> {
+    let (code, kind) = match r.below(20) {
+        0..=5 => (Code::Fld_m64fp, "m64fp"),
+        6..=10 => (Code::Fld_m80fp, "m80fp"),
+        11..=13 => (Code::Fld_m32fp, "m32fp"),
+        14 => (Code::Fild_m16int, "m16int"),
+        15 => (Code::Fild_m32int, "m32int"),
+        16 | 17 => (Code::Fild_m64int, "m64int"),
+        18 => {
+            v.push(Instruction::with(Code::Fld1));
+            return Ok(());
+        }
+        _ => {
+            v.push(Instruction::with(Code::Fldz));
+            return Ok(());
+        }
+    };
+    let d = x87_disp(r, mem_len(kind));
+    x87_poke(v, d, &x87_value(r, kind))?;
+    v.push(Instruction::with1(code, mem_at(d))?);
+    Ok(())
+}
+
+/// One instance of the x87 form `code` (see the section comment).
+fn gen_x87(r: &mut Rng, code: Code) -> Result<Vec<Instruction>, GenError> {
+    let name = format!("{code:?}");
+    let kind = name.rsplit('_').next().unwrap_or("");
+    let op = code.op_code();
+    let kinds = op.op_kinds();
+    let uses_sti = kinds.contains(&K::sti_opcode);
+    let i = if r.pct(75) { r.below(3) } else { r.below(8) };
+    let i = usize::try_from(i).unwrap_or(0);
+    let mn = code.mnemonic();
+    let need = if uses_sti {
+        i + 1
+    } else if matches!(mn, Mnemonic::Fcompp | Mnemonic::Fucompp) {
+        2
+    } else if matches!(
+        mn,
+        Mnemonic::Fld
+            | Mnemonic::Fild
+            | Mnemonic::Fld1
+            | Mnemonic::Fldz
+            | Mnemonic::Fninit
+            | Mnemonic::Finit
+            | Mnemonic::Fldcw
+            | Mnemonic::Wait
+            | Mnemonic::Fnop
+    ) {
+        0
+    } else {
+        1
+    };
+    let depth = if r.pct(85) {
+        (need + usize::try_from(r.below(3)).unwrap_or(0)).min(8)
+    } else {
+        usize::try_from(r.below(9)).unwrap_or(0)
+    };
+    let mut v = vec![Instruction::with(Code::Fninit)];
+    // Control word: often, before or after the loads; sometimes unmasked.
+    let cw = if r.pct(60) {
+        let mut cw = x87_cw(r);
+        if r.pct(10) {
+            #[allow(clippy::cast_possible_truncation)]
+            let unmask = r.below(64) as u32;
+            cw &= !unmask;
+        }
+        Some((cw, r.pct(75)))
+    } else {
+        None
+    };
+    let set_cw = |r: &mut Rng, v: &mut Vec<Instruction>, cw: u32| -> Result<(), GenError> {
+        let d = x87_disp(r, 2);
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), cw)?);
+        v.push(Instruction::with1(Code::Fldcw_m2byte, mem_at(d))?);
+        Ok(())
+    };
+    if let Some((cw, true)) = cw {
+        set_cw(r, &mut v, cw)?;
+    }
+    for _ in 0..depth {
+        x87_push(r, &mut v)?;
+    }
+    if let Some((cw, false)) = cw {
+        set_cw(r, &mut v, cw)?;
+    }
+    // The instruction under test.
+    let mut regs = Vec::new();
+    let mut mem = None;
+    for &k in kinds {
+        match k {
+            K::st0 => regs.push(Register::ST0),
+            K::sti_opcode => regs.push(ST[i]),
+            K::ax => regs.push(Register::AX),
+            K::mem => {
+                let d = x87_disp(r, mem_len(kind));
+                let is_store = matches!(
+                    mn,
+                    Mnemonic::Fst
+                        | Mnemonic::Fstp
+                        | Mnemonic::Fist
+                        | Mnemonic::Fistp
+                        | Mnemonic::Fisttp
+                        | Mnemonic::Fnstcw
+                        | Mnemonic::Fstcw
+                        | Mnemonic::Fnstsw
+                        | Mnemonic::Fstsw
+                );
+                if !is_store {
+                    x87_poke(&mut v, d, &x87_value(r, kind))?;
+                }
+                mem = Some(mem_at(d));
+            }
+            _ => return Err(GenError::msg("x87 operand kind")),
+        }
+    }
+    let ins = match (mem, regs.as_slice()) {
+        (Some(m), []) => Instruction::with1(code, m)?,
+        (None, []) => Instruction::with(code),
+        (None, [a]) => Instruction::with1(code, *a)?,
+        (None, [a, b]) => Instruction::with2(code, *a, *b)?,
+        _ => return Err(GenError::msg("x87 operand shape")),
+    };
+    v.push(ins);
+    // Observe: FSW, then all eight registers as 80-bit values, then FSW.
+    v.push(Instruction::with1(Code::Fnstsw_AX, Register::AX)?);
+    let dump = r.range(-0x1000, 0x1000 - 82);
+    for j in 0..8 {
+        v.push(Instruction::with1(Code::Fstp_m80fp, mem_at(dump + 10 * j))?);
+    }
+    v.push(Instruction::with1(Code::Fnstsw_m2byte, mem_at(dump + 80))?);
+    Ok(v)
+}
+
 fn guard_disp(r: &mut Rng) -> i64 {
     0x1000 + r.range(0, 0xff8)
 }
@@ -1714,6 +2054,7 @@ fn build_form(r: &mut Rng, form: &Form) -> Result<Vec<Instruction>, GenError> {
         FormKind::Code(c) => gen_code(r, c),
         FormKind::Str(op, size, rep) => gen_str(r, op, size, rep),
         FormKind::Template(f) => f(r),
+        FormKind::X87(c) => gen_x87(r, c),
     }
 }
 

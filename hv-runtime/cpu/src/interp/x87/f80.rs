@@ -432,12 +432,12 @@ pub(crate) fn to_ieee(v: F80, f: Fmt, rc: u8) -> Res<u64> {
             res(sign | (emask << fb) | frac, fl)
         }
         Class::Unsupported => res(indef_ieee(f), IE),
+        // A denormal source raises no DE here (as the hardware does).
         Class::Normal | Class::Denormal => {
-            let de = if v.class() == Class::Denormal { DE } else { 0 };
             let r = round_fmt(v.unpack(), f, rc);
             Res {
                 v: pack_ieee(&r, f),
-                flags: r.flags | de,
+                flags: r.flags,
                 up: r.up,
             }
         }
