@@ -52,6 +52,9 @@ const C2: u16 = 0x400;
 const C3: u16 = 0x4000;
 const FSW_B: u16 = 0x8000;
 const REGS: usize = 32;
+/// The pre-computation exceptions (and the stack fault bit): all that is
+/// reported when one of them is unmasked and stops the instruction.
+const PRE: u16 = IE | DE | ZE | FSW_SF;
 
 type Fx = [u8; 512];
 
@@ -302,7 +305,8 @@ fn push_value(fx: &mut Fx, r: f80::Res<F80>) {
         status(fx, IE | FSW_SF, true);
         return;
     }
-    if !blocked(fx, r.flags) {
+    // An unmasked denormal operand still loads (the hardware does).
+    if !blocked(fx, r.flags & !DE) {
         push(fx, r.v);
     }
     status(fx, r.flags, false);
@@ -343,11 +347,13 @@ fn arith(fx: &mut Fx, op: Op, rev: bool, d: usize, a: F80, b: F80, load_flags: u
     let (x, y) = if rev { (b, a) } else { (a, b) };
     let ou = (unmasked(fx, OE) != 0, unmasked(fx, UE) != 0);
     let mut r = f80::arith(op, x, y, pc(fx), rc(fx), ou);
-    if !(is_nan_or_unsupported(a) || is_nan_or_unsupported(b)) {
+    // A denormal memory operand is reported unless NaNs decide the result
+    // or the division is by zero.
+    if !(is_nan_or_unsupported(a) || is_nan_or_unsupported(b) || r.flags & ZE != 0) {
         r.flags |= load_flags;
     }
     if blocked(fx, r.flags) {
-        status(fx, r.flags, false);
+        status(fx, r.flags & PRE, false);
         return;
     }
     put(fx, d, r.v);
@@ -493,6 +499,12 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             };
             // Unmasked invalid/denormal/overflow/underflow: nothing stored.
             if unmasked(fx, flags & (IE | DE | OE | UE)) != 0 {
+                // (An unmasked overflow/underflow reports no inexact.)
+                let flags = if unmasked(fx, flags & (OE | UE)) != 0 {
+                    flags & !PE
+                } else {
+                    flags & PRE
+                };
                 status(&mut cpu.st.fx.0, flags, false);
                 return Ok(());
             }
@@ -603,7 +615,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                 f80::round_int(v, rc(fx))
             };
             if blocked(fx, r.flags) {
-                status(fx, r.flags, false);
+                status(fx, r.flags & PRE, false);
                 return Ok(());
             }
             put(fx, 0, r.v);

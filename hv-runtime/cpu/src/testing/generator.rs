@@ -1355,10 +1355,9 @@ const X87: &[&str] = &[
     "Fabs", "Fnstsw", "Fstsw", "Fnstcw", "Fstcw", "Fldcw", "Fnclex", "Fclex", "Fninit", "Finit",
     "Wait", "Ffree", "Ffreep", "Fincstp", "Fdecstp", "Fnop", "Fadd", "Faddp", "Fiadd", "Fsub",
     "Fsubp", "Fisub", "Fsubr", "Fsubrp", "Fisubr", "Fmul", "Fmulp", "Fimul", "Fdiv", "Fdivp",
-    "Fidiv", "Fdivr", "Fdivrp", "Fidivr", "Fcom", "Fcomp", "Fcompp", "Fucom", "Fucomp",
-    "Fucompp", "Ficom", "Ficomp", "Fcomi", "Fcomip", "Fucomi", "Fucomip", "Ftst", "Fxam",
-    "Fsqrt", "Frndint", "Fcmovb", "Fcmove", "Fcmovbe", "Fcmovu", "Fcmovnb", "Fcmovne",
-    "Fcmovnbe", "Fcmovnu",
+    "Fidiv", "Fdivr", "Fdivrp", "Fidivr", "Fcom", "Fcomp", "Fcompp", "Fucom", "Fucomp", "Fucompp",
+    "Ficom", "Ficomp", "Fcomi", "Fcomip", "Fucomi", "Fucomip", "Ftst", "Fxam", "Fsqrt", "Frndint",
+    "Fcmovb", "Fcmove", "Fcmovbe", "Fcmovu", "Fcmovnb", "Fcmovne", "Fcmovnbe", "Fcmovnu",
 ];
 
 const ST: [Register; 8] = [
@@ -1500,14 +1499,21 @@ fn x87_poke(v: &mut Vec<Instruction>, disp: i64, bytes: &[u8]) -> Result<(), Gen
                 Register::RAX,
                 u64::from_le_bytes(b),
             )?);
-            v.push(Instruction::with2(Code::Mov_rm64_r64, mem_at(d), Register::RAX)?);
+            v.push(Instruction::with2(
+                Code::Mov_rm64_r64,
+                mem_at(d),
+                Register::RAX,
+            )?);
             off += 8;
         } else if rest.len() >= 4 {
             let w = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
             v.push(Instruction::with2(Code::Mov_rm32_imm32, mem_at(d), w)?);
             off += 4;
         } else {
-            let w = u32::from(u16::from_le_bytes([rest[0], rest.get(1).copied().unwrap_or(0)]));
+            let w = u32::from(u16::from_le_bytes([
+                rest[0],
+                rest.get(1).copied().unwrap_or(0),
+            ]));
             v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), w)?);
             off += 2;
         }
@@ -1597,7 +1603,14 @@ fn gen_x87(r: &mut Rng, code: Code) -> Result<Vec<Instruction>, GenError> {
     } else {
         1
     };
-    let depth = if r.pct(85) {
+    // `fxam` of an empty ST(0) reports the sign of whatever the register
+    // held before `fninit` (host state natively): keep ST(0) loaded.
+    let need = if mn == Mnemonic::Fxam {
+        need.max(1)
+    } else {
+        need
+    };
+    let depth = if r.pct(85) || mn == Mnemonic::Fxam {
         (need + usize::try_from(r.below(3)).unwrap_or(0)).min(8)
     } else {
         usize::try_from(r.below(9)).unwrap_or(0)

@@ -649,7 +649,8 @@ pub(crate) fn arith(op: Op, a: F80, b: F80, pc: u8, rc: u8, unmasked_ou: (bool, 
                 (Class::Inf, _) => return res(F80::inf(neg), de),
                 (_, Class::Inf) => return res(F80::zero(neg), de),
                 (Class::Zero, _) => return res(F80::zero(neg), de),
-                (_, Class::Zero) => return res(F80::inf(neg), ZE | de),
+                // Division by zero reports no denormal dividend.
+                (_, Class::Zero) => return res(F80::inf(neg), ZE),
                 _ => {}
             }
             let (ua, ub) = (a.unpack(), b.unpack());
