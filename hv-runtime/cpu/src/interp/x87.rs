@@ -489,7 +489,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                     4 | 8 => {
                         let f = if n == 4 { F32 } else { F64 };
                         let mut r = f80::to_ieee(v, f, rc(fx));
-                        if unmasked(fx, UE) != 0 && f80::tiny_in(v, f) {
+                        if unmasked(fx, UE) != 0 && f80::tiny_in(v, f, rc(fx)) {
                             r.flags |= UE;
                         }
                         (r.v, r.flags, r.up)

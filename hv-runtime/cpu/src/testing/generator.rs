@@ -1433,7 +1433,18 @@ fn x87_f80(r: &mut Rng) -> [u8; 10] {
     if r.pct(30) {
         m &= !0u64 << r.below(64);
     }
-    let se = match r.below(12) {
+    if r.pct(10) {
+        // Rounding carries all the way up.
+        m = !0u64 << r.below(40);
+    }
+    let se = match r.below(13) {
+        // Around the single/double normal and overflow boundaries (stores
+        // that become tiny or overflow only after rounding).
+        12 => {
+            let b = r.pick(&[16383 - 126, 16383 - 1022, 16383 + 127, 16383 + 1023, 1]);
+            m = (!0u64 << r.below(12)) | (r.next_u64() & 0xffff_ffff) | (1 << 63);
+            (b + r.range(-2, 1)).max(0) as u16
+        }
         0..=3 => return f64_to_f80(r.f64_bits()),
         4..=7 => (0x3fff + r.range(-70, 70)) as u16,
         8 => match r.below(9) {
@@ -1992,13 +2003,19 @@ impl Case {
 /// iced-x86 decides `rcl`/`rcr` by an immediate from the count *modulo 9 or
 /// 17*; the SDM (and the host) leave OF undefined whenever the masked count
 /// (`imm & 31`) is above 1, so that case is added here.
+///
+/// The x87 condition codes C0–C3 (which iced also tracks here) are not
+/// counted: the SDM calls them undefined after most x87 instructions, but
+/// the hardware leaves them unchanged (as does the interpreter), and the x87
+/// family observes them through `fnstsw` after every instruction it tests.
 #[must_use]
 pub fn insn_undefined(i: &Instruction) -> u32 {
     let rc = matches!(i.mnemonic(), Mnemonic::Rcl | Mnemonic::Rcr)
         && i.op_count() == 2
         && i.op1_kind() == iced_x86::OpKind::Immediate8
         && (i.immediate8() & 31) > 1;
-    i.rflags_undefined() | if rc { RflagsBits::OF } else { 0 }
+    let fpu_cc = RflagsBits::C0 | RflagsBits::C1 | RflagsBits::C2 | RflagsBits::C3;
+    (i.rflags_undefined() & !fpu_cc) | if rc { RflagsBits::OF } else { 0 }
 }
 
 /// Flags (iced [`RflagsBits`]) left undefined after running `insns`.

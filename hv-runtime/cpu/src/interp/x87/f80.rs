@@ -16,9 +16,9 @@ pub(crate) const OE: u16 = 8;
 pub(crate) const UE: u16 = 0x10;
 pub(crate) const PE: u16 = 0x20;
 
-/// Tininess is detected after rounding (as the SSE unit does) when true,
-/// before rounding when false.
-const TINY_AFTER_ROUNDING: bool = false;
+/// Tininess is detected after rounding (as the host's x87 does, checked by
+/// the differential tests) when true, before rounding when false.
+const TINY_AFTER_ROUNDING: bool = true;
 
 const EMIN80: i32 = -16382;
 const EMAX80: i32 = 16383;
@@ -253,14 +253,7 @@ fn round_fmt(u: Unp, f: Fmt, rc: u8) -> Rounded {
     let lsb = u.e.max(f.emin) - (f.prec - 1);
     let (q, inexact, up) = round_bits(u.neg, u.e, u.sig, lsb, rc);
     let mut flags = if inexact { PE } else { 0 };
-    let tiny = if TINY_AFTER_ROUNDING {
-        // Round as if the exponent range were unbounded.
-        let l2 = u.e - (f.prec - 1);
-        let (q2, _, _) = round_bits(u.neg, u.e, u.sig, l2, rc);
-        l2 + bitlen(q2) - 1 < f.emin
-    } else {
-        u.e < f.emin
-    };
+    let tiny = is_tiny(u, f, rc);
     if tiny && inexact {
         flags |= UE;
     }
@@ -291,10 +284,17 @@ fn round_fmt(u: Unp, f: Fmt, rc: u8) -> Rounded {
     }
 }
 
-/// Whether a finite non-zero value is tiny in format `f` (for the unmasked
-/// underflow response, which triggers on tininess alone).
-fn is_tiny(u: Unp, f: Fmt) -> bool {
-    u.e < f.emin
+/// Whether a finite non-zero value is tiny in format `f` (masked underflow
+/// needs tiny and inexact, the unmasked response tininess alone).
+fn is_tiny(u: Unp, f: Fmt, rc: u8) -> bool {
+    if TINY_AFTER_ROUNDING {
+        // Round as if the exponent range were unbounded.
+        let l2 = u.e - (f.prec - 1);
+        let (q2, _, _) = round_bits(u.neg, u.e, u.sig, l2, rc);
+        l2 + bitlen(q2) - 1 < f.emin
+    } else {
+        u.e < f.emin
+    }
 }
 
 fn pack80(r: &Rounded, f: Fmt) -> F80 {
@@ -446,8 +446,8 @@ pub(crate) fn to_ieee(v: F80, f: Fmt, rc: u8) -> Res<u64> {
 
 /// Whether storing finite `v` to format `f` would be tiny (unmasked
 /// underflow fires on tininess alone).
-pub(crate) fn tiny_in(v: F80, f: Fmt) -> bool {
-    v.class().finite_nonzero() && is_tiny(v.unpack(), f)
+pub(crate) fn tiny_in(v: F80, f: Fmt, rc: u8) -> bool {
+    v.class().finite_nonzero() && is_tiny(v.unpack(), f, rc)
 }
 
 pub(crate) fn indef_ieee(f: Fmt) -> u64 {
@@ -692,7 +692,7 @@ fn finish(u: Unp, f: Fmt, rc: u8, de: u16, unmasked_ou: (bool, bool)) -> Res<F80
             up: r2.up,
         };
     }
-    if unmasked_ou.1 && is_tiny(u, f) {
+    if unmasked_ou.1 && is_tiny(u, f, rc) {
         let b = Unp {
             e: u.e + 24576,
             ..u
