@@ -319,9 +319,17 @@ fn underflow(fx: &mut Fx) -> bool {
     unmasked(fx, IE) == 0
 }
 
-fn arith_op(m: M) -> Option<(Op, bool, bool)> {
-    // (operation, reversed, pops)
-    Some(match m {
+/// An arithmetic instruction: operation, reversed operands (`fsubr`,
+/// `fdivr`), and whether it pops.
+#[derive(Clone, Copy)]
+struct ArithOp {
+    op: Op,
+    rev: bool,
+    pops: bool,
+}
+
+fn arith_op(m: M) -> Option<ArithOp> {
+    let (op, rev, pops) = match m {
         M::Fadd | M::Fiadd => (Op::Add, false, false),
         M::Faddp => (Op::Add, false, true),
         M::Fsub | M::Fisub => (Op::Sub, false, false),
@@ -335,7 +343,8 @@ fn arith_op(m: M) -> Option<(Op, bool, bool)> {
         M::Fdivr | M::Fidivr => (Op::Div, true, false),
         M::Fdivrp => (Op::Div, true, true),
         _ => return None,
-    })
+    };
+    Some(ArithOp { op, rev, pops })
 }
 
 fn is_nan_or_unsupported(v: F80) -> bool {
@@ -343,7 +352,8 @@ fn is_nan_or_unsupported(v: F80) -> bool {
 }
 
 /// Compute `dst = dst op src` (or reversed) into ST(`d`), with optional pop.
-fn arith(fx: &mut Fx, op: Op, rev: bool, d: usize, a: F80, b: F80, load_flags: u16, pops: bool) {
+fn arith(fx: &mut Fx, ao: ArithOp, d: usize, a: F80, b: F80, load_flags: u16) {
+    let ArithOp { op, rev, pops } = ao;
     let (x, y) = if rev { (b, a) } else { (a, b) };
     let ou = (unmasked(fx, OE) != 0, unmasked(fx, UE) != 0);
     let mut r = f80::arith(op, x, y, pc(fx), rc(fx), ou);
@@ -742,7 +752,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             set_fsw(fx, s);
         }
         _ => {
-            let Some((op, rev, pops)) = arith_op(m) else {
+            let Some(ao) = arith_op(m) else {
                 return Err(Stop::Fault(Fault::ud()));
             };
             if is_mem {
@@ -759,7 +769,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                     return Ok(());
                 }
                 let a = get(fx, 0);
-                arith(fx, op, rev, 0, a, r.v, r.flags, false);
+                arith(fx, ArithOp { pops: false, ..ao }, 0, a, r.v, r.flags);
             } else {
                 // Two register operands: dst = op0, src = op1 (the `p`
                 // forms without operands mean st(1), st(0)).
@@ -773,14 +783,14 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                 if !(valid(fx, d) && valid(fx, s)) {
                     if underflow(fx) {
                         put(fx, d, F80::INDEF);
-                        if pops {
+                        if ao.pops {
                             pop(fx);
                         }
                     }
                     return Ok(());
                 }
                 let (a, b) = (get(fx, d), get(fx, s));
-                arith(fx, op, rev, d, a, b, 0, pops);
+                arith(fx, ao, d, a, b, 0);
             }
         }
     }

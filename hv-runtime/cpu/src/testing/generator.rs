@@ -765,6 +765,8 @@ fn build_forms() -> Vec<Form> {
         ("x87_fild_fstp_m64_rc", Family::X87, t_fild_fstp_rc),
         ("x87_fld_fistp_m64_rc", Family::X87, t_fld_fistp_rc),
         ("x87_fldcw_fnstcw", Family::X87, t_fldcw_fnstcw),
+        ("x87_fxsave_image", Family::X87, t_x87_fxsave),
+        ("x87_fxrstor_state", Family::X87, t_x87_fxrstor),
         ("pf_read_guard", Family::Faults, t_pf_read),
         ("pf_write_guard", Family::Faults, t_pf_write),
         ("pf_read_crossing", Family::Faults, t_pf_cross_read),
@@ -1443,10 +1445,10 @@ fn x87_f80(r: &mut Rng) -> [u8; 10] {
         12 => {
             let b = r.pick(&[16383 - 126, 16383 - 1022, 16383 + 127, 16383 + 1023, 1]);
             m = (!0u64 << r.below(12)) | (r.next_u64() & 0xffff_ffff) | (1 << 63);
-            (b + r.range(-2, 1)).max(0) as u16
+            u16::try_from(b + r.range(-2, 1)).unwrap_or(0)
         }
         0..=3 => return f64_to_f80(r.f64_bits()),
-        4..=7 => (0x3fff + r.range(-70, 70)) as u16,
+        4..=7 => u16::try_from(0x3fff + r.range(-70, 70)).unwrap_or(0x3fff),
         8 => match r.below(9) {
             0 => {
                 m = 1 << 63;
@@ -1467,7 +1469,7 @@ fn x87_f80(r: &mut Rng) -> [u8; 10] {
             4 => 0,
             5 => {
                 m &= !(1 << 63);
-                r.range(1, 0x7ffe) as u16
+                u16::try_from(r.range(1, 0x7ffe)).unwrap_or(1)
             }
             6 => {
                 m &= !(1 << 63);
@@ -1582,6 +1584,104 @@ fn x87_push(r: &mut Rng, v: &mut Vec<Instruction>) -> Result<(), GenError> {
     x87_poke(v, d, &x87_value(r, kind))?;
     v.push(Instruction::with1(code, mem_at(d))?);
     Ok(())
+}
+
+/// Fill all eight physical registers with known values and reset: natively
+/// `fninit` keeps the old register contents, which `fxsave` shows for
+/// empty registers.
+fn x87_fill(r: &mut Rng, v: &mut Vec<Instruction>) -> Result<(), GenError> {
+    v.push(Instruction::with(Code::Fninit));
+    for _ in 0..8 {
+        x87_push(r, v)?;
+    }
+    v.push(Instruction::with(Code::Fninit));
+    Ok(())
+}
+
+/// A 16-byte aligned 512-byte area in the scratch pages.
+fn x87_fx_area(r: &mut Rng) -> i64 {
+    r.range(-0x100, 0xe0) * 16
+}
+
+/// `fxsave64`/`fxsave` of a random x87 state into a zeroed area; FOP, FIP
+/// and FDP (not kept by the interpreter) are cleared afterwards.
+fn t_x87_fxsave(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_fill(r, &mut v)?;
+    if r.pct(50) {
+        let d = x87_disp(r, 2);
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), x87_cw(r))?);
+        v.push(Instruction::with1(Code::Fldcw_m2byte, mem_at(d))?);
+    }
+    for _ in 0..r.below(9) {
+        x87_push(r, &mut v)?;
+    }
+    let a = x87_fx_area(r);
+    x87_zero_area(&mut v, a)?;
+    let save = if r.pct(50) {
+        Code::Fxsave64_m512byte
+    } else {
+        Code::Fxsave_m512byte
+    };
+    v.push(Instruction::with1(save, mem_at(a))?);
+    x87_clear_pointers(&mut v, a)?;
+    Ok(v)
+}
+
+/// Zero the 512 bytes at `[r15 + a]` (the hardware `fxsave` leaves bytes
+/// 416..512 alone).
+fn x87_zero_area(v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
+    v.push(Instruction::with2(Code::Lea_r64_m, Register::RDI, mem_at(a))?);
+    v.push(Instruction::with2(Code::Xor_r32_rm32, Register::EAX, Register::EAX)?);
+    v.push(Instruction::with2(Code::Mov_r32_imm32, Register::ECX, 64u32)?);
+    v.push(Instruction::with(Code::Cld));
+    v.push(Instruction::with_stosq(64, RepPrefixKind::Repe)?);
+    Ok(())
+}
+
+/// Clear FOP, FIP and FDP in the image at `[r15 + a]`.
+fn x87_clear_pointers(v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
+    v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 6), 0u32)?);
+    v.push(Instruction::with2(Code::Mov_rm64_imm32, mem_at(a + 8), 0)?);
+    v.push(Instruction::with2(Code::Mov_rm64_imm32, mem_at(a + 16), 0)?);
+    Ok(())
+}
+
+/// `fxsave64`, a changed control word, status word (TOP, flags, condition
+/// codes) and tag byte in the image, `fninit`, `fxrstor64`, then the usual
+/// FSW + 80-bit dump of all eight registers.
+fn t_x87_fxrstor(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_fill(r, &mut v)?;
+    for _ in 0..r.below(9) {
+        x87_push(r, &mut v)?;
+    }
+    let a = x87_fx_area(r);
+    x87_zero_area(&mut v, a)?;
+    v.push(Instruction::with1(Code::Fxsave64_m512byte, mem_at(a))?);
+    x87_clear_pointers(&mut v, a)?;
+    if r.pct(60) {
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a), x87_cw(r))?);
+    }
+    if r.pct(60) {
+        #[allow(clippy::cast_possible_truncation)]
+        let sw = (r.next_u64() as u32) & 0x7f7f;
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 2), sw)?);
+    }
+    if r.pct(60) {
+        #[allow(clippy::cast_possible_truncation)]
+        let tw = (r.next_u64() as u32) & 0xff;
+        v.push(Instruction::with2(Code::Mov_rm8_imm8, mem_at(a + 4), tw)?);
+    }
+    v.push(Instruction::with(Code::Fninit));
+    v.push(Instruction::with1(Code::Fxrstor64_m512byte, mem_at(a))?);
+    v.push(Instruction::with1(Code::Fnstsw_AX, Register::AX)?);
+    let dump = r.range(-0x1000, 0x1000 - 82);
+    for j in 0..8 {
+        v.push(Instruction::with1(Code::Fstp_m80fp, mem_at(dump + 10 * j))?);
+    }
+    v.push(Instruction::with1(Code::Fnstsw_m2byte, mem_at(dump + 80))?);
+    Ok(v)
 }
 
 /// One instance of the x87 form `code` (see the section comment).

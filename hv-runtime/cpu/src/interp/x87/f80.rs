@@ -517,11 +517,7 @@ fn propagate(a: F80, b: F80) -> F80 {
         return a;
     }
     let (qa, qb) = (a.quiet(), b.quiet());
-    if qa.m < qb.m {
-        qb
-    } else if qb.m < qa.m {
-        qa
-    } else if qa.se < qb.se {
+    if qa.m > qb.m || (qa.m == qb.m && qa.se < qb.se) {
         qa
     } else {
         qb
