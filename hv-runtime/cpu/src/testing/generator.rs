@@ -767,6 +767,7 @@ fn build_forms() -> Vec<Form> {
         ("x87_fldcw_fnstcw", Family::X87, t_fldcw_fnstcw),
         ("x87_fxsave_image", Family::X87, t_x87_fxsave),
         ("x87_fxrstor_state", Family::X87, t_x87_fxrstor),
+        ("x87_unmasked_ou", Family::X87, t_x87_unmasked_ou),
         ("pf_read_guard", Family::Faults, t_pf_read),
         ("pf_write_guard", Family::Faults, t_pf_write),
         ("pf_read_crossing", Family::Faults, t_pf_cross_read),
@@ -1610,7 +1611,11 @@ fn t_x87_fxsave(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     x87_fill(r, &mut v)?;
     if r.pct(50) {
         let d = x87_disp(r, 2);
-        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), x87_cw(r))?);
+        v.push(Instruction::with2(
+            Code::Mov_rm16_imm16,
+            mem_at(d),
+            x87_cw(r),
+        )?);
         v.push(Instruction::with1(Code::Fldcw_m2byte, mem_at(d))?);
     }
     for _ in 0..r.below(9) {
@@ -1631,9 +1636,21 @@ fn t_x87_fxsave(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
 /// Zero the 512 bytes at `[r15 + a]` (the hardware `fxsave` leaves bytes
 /// 416..512 alone).
 fn x87_zero_area(v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
-    v.push(Instruction::with2(Code::Lea_r64_m, Register::RDI, mem_at(a))?);
-    v.push(Instruction::with2(Code::Xor_r32_rm32, Register::EAX, Register::EAX)?);
-    v.push(Instruction::with2(Code::Mov_r32_imm32, Register::ECX, 64u32)?);
+    v.push(Instruction::with2(
+        Code::Lea_r64_m,
+        Register::RDI,
+        mem_at(a),
+    )?);
+    v.push(Instruction::with2(
+        Code::Xor_r32_rm32,
+        Register::EAX,
+        Register::EAX,
+    )?);
+    v.push(Instruction::with2(
+        Code::Mov_r32_imm32,
+        Register::ECX,
+        64u32,
+    )?);
     v.push(Instruction::with(Code::Cld));
     v.push(Instruction::with_stosq(64, RepPrefixKind::Repe)?);
     Ok(())
@@ -1641,7 +1658,11 @@ fn x87_zero_area(v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
 
 /// Clear FOP, FIP and FDP in the image at `[r15 + a]`.
 fn x87_clear_pointers(v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
-    v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 6), 0u32)?);
+    v.push(Instruction::with2(
+        Code::Mov_rm16_imm16,
+        mem_at(a + 6),
+        0u32,
+    )?);
     v.push(Instruction::with2(Code::Mov_rm64_imm32, mem_at(a + 8), 0)?);
     v.push(Instruction::with2(Code::Mov_rm64_imm32, mem_at(a + 16), 0)?);
     Ok(())
@@ -1661,7 +1682,11 @@ fn t_x87_fxrstor(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     v.push(Instruction::with1(Code::Fxsave64_m512byte, mem_at(a))?);
     x87_clear_pointers(&mut v, a)?;
     if r.pct(60) {
-        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a), x87_cw(r))?);
+        v.push(Instruction::with2(
+            Code::Mov_rm16_imm16,
+            mem_at(a),
+            x87_cw(r),
+        )?);
     }
     if r.pct(60) {
         #[allow(clippy::cast_possible_truncation)]
@@ -1681,6 +1706,59 @@ fn t_x87_fxrstor(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
         v.push(Instruction::with1(Code::Fstp_m80fp, mem_at(dump + 10 * j))?);
     }
     v.push(Instruction::with1(Code::Fnstsw_m2byte, mem_at(dump + 80))?);
+    Ok(v)
+}
+
+/// Arithmetic at the exponent extremes with overflow, underflow and
+/// precision exceptions unmasked: the exponent-biased results, flags and C1
+/// are observed with `fnstsw` and `fxsave64` (neither waits for the
+/// pending #MF); the next waiting instruction then raises #MF.
+fn t_x87_unmasked_ou(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_fill(r, &mut v)?;
+    #[allow(clippy::cast_possible_truncation)]
+    let unmask = (r.below(8) as u32) << 3; // OM, UM, PM
+    let cw = x87_cw(r) & !unmask;
+    let d = x87_disp(r, 2);
+    v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), cw)?);
+    v.push(Instruction::with1(Code::Fldcw_m2byte, mem_at(d))?);
+    for _ in 0..2 {
+        let sign: u16 = if r.pct(50) { 0x8000 } else { 0 };
+        let e = if r.pct(50) {
+            0x7ffe - r.below(40)
+        } else {
+            1 + r.below(40)
+        };
+        let mut m = r.next_u64() | (1 << 63);
+        if r.pct(30) {
+            m = !0u64 << r.below(40);
+        }
+        let dd = x87_disp(r, 10);
+        #[allow(clippy::cast_possible_truncation)]
+        x87_poke(&mut v, dd, &f80_bytes(sign | e as u16, m))?;
+        v.push(Instruction::with1(Code::Fld_m80fp, mem_at(dd))?);
+    }
+    let op = r.pick(&[
+        Code::Fmul_st0_sti,
+        Code::Fdiv_st0_sti,
+        Code::Fdivr_st0_sti,
+        Code::Fadd_st0_sti,
+        Code::Fsub_st0_sti,
+        Code::Fmulp_sti_st0,
+        Code::Fdivp_sti_st0,
+    ]);
+    let (a, b) = if op == Code::Fmulp_sti_st0 || op == Code::Fdivp_sti_st0 {
+        (Register::ST1, Register::ST0)
+    } else {
+        (Register::ST0, Register::ST1)
+    };
+    v.push(Instruction::with2(op, a, b)?);
+    v.push(Instruction::with1(Code::Fnstsw_AX, Register::AX)?);
+    let area = x87_fx_area(r);
+    x87_zero_area(&mut v, area)?;
+    v.push(Instruction::with1(Code::Fxsave64_m512byte, mem_at(area))?);
+    x87_clear_pointers(&mut v, area)?;
+    v.push(Instruction::with(Code::Wait));
     Ok(v)
 }
 
