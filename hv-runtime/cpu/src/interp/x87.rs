@@ -112,6 +112,17 @@ fn pop(fx: &mut Fx) {
     set_top(fx, t + 1);
     fx[REGS..REGS + 128].rotate_left(16);
 }
+/// Replace the whole FSW (and so TOP) keeping every *physical* register's
+/// contents: the stack-ordered slots rotate with TOP.
+fn load_fsw(fx: &mut Fx, sw: u16) {
+    let d = (usize::from(sw >> 11) + 8 - top(fx)) & 7;
+    fx[REGS..REGS + 128].rotate_left(16 * d);
+    set_fsw(fx, sw);
+}
+/// A loaded control word: reserved bits 7 and 13..=15 read 0, bit 6 reads 1.
+fn fcw_value(v: u16) -> u16 {
+    (v & !0xe0c0) | 0x40
+}
 fn rc(fx: &Fx) -> u8 {
     ((fcw(fx) >> 10) & 3) as u8
 }
@@ -233,6 +244,12 @@ fn is_x87(m: M) -> bool {
             | M::Fcmovne
             | M::Fcmovnbe
             | M::Fcmovnu
+            | M::Fnstenv
+            | M::Fstenv
+            | M::Fldenv
+            | M::Fnsave
+            | M::Fsave
+            | M::Frstor
     )
 }
 
@@ -246,7 +263,10 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> R {
     if cpu.st.ts {
         return Some(Err(Stop::Fault(Fault::new(vector::NM, None))));
     }
-    let waiting = !matches!(m, M::Fninit | M::Fnclex | M::Fnstcw | M::Fnstsw);
+    let waiting = !matches!(
+        m,
+        M::Fninit | M::Fnclex | M::Fnstcw | M::Fnstsw | M::Fnstenv | M::Fnsave
+    );
     if waiting && fsw(&cpu.st.fx.0) & FSW_ES != 0 {
         return Some(Err(Stop::Fault(Fault::new(vector::MF, None))));
     }
@@ -384,6 +404,55 @@ fn cmp_cc(o: Option<std::cmp::Ordering>) -> u16 {
     }
 }
 
+/// The full tag word (two bits per physical register: valid, zero,
+/// special, empty) derived from the abridged tags and the contents.
+fn full_tags(fx: &Fx) -> u16 {
+    let mut tw = 0u16;
+    for p in 0..8 {
+        let i = (p + 8 - top(fx)) & 7;
+        let t = if fx[4] >> p & 1 == 0 {
+            3
+        } else {
+            match get(fx, i).class() {
+                Class::Normal => 0,
+                Class::Zero => 1,
+                _ => 2,
+            }
+        };
+        tw |= t << (2 * p);
+    }
+    tw
+}
+
+/// The 28-byte protected-mode environment (32-bit operand size). FIP, FOP
+/// and FDP are not kept (stored as 0); reserved halves read 0xffff.
+fn env_image(fx: &Fx) -> [u8; 28] {
+    let mut e = [0u8; 28];
+    let dw = |v: u16| (0xffff_0000 | u32::from(v)).to_le_bytes();
+    e[0..4].copy_from_slice(&dw(fcw(fx)));
+    e[4..8].copy_from_slice(&dw(fsw(fx)));
+    e[8..12].copy_from_slice(&dw(full_tags(fx)));
+    e[24..28].copy_from_slice(&dw(0));
+    e
+}
+
+/// Load FCW, FSW and the tags (empty = 11) from an environment image.
+fn load_env(fx: &mut Fx, e: &[u8]) {
+    let w = |o: usize| u16::from_le_bytes([e[o], e[o + 1]]);
+    let (cw, sw, tw) = (w(0), w(4), w(8));
+    fx[0..2].copy_from_slice(&fcw_value(cw).to_le_bytes());
+    load_fsw(fx, sw);
+    let mut ab = 0u8;
+    for p in 0..8 {
+        if (tw >> (2 * p)) & 3 != 3 {
+            ab |= 1 << p;
+        }
+    }
+    fx[4] = ab;
+    fx[6..24].fill(0);
+    update_es(fx);
+}
+
 #[allow(clippy::too_many_lines)]
 fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
     let is_mem = ins.op_count() > 0 && ins.op0_kind() == OpKind::Memory;
@@ -392,7 +461,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
         M::Fninit | M::Finit => {
             let fx = &mut cpu.st.fx.0;
             fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
-            set_fsw(fx, 0);
+            load_fsw(fx, 0);
             fx[4] = 0;
             fx[6..24].fill(0);
         }
@@ -400,8 +469,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             let (a, ss) = mem_ea(cpu, ins);
             let v = cpu.rd(a, 2, ss)? as u16;
             let fx = &mut cpu.st.fx.0;
-            let v = (v & !0xe0c0) | 0x40;
-            fx[0..2].copy_from_slice(&v.to_le_bytes());
+            fx[0..2].copy_from_slice(&fcw_value(v).to_le_bytes());
             update_es(fx);
         }
         M::Fnstcw | M::Fstcw => {
@@ -416,6 +484,53 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                 cpu.wr(a, 2, u64::from(v), ss)?;
             } else {
                 super::exec::setr(cpu.st, 0, 2, u64::from(v));
+            }
+        }
+        // Only the 32-bit operand-size layouts (28/108 bytes).
+        M::Fnstenv | M::Fstenv | M::Fldenv | M::Fnsave | M::Fsave | M::Frstor
+            if !matches!(mem_bytes(ins), 28 | 108) =>
+        {
+            return Err(Stop::Fault(Fault::ud()));
+        }
+        M::Fnstenv | M::Fstenv | M::Fnsave | M::Fsave => {
+            let (a, ss) = mem_ea(cpu, ins);
+            let fx = &cpu.st.fx.0;
+            let env = env_image(fx);
+            if matches!(m, M::Fnsave | M::Fsave) {
+                let mut img = [0u8; 108];
+                img[..28].copy_from_slice(&env);
+                for i in 0..8 {
+                    img[28 + 10 * i..38 + 10 * i].copy_from_slice(&get(fx, i).to_bytes());
+                }
+                cpu.wr_bytes(a, &img, ss)?;
+                let fx = &mut cpu.st.fx.0;
+                fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+                load_fsw(fx, 0);
+                fx[4] = 0;
+                fx[6..24].fill(0);
+            } else {
+                cpu.wr_bytes(a, &env, ss)?;
+                // Then every exception is masked.
+                let fx = &mut cpu.st.fx.0;
+                let cw = fcw(fx) | 0x3f;
+                fx[0..2].copy_from_slice(&cw.to_le_bytes());
+                update_es(fx);
+            }
+        }
+        M::Fldenv | M::Frstor => {
+            let (a, ss) = mem_ea(cpu, ins);
+            let mut img = [0u8; 108];
+            let n = if m == M::Frstor { 108 } else { 28 };
+            cpu.rd_bytes(a, &mut img[..n], ss)?;
+            let fx = &mut cpu.st.fx.0;
+            load_env(fx, &img[..28]);
+            if m == M::Frstor {
+                // The registers, in stack order of the loaded TOP.
+                for i in 0..8 {
+                    let o = REGS + 16 * i;
+                    fx[o..o + 10].copy_from_slice(&img[28 + 10 * i..38 + 10 * i]);
+                    fx[o + 10..o + 16].fill(0);
+                }
             }
         }
         M::Fnclex | M::Fclex => {

@@ -768,6 +768,9 @@ fn build_forms() -> Vec<Form> {
         ("x87_fxsave_image", Family::X87, t_x87_fxsave),
         ("x87_fxrstor_state", Family::X87, t_x87_fxrstor),
         ("x87_unmasked_ou", Family::X87, t_x87_unmasked_ou),
+        ("x87_fnstenv", Family::X87, t_x87_fnstenv),
+        ("x87_fldenv", Family::X87, t_x87_fldenv),
+        ("x87_fnsave_frstor", Family::X87, t_x87_fnsave_frstor),
         ("pf_read_guard", Family::Faults, t_pf_read),
         ("pf_write_guard", Family::Faults, t_pf_write),
         ("pf_read_crossing", Family::Faults, t_pf_cross_read),
@@ -1759,6 +1762,128 @@ fn t_x87_unmasked_ou(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     v.push(Instruction::with1(Code::Fxsave64_m512byte, mem_at(area))?);
     x87_clear_pointers(&mut v, area)?;
     v.push(Instruction::with(Code::Wait));
+    Ok(v)
+}
+
+/// Random x87 state after [`x87_fill`]: a control word (sometimes with
+/// unmasked exceptions) and up to eight pushes.
+fn x87_random_state(r: &mut Rng, v: &mut Vec<Instruction>) -> Result<(), GenError> {
+    x87_fill(r, v)?;
+    if r.pct(60) {
+        let mut cw = x87_cw(r);
+        if r.pct(15) {
+            #[allow(clippy::cast_possible_truncation)]
+            let unmask = r.below(64) as u32;
+            cw &= !unmask;
+        }
+        let d = x87_disp(r, 2);
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), cw)?);
+        v.push(Instruction::with1(Code::Fldcw_m2byte, mem_at(d))?);
+    }
+    for _ in 0..r.below(9) {
+        x87_push(r, v)?;
+    }
+    Ok(())
+}
+
+/// Observe the x87 state: FSW to AX, FCW to memory, then FSW and all eight
+/// registers popped as 80-bit values.
+fn x87_observe(r: &mut Rng, v: &mut Vec<Instruction>) -> Result<(), GenError> {
+    v.push(Instruction::with1(Code::Fnstsw_AX, Register::AX)?);
+    let dump = r.range(-0x1000, 0x1000 - 84);
+    v.push(Instruction::with1(Code::Fnstcw_m2byte, mem_at(dump + 82))?);
+    for j in 0..8 {
+        v.push(Instruction::with1(Code::Fstp_m80fp, mem_at(dump + 10 * j))?);
+    }
+    v.push(Instruction::with1(Code::Fnstsw_m2byte, mem_at(dump + 80))?);
+    Ok(())
+}
+
+/// Clear FIP, FCS/FOP, FDP and FDS (bytes 12..28) of a 28-byte environment.
+fn x87_clear_env_pointers(v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
+    v.push(Instruction::with2(Code::Mov_rm64_imm32, mem_at(a + 12), 0)?);
+    v.push(Instruction::with2(Code::Mov_rm64_imm32, mem_at(a + 20), 0)?);
+    Ok(())
+}
+
+/// Random changes to FCW, FSW (TOP, flags, condition codes) and the full
+/// tag word of an environment image at `[r15 + a]`.
+fn x87_poke_env(r: &mut Rng, v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
+    if r.pct(50) {
+        let mut cw = x87_cw(r);
+        if r.pct(30) {
+            #[allow(clippy::cast_possible_truncation)]
+            let unmask = r.below(64) as u32;
+            cw &= !unmask;
+        }
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a), cw)?);
+    }
+    if r.pct(50) {
+        #[allow(clippy::cast_possible_truncation)]
+        let sw = (r.next_u64() as u32) & 0x7f7f;
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 4), sw)?);
+    }
+    if r.pct(50) {
+        #[allow(clippy::cast_possible_truncation)]
+        let tw = (r.next_u64() as u32) & 0xffff;
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 8), tw)?);
+    }
+    Ok(())
+}
+
+/// `fnstenv`/`fstenv` of a random state (the environment image, the masking
+/// that follows, and the state afterwards are compared).
+fn t_x87_fnstenv(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_random_state(r, &mut v)?;
+    let a = x87_disp(r, 28);
+    let code = if r.pct(70) {
+        Code::Fnstenv_m28byte
+    } else {
+        Code::Fstenv_m28byte
+    };
+    v.push(Instruction::with1(code, mem_at(a))?);
+    x87_clear_env_pointers(&mut v, a)?;
+    x87_observe(r, &mut v)?;
+    Ok(v)
+}
+
+/// `fnstenv`, random changes to the image, `fldenv`, observe.
+fn t_x87_fldenv(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_random_state(r, &mut v)?;
+    let a = x87_disp(r, 28);
+    v.push(Instruction::with1(Code::Fnstenv_m28byte, mem_at(a))?);
+    x87_clear_env_pointers(&mut v, a)?;
+    x87_poke_env(r, &mut v, a)?;
+    v.push(Instruction::with1(Code::Fldenv_m28byte, mem_at(a))?);
+    if r.pct(50) {
+        // Again, now maybe with unmasked exceptions pending.
+        v.push(Instruction::with1(Code::Fldenv_m28byte, mem_at(a))?);
+    }
+    x87_observe(r, &mut v)?;
+    Ok(v)
+}
+
+/// `fnsave`/`fsave` (image compared), random changes, `frstor`, observe.
+fn t_x87_fnsave_frstor(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_random_state(r, &mut v)?;
+    let a = x87_disp(r, 108);
+    let code = if r.pct(70) {
+        Code::Fnsave_m108byte
+    } else {
+        Code::Fsave_m108byte
+    };
+    v.push(Instruction::with1(code, mem_at(a))?);
+    x87_clear_env_pointers(&mut v, a)?;
+    x87_observe(r, &mut v)?;
+    x87_poke_env(r, &mut v, a)?;
+    v.push(Instruction::with1(Code::Frstor_m108byte, mem_at(a))?);
+    if r.pct(50) {
+        v.push(Instruction::with1(Code::Frstor_m108byte, mem_at(a))?);
+    }
+    x87_observe(r, &mut v)?;
     Ok(v)
 }
 
