@@ -12,24 +12,31 @@
 //! `fnstsw`/`fstsw` (AX and m16), `fnclex`/`fclex`, `wait`, `fld`
 //! (m32/m64/m80/st(i)), `fst`/`fstp` (m32/m64/st(i), `fstp` m80),
 //! `fild` (m16/32/64), `fist`/`fistp` (m16/32, `fistp` m64), `fisttp`,
-//! `fxch`, `fld1`/`fldz`, `fchs`, `fabs`, `ffree`, `fincstp`/`fdecstp`,
-//! `fnop`, `fadd`/`fsub`/`fsubr`/`fmul`/`fdiv`/`fdivr` in every form
-//! (m32, m64, st/st(i), the `p` forms, and the `fi…` m16/m32 forms),
-//! `fcom`/`fcomp`/`fcompp`/`fucom`/`fucomp`/`fucompp`, `ficom`/`ficomp`,
-//! `fcomi`/`fcomip`/`fucomi`/`fucomip`, `ftst`, `fxam`, `fsqrt`, `frndint`,
-//! `fcmovcc`.
+//! `fxch`, `fld1`/`fldz`, `fchs`, `fabs`, `ffree`/`ffreep`,
+//! `fincstp`/`fdecstp`, `fnop`, `fadd`/`fsub`/`fsubr`/`fmul`/`fdiv`/`fdivr`
+//! in every form (m32, m64, st/st(i), the `p` forms, and the `fi…` m16/m32
+//! forms), `fcom`/`fcomp`/`fcompp`/`fucom`/`fucomp`/`fucompp`,
+//! `ficom`/`ficomp`, `fcomi`/`fcomip`/`fucomi`/`fucomip`, `ftst`, `fxam`,
+//! `fsqrt`, `frndint`, `fcmovcc`, and the 32-bit-operand environment
+//! instructions `fnstenv`/`fstenv`/`fldenv` (28 bytes) and
+//! `fnsave`/`fsave`/`frstor` (108 bytes). `fxsave`/`fxrstor` live in
+//! `sse.rs` and copy this image.
 //!
 //! Exceptions: masked responses are exact (QNaN indefinite, integer
-//! indefinite, stack fault with C1). Unmasked invalid/denormal/zero-divide
-//! leave the destination and the stack alone; unmasked overflow/underflow
-//! of a memory store leave memory and the stack alone, on a register
-//! destination they deliver the exponent-biased result; FSW.ES/B follow
-//! the unmasked pending exceptions, and every *waiting* x87 instruction
-//! (all but `fninit`/`fnclex`/`fnstcw`/`fnstsw`) raises #MF while ES is
-//! set. Not kept: FOP, FIP and FDP (they stay 0 in the image); not
-//! implemented (#UD): transcendental instructions, `fprem`/`fscale`/
-//! `fxtract`, BCD, `fnstenv`/`fldenv`/`fnsave`/`frstor`, the 80-bit
-//! constants other than 1 and 0.
+//! indefinite, stack fault with C1). Unmasked invalid/zero-divide (and
+//! denormal, except on loads) leave the destination and the stack alone and
+//! report only themselves; unmasked overflow/underflow of a memory store
+//! leave memory and the stack alone (no inexact), on a register destination
+//! they deliver the exponent-biased result; FSW.ES/B follow the unmasked
+//! pending exceptions, and every *waiting* x87 instruction (all but
+//! `fninit`/`fnclex`/`fnstcw`/`fnstsw`/`fnstenv`/`fnsave`) raises #MF while
+//! ES is set. Tininess is detected after rounding. These details were
+//! settled against the host CPU by the `diff_x87` differential tests.
+//!
+//! Not kept: FOP, FIP and FDP (they stay 0 in the image and in saved
+//! environments). Not implemented (#UD): transcendental instructions,
+//! `fprem`/`fprem1`/`fscale`/`fxtract`, BCD loads/stores, the constants
+//! other than 1 and 0, the 16-bit-operand environment layouts.
 
 mod f80;
 

@@ -5,8 +5,10 @@
 //! from a per-family mnemonic list and filtered to what this generator can
 //! build operands for (legacy or BMI VEX encoding, 64-bit mode, no MMX, no
 //! segment or control registers) and what the host CPU supports; the rest
-//! are templates (string operations with their set-up, x87 load/store
-//! round trips, deliberate faults).
+//! are templates (string operations with their set-up, x87 state
+//! round trips, deliberate faults). x87 instructions get one form per
+//! encoding, each run on a random 80-bit stack and observed through FSW and
+//! an 80-bit dump of all eight registers (`gen_x87`).
 //!
 //! Sequences are deterministic functions of `(family, seed)`
 //! ([`generate`]). Memory operands are `[r15 + disp]` with R15 =
@@ -24,8 +26,11 @@
 //! `int n` other than `int3` (the backend reports it as a software
 //! interrupt, the host kernel as #GP or a signal), `smsw`/`sgdt`/`sidt`/
 //! `sldt`/`str` (the host kernel emulates them under UMIP),
-//! `syscall`/`sysenter` (they would enter the host kernel), x87 arithmetic
-//! (a backend may compute in 64-bit precision), and MMX.
+//! `syscall`/`sysenter` (they would enter the host kernel), MMX, and of
+//! the x87: transcendental and BCD instructions, `fprem`/`fprem1`/`fscale`/
+//! `fxtract`, the constants other than 1 and 0, the 16-bit-operand
+//! environment layouts, and FOP/FIP/FDP (cleared in saved images before they
+//! are compared: the interpreter does not keep them).
 
 use super::native::encode_at;
 use super::{ArchState, CODE_VA, SCRATCH_BASE, SCRATCH_LEN, STACK_LEN, STACK_TOP};
@@ -75,7 +80,8 @@ pub enum Family {
     SseInt,
     /// SSE/SSE2 floating point, conversions, MXCSR.
     SseFp,
-    /// A few x87 load/store round trips and control-word moves.
+    /// x87: every implemented instruction form, environment and FXSAVE
+    /// images, unmasked exceptions and #MF.
     X87,
     /// Deliberate exceptions: #PF, #GP, #UD, #BP, #DE, #XM.
     Faults,
@@ -318,7 +324,7 @@ enum FormKind {
     Code(Code),
     Str(StrOp, u32, RepPrefixKind),
     Template(TemplateFn),
-    /// One x87 instruction with a loaded stack and a dump (see [`gen_x87`]).
+    /// One x87 instruction with a loaded stack and a dump (see `gen_x87`).
     X87(Code),
 }
 
