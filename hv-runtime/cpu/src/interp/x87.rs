@@ -12,7 +12,8 @@
 //! `fnstsw`/`fstsw` (AX and m16), `fnclex`/`fclex`, `wait`, `fld`
 //! (m32/m64/m80/st(i)), `fst`/`fstp` (m32/m64/st(i), `fstp` m80),
 //! `fild` (m16/32/64), `fist`/`fistp` (m16/32, `fistp` m64), `fisttp`,
-//! `fxch`, `fld1`/`fldz`, `fchs`, `fabs`, `ffree`/`ffreep`,
+//! `fxch`, `fld1`/`fldz`/`fldpi`/`fldl2e`/`fldl2t`/`fldlg2`/`fldln2`,
+//! `fchs`, `fabs`, `ffree`/`ffreep`,
 //! `fincstp`/`fdecstp`, `fnop`, `fadd`/`fsub`/`fsubr`/`fmul`/`fdiv`/`fdivr`
 //! in every form (m32, m64, st/st(i), the `p` forms, and the `fi…` m16/m32
 //! forms), `fcom`/`fcomp`/`fcompp`/`fucom`/`fucomp`/`fucompp`,
@@ -35,8 +36,8 @@
 //!
 //! Not kept: FOP, FIP and FDP (they stay 0 in the image and in saved
 //! environments). Not implemented (#UD): transcendental instructions,
-//! `fprem`/`fprem1`/`fscale`/`fxtract`, BCD loads/stores, the constants
-//! other than 1 and 0, the 16-bit-operand environment layouts.
+//! `fprem`/`fprem1`/`fscale`/`fxtract`, BCD loads/stores, the
+//! 16-bit-operand environment layouts.
 
 mod f80;
 
@@ -202,6 +203,11 @@ fn is_x87(m: M) -> bool {
             | M::Fxch
             | M::Fld1
             | M::Fldz
+            | M::Fldpi
+            | M::Fldl2e
+            | M::Fldl2t
+            | M::Fldlg2
+            | M::Fldln2
             | M::Fchs
             | M::Fabs
             | M::Ffree
@@ -544,6 +550,33 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             let fx = &mut cpu.st.fx.0;
             let s = fsw(fx) & !0x80ff;
             set_fsw(fx, s);
+        }
+        M::Fldpi | M::Fldl2e | M::Fldl2t | M::Fldlg2 | M::Fldln2 => {
+            let fx = &mut cpu.st.fx.0;
+            // The round-to-nearest 64-bit significands; the constants are
+            // held to more bits, so directed rounding may take one off (or,
+            // for log2(10), add one).
+            let (se, m, adj): (u16, u64, i8) = match m {
+                M::Fldpi => (0x4000, 0xc90f_daa2_2168_c235, -1),
+                M::Fldl2e => (0x3fff, 0xb8aa_3b29_5c17_f0bc, -1),
+                M::Fldl2t => (0x4000, 0xd49a_784b_cd1b_8afe, 1),
+                M::Fldlg2 => (0x3ffd, 0x9a20_9a84_fbcf_f799, -1),
+                _ => (0x3ffe, 0xb172_17f7_d1cf_79ac, -1),
+            };
+            let r = rc(fx);
+            let m = match (adj, r) {
+                (-1, 1 | 3) => m - 1,
+                (1, 2) => m + 1,
+                _ => m,
+            };
+            push_value(
+                fx,
+                f80::Res {
+                    v: F80 { se, m },
+                    flags: 0,
+                    up: false,
+                },
+            );
         }
         M::Fld | M::Fild | M::Fld1 | M::Fldz => {
             let r = if let Some(i) = sti(ins, 0) {

@@ -28,7 +28,7 @@
 //! `sldt`/`str` (the host kernel emulates them under UMIP),
 //! `syscall`/`sysenter` (they would enter the host kernel), MMX, and of
 //! the x87: transcendental and BCD instructions, `fprem`/`fprem1`/`fscale`/
-//! `fxtract`, the constants other than 1 and 0, the 16-bit-operand
+//! `fxtract`, the 16-bit-operand
 //! environment layouts, and FOP/FIP/FDP (cleared in saved images before they
 //! are compared: the interpreter does not keep them).
 
@@ -1365,11 +1365,12 @@ fn t_fldcw_fnstcw(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
 const X87: &[&str] = &[
     "Fld", "Fst", "Fstp", "Fild", "Fist", "Fistp", "Fisttp", "Fxch", "Fld1", "Fldz", "Fchs",
     "Fabs", "Fnstsw", "Fstsw", "Fnstcw", "Fstcw", "Fldcw", "Fnclex", "Fclex", "Fninit", "Finit",
-    "Wait", "Ffree", "Ffreep", "Fincstp", "Fdecstp", "Fnop", "Fadd", "Faddp", "Fiadd", "Fsub",
-    "Fsubp", "Fisub", "Fsubr", "Fsubrp", "Fisubr", "Fmul", "Fmulp", "Fimul", "Fdiv", "Fdivp",
-    "Fidiv", "Fdivr", "Fdivrp", "Fidivr", "Fcom", "Fcomp", "Fcompp", "Fucom", "Fucomp", "Fucompp",
-    "Ficom", "Ficomp", "Fcomi", "Fcomip", "Fucomi", "Fucomip", "Ftst", "Fxam", "Fsqrt", "Frndint",
-    "Fcmovb", "Fcmove", "Fcmovbe", "Fcmovu", "Fcmovnb", "Fcmovne", "Fcmovnbe", "Fcmovnu",
+    "Wait", "Ffree", "Ffreep", "Fldpi", "Fldl2e", "Fldl2t", "Fldlg2", "Fldln2", "Fincstp",
+    "Fdecstp", "Fnop", "Fadd", "Faddp", "Fiadd", "Fsub", "Fsubp", "Fisub", "Fsubr", "Fsubrp",
+    "Fisubr", "Fmul", "Fmulp", "Fimul", "Fdiv", "Fdivp", "Fidiv", "Fdivr", "Fdivrp", "Fidivr",
+    "Fcom", "Fcomp", "Fcompp", "Fucom", "Fucomp", "Fucompp", "Ficom", "Ficomp", "Fcomi", "Fcomip",
+    "Fucomi", "Fucomip", "Ftst", "Fxam", "Fsqrt", "Frndint", "Fcmovb", "Fcmove", "Fcmovbe",
+    "Fcmovu", "Fcmovnb", "Fcmovne", "Fcmovnbe", "Fcmovnu",
 ];
 
 const ST: [Register; 8] = [
@@ -1913,6 +1914,11 @@ fn gen_x87(r: &mut Rng, code: Code) -> Result<Vec<Instruction>, GenError> {
             | Mnemonic::Fild
             | Mnemonic::Fld1
             | Mnemonic::Fldz
+            | Mnemonic::Fldpi
+            | Mnemonic::Fldl2e
+            | Mnemonic::Fldl2t
+            | Mnemonic::Fldlg2
+            | Mnemonic::Fldln2
             | Mnemonic::Fninit
             | Mnemonic::Finit
             | Mnemonic::Fldcw
