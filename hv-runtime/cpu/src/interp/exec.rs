@@ -253,6 +253,10 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
         }
         K::AluMR | K::AluMI => {
             let addr = ea(cpu.st, u);
+            if u.x < alu::CMP {
+                // Read with write intent: faults are write faults.
+                cpu.probe_write(addr, u.sz, ss)?;
+            }
             let a = cpu.rd(addr, u.sz, ss)?;
             let b = if u.k == K::AluMR {
                 getr(cpu.st, u.s, u.sz)
@@ -317,6 +321,10 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
             let a = getr(cpu.st, u.d, u.sz);
             if let Some(r) = shift_op(cpu.c, u.x, u.sz, a, cnt) {
                 setr(cpu.st, u.d, u.sz, r);
+            } else if u.sz == 4 {
+                // A 32-bit destination is written (zero-extended) even
+                // when the masked count is 0.
+                setr(cpu.st, u.d, 4, a);
             }
         }
         K::CmovRR => {
