@@ -93,6 +93,50 @@ pub(crate) fn alu_op(c: &mut Core, op: u8, sz: u8, a: u64, b: u64) -> u64 {
     r
 }
 
+/// The result of an ALU operation without recording flags (their flags
+/// are dead).
+#[inline(always)]
+pub(crate) fn alu_val(c: &Core, op: u8, sz: u8, a: u64, b: u64) -> u64 {
+    let r = match op {
+        alu::ADD => a.wrapping_add(b),
+        alu::OR => a | b,
+        alu::ADC => a.wrapping_add(b).wrapping_add(c.cf()),
+        alu::SBB => a.wrapping_sub(b).wrapping_sub(c.cf()),
+        alu::AND | alu::TEST => a & b,
+        alu::SUB | alu::CMP => a.wrapping_sub(b),
+        _ => a ^ b,
+    };
+    r & mask(sz)
+}
+
+/// Shift/rotate without flags (dead): `None` when the masked count is 0.
+#[inline(always)]
+fn shift_val(kind: u8, sz: u8, a: u64, cnt: u64) -> Option<u64> {
+    let cnt = (cnt & if sz == 8 { 63 } else { 31 }) as u32;
+    if cnt == 0 {
+        return None;
+    }
+    let m = mask(sz);
+    let bits = 8 * u32::from(sz);
+    let a = a & m;
+    Some(match kind {
+        sh::SHL | 6 => (a << cnt) & m,
+        sh::SHR => a >> cnt,
+        sh::SAR => (sext(a, sz) >> cnt) as u64 & m,
+        sh::ROL | sh::ROR => {
+            let rc = cnt & (bits - 1);
+            if rc == 0 {
+                a
+            } else if kind == sh::ROL {
+                ((a << rc) | (a >> (bits - rc))) & m
+            } else {
+                ((a >> rc) | (a << (bits - rc))) & m
+            }
+        }
+        _ => return None,
+    })
+}
+
 /// Shift/rotate `a` by `cnt` (unmasked); `None` when the count is zero (no
 /// change at all, flags included).
 #[inline]
@@ -109,7 +153,7 @@ pub(crate) fn shift_op(c: &mut Core, kind: u8, sz: u8, a: u64, cnt: u64) -> Opti
         sh::SHR => (FOp::Shr, a >> cnt),
         sh::SAR => (FOp::Sar, (sext(a, sz) >> cnt.min(63)) as u64 & m),
         sh::ROL | sh::ROR => {
-            let rc = cnt % bits;
+            let rc = cnt & (bits - 1);
             let r = if rc == 0 {
                 a
             } else if kind == sh::ROL {
@@ -216,6 +260,20 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
             let v = ea(cpu.st, u);
             setr(cpu.st, u.d, u.sz, v);
         }
+        K::AluRR | K::AluRI | K::AluRM if u.nf => {
+            if u.x < alu::CMP {
+                let a = getr(cpu.st, u.d, u.sz);
+                let b = match u.k {
+                    K::AluRR => getr(cpu.st, u.s, u.sz),
+                    K::AluRI => u.imm,
+                    _ => cpu.rd(ea(cpu.st, u), u.sz, ss)?,
+                };
+                let r = alu_val(cpu.c, u.x, u.sz, a, b);
+                setr(cpu.st, u.d, u.sz, r);
+            } else if u.k == K::AluRM {
+                cpu.rd(ea(cpu.st, u), u.sz, ss)?;
+            }
+        }
         K::AluRR => {
             let a = getr(cpu.st, u.d, u.sz);
             let b = getr(cpu.st, u.s, u.sz);
@@ -276,6 +334,40 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
                     return Ok(Some(u.next()));
                 }
             }
+        }
+        K::IncDecR if u.nf => {
+            let a = getr(cpu.st, u.d, u.sz);
+            let r = if u.x == 0 {
+                a.wrapping_add(1)
+            } else {
+                a.wrapping_sub(1)
+            };
+            setr(cpu.st, u.d, u.sz, r);
+        }
+        K::NegR if u.nf => {
+            let a = getr(cpu.st, u.d, u.sz);
+            setr(cpu.st, u.d, u.sz, a.wrapping_neg());
+        }
+        K::ShiftRI | K::ShiftRC if u.nf => {
+            let cnt = if u.k == K::ShiftRI {
+                u.imm
+            } else {
+                cpu.st.gpr[1]
+            };
+            let a = getr(cpu.st, u.d, u.sz);
+            if let Some(r) = shift_val(u.x, u.sz, a, cnt) {
+                setr(cpu.st, u.d, u.sz, r);
+            } else if u.sz == 4 {
+                setr(cpu.st, u.d, 4, a);
+            }
+        }
+        K::ImulRR | K::ImulRRI if u.nf => {
+            let (a, b) = if u.k == K::ImulRR {
+                (getr(cpu.st, u.d, u.sz), getr(cpu.st, u.s, u.sz))
+            } else {
+                (getr(cpu.st, u.s, u.sz), u.imm)
+            };
+            setr(cpu.st, u.d, u.sz, a.wrapping_mul(b));
         }
         K::IncDecR => {
             let a = getr(cpu.st, u.d, u.sz);
@@ -456,7 +548,14 @@ pub(crate) fn exec_block(
     let Some(run) = uops.get(..n) else {
         return (0, BlockEnd::Next(fall));
     };
-    for (i, u) in run.iter().enumerate() {
+    let mut exact;
+    for (i, mut u) in run.iter().enumerate() {
+        if single && u.nf {
+            // Single-stepping observes the flags after every instruction.
+            exact = *u;
+            exact.nf = false;
+            u = &exact;
+        }
         match step(cpu, u, insns) {
             Ok(None) => {}
             Ok(Some(t)) => return (i as u64 + 1, BlockEnd::Next(t)),

@@ -612,11 +612,14 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             let off = ld(cpu, loc(cpu, ins, 1)?, sz)?;
             let (l, bit, osz) = match l0 {
                 Loc::Mem(a, ss) if ins.op1_kind() == OpKind::Register => {
+                    // The operand-sized word holding the bit is accessed
+                    // (EA + size * (offset DIV bits), signed offset).
                     let so = sext(off, sz);
+                    let words = so >> (bits.trailing_zeros());
                     (
-                        Loc::Mem(a.wrapping_add((so >> 3) as u64), ss),
-                        (so & 7) as u32,
-                        1,
+                        Loc::Mem(a.wrapping_add((words * i64::from(sz)) as u64), ss),
+                        (so & (bits as i64 - 1)) as u32,
+                        sz,
                     )
                 }
                 _ => (l0, (off % bits) as u32, sz),

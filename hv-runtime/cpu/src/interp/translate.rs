@@ -130,6 +130,10 @@ pub struct Uop {
     pub scale: u8,
     /// Segment override and stack flag.
     pub seg: u8,
+    /// The status flags this instruction writes are all overwritten later
+    /// in the block before anything can observe them (see
+    /// [`flag_liveness`]): the executor may skip computing them.
+    pub nf: bool,
     /// Displacement (absolute address for RIP-relative operands).
     pub disp: u64,
     /// Immediate / branch target / generic index.
@@ -151,6 +155,7 @@ impl Uop {
             index: NOREG,
             scale: 0,
             seg: 0,
+            nf: false,
             disp: 0,
             imm: 0,
             rip: ins.ip(),
@@ -695,6 +700,7 @@ pub(crate) fn translate_block(
     let mut pos = 0usize;
     let mut cur = rip;
     let mut n = 0usize;
+    let start = uops.len();
     let mut ins = Instruction::default();
     loop {
         if n >= MAX_BLOCK || pos >= first_len {
@@ -765,5 +771,73 @@ pub(crate) fn translate_block(
         uops.push(u);
     }
     out.fall = cur;
+    if let Some(block) = uops.get_mut(start..) {
+        flag_liveness(block);
+    }
     Ok(out)
+}
+
+const ALL_FLAGS: u8 = 0x3f;
+const CF_BIT: u8 = 1;
+const OF_BIT: u8 = 0x20;
+
+/// Backward status-flag liveness over one block: marks [`Uop::nf`] on
+/// flag-producing micro-ops whose flags are dead.
+///
+/// Conservative: the flags are live at the block's end and before every
+/// micro-op that may fault or exit (any memory access, generic
+/// instructions, indirect branches), so the state at every point an
+/// exception or exit can observe is exact; conditions read all flags.
+/// Single-stepping ignores `nf` (see `exec::exec_block`).
+pub(crate) fn flag_liveness(block: &mut [Uop]) {
+    let mut live = ALL_FLAGS;
+    for u in block.iter_mut().rev() {
+        // (flags it may write, flags it surely writes, flags it reads when
+        // it computes its flags, flags it always reads, may fault/exit)
+        let (may, def, read_if, read, fault) = match u.k {
+            K::Nop | K::MovRR | K::MovRI | K::MovzxRR | K::MovsxRR | K::Lea | K::NotR => {
+                (0, 0, 0, 0, false)
+            }
+            K::XchgRR | K::Bswap => (0, 0, 0, 0, false),
+            K::AluRR | K::AluRI => {
+                let r = if u.x == alu::ADC || u.x == alu::SBB {
+                    CF_BIT
+                } else {
+                    0
+                };
+                (ALL_FLAGS, ALL_FLAGS, 0, r, false)
+            }
+            K::AluRM => {
+                let r = if u.x == alu::ADC || u.x == alu::SBB {
+                    CF_BIT
+                } else {
+                    0
+                };
+                (ALL_FLAGS, ALL_FLAGS, 0, r, true)
+            }
+            K::IncDecR => (ALL_FLAGS & !CF_BIT, ALL_FLAGS & !CF_BIT, CF_BIT, 0, false),
+            K::NegR | K::ImulRR | K::ImulRRI => (ALL_FLAGS, ALL_FLAGS, 0, 0, false),
+            K::ImulRM | K::ImulRMI => (ALL_FLAGS, ALL_FLAGS, 0, 0, true),
+            K::ShiftRI if u.imm == 0 => (0, 0, 0, 0, false),
+            K::ShiftRI if u.x == sh::ROL || u.x == sh::ROR => {
+                (CF_BIT | OF_BIT, CF_BIT | OF_BIT, ALL_FLAGS, 0, false)
+            }
+            K::ShiftRI => (ALL_FLAGS, ALL_FLAGS, 0, 0, false),
+            K::ShiftRC if u.x == sh::ROL || u.x == sh::ROR => {
+                (CF_BIT | OF_BIT, 0, ALL_FLAGS, 0, false)
+            }
+            K::ShiftRC => (ALL_FLAGS, 0, 0, 0, false),
+            _ => (0, 0, 0, ALL_FLAGS, true),
+        };
+        let nf = may != 0 && live & may == 0;
+        u.nf = nf;
+        let mut before = (live & !def) | read;
+        if !nf {
+            before |= read_if;
+        }
+        if fault {
+            before = ALL_FLAGS;
+        }
+        live = before;
+    }
 }
