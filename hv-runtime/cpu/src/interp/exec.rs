@@ -4,7 +4,7 @@ use iced_x86::Instruction;
 
 use super::flags::{FOp, Lazy, mask, sext, sign_bit};
 use super::mmu::{Fault, canonical};
-use super::translate::{K, NOREG, SEG_SS, Uop, alu, sh};
+use super::translate::{K, NOREG, SEG_SS, Uop, alu, sh, sse};
 use super::{BlockEnd, Core, Cpu, Stop};
 use crate::state::rflags::{CF, OF};
 use crate::{CpuState, Exit};
@@ -208,6 +208,53 @@ fn check_target(t: u64) -> Result<u64, Stop> {
         Ok(t)
     } else {
         Err(Stop::Fault(Fault::gp0()))
+    }
+}
+
+/// Apply `f` to each `W`-bit lane of `a` and `b`.
+#[inline(always)]
+fn lanes<const W: u32>(a: u128, b: u128, f: impl Fn(u64, u64) -> u64) -> u128 {
+    let m = (1u128 << W) - 1;
+    let mut r = 0u128;
+    let mut i = 0;
+    while i < 128 {
+        let x = ((a >> i) & m) as u64;
+        let y = ((b >> i) & m) as u64;
+        r |= (u128::from(f(x, y)) & m) << i;
+        i += W;
+    }
+    r
+}
+
+/// The SSE2 integer register-register operations of [`K::SseRR`].
+#[inline]
+fn sse_rr(op: u8, a: u128, b: u128, imm: u64) -> u128 {
+    let eq = |x: u64, y: u64| if x == y { u64::MAX } else { 0 };
+    match op {
+        sse::MOV => b,
+        sse::PAND => a & b,
+        sse::PANDN => !a & b,
+        sse::POR => a | b,
+        sse::PXOR => a ^ b,
+        sse::PSHUFD => {
+            let mut r = 0u128;
+            for i in 0..4 {
+                let sel = (imm >> (2 * i)) & 3;
+                r |= ((b >> (32 * sel)) & 0xffff_ffff) << (32 * i);
+            }
+            r
+        }
+        sse::PCMPEQB => lanes::<8>(a, b, eq),
+        sse::PCMPEQW => lanes::<16>(a, b, eq),
+        sse::PCMPEQD => lanes::<32>(a, b, eq),
+        sse::PADDB => lanes::<8>(a, b, u64::wrapping_add),
+        sse::PADDW => lanes::<16>(a, b, u64::wrapping_add),
+        sse::PADDD => lanes::<32>(a, b, u64::wrapping_add),
+        sse::PADDQ => lanes::<64>(a, b, u64::wrapping_add),
+        sse::PSUBB => lanes::<8>(a, b, u64::wrapping_sub),
+        sse::PSUBW => lanes::<16>(a, b, u64::wrapping_sub),
+        sse::PSUBD => lanes::<32>(a, b, u64::wrapping_sub),
+        _ => lanes::<64>(a, b, u64::wrapping_sub),
     }
 }
 
@@ -511,6 +558,67 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
                 u64::from((a as u32).swap_bytes())
             };
             setr(cpu.st, u.d, u.sz, r);
+        }
+        K::SseRR => {
+            if cpu.st.ts {
+                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+            }
+            let a = cpu.st.xmm[usize::from(u.d & 15)];
+            let b = cpu.st.xmm[usize::from(u.s & 15)];
+            cpu.st.xmm[usize::from(u.d & 15)] = sse_rr(u.x, a, b, u.imm);
+        }
+        K::MovXR => {
+            if cpu.st.ts {
+                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+            }
+            cpu.st.xmm[usize::from(u.d & 15)] = u128::from(getr(cpu.st, u.s, u.sz));
+        }
+        K::MovRX => {
+            if cpu.st.ts {
+                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+            }
+            let v = cpu.st.xmm[usize::from(u.s & 15)] as u64;
+            setr(cpu.st, u.d, u.sz, v);
+        }
+        K::SseLd => {
+            if cpu.st.ts {
+                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+            }
+            let a = ea(cpu.st, u);
+            if u.x != 0 && a & 15 != 0 {
+                return Err(Stop::Fault(Fault::gp0()));
+            }
+            let v = if a & 0xfff <= 0xff0 {
+                let lo = cpu.rd(a, 8, ss)?;
+                let hi = cpu.rd(a.wrapping_add(8), 8, ss)?;
+                u128::from(lo) | (u128::from(hi) << 64)
+            } else {
+                let mut b = [0u8; 16];
+                cpu.rd_bytes(a, &mut b, ss)?;
+                u128::from_le_bytes(b)
+            };
+            cpu.st.xmm[usize::from(u.d & 15)] = v;
+        }
+        K::SseSt => {
+            if cpu.st.ts {
+                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+            }
+            let a = ea(cpu.st, u);
+            if u.x != 0 && a & 15 != 0 {
+                return Err(Stop::Fault(Fault::gp0()));
+            }
+            let v = cpu.st.xmm[usize::from(u.s & 15)];
+            if a & 0xfff <= 0xff0 {
+                // Both halves are on one page: the second store cannot
+                // fault once the first succeeded.
+                cpu.wr(a, 8, v as u64, ss)?;
+                cpu.wr(a.wrapping_add(8), 8, (v >> 64) as u64, ss)?;
+            } else {
+                cpu.wr_bytes(a, &v.to_le_bytes(), ss)?;
+            }
+            if cpu.c.smc {
+                return Ok(Some(u.next()));
+            }
         }
         K::Nop => {}
         K::Ud => {

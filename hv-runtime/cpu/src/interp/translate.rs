@@ -81,6 +81,132 @@ pub enum K {
     /// `imm` = extra bytes popped.
     Ret,
     Bswap,
+    /// SSE2 integer op on two XMM registers (`x` = [`sse`] op, `imm` =
+    /// `pshufd` control).
+    SseRR,
+    /// `movd`/`movq xmm, r32/r64` (`d` = xmm, `s` = gpr, `sz`).
+    MovXR,
+    /// `movd`/`movq r32/r64, xmm` (`d` = gpr, `s` = xmm, `sz`).
+    MovRX,
+    /// 16-byte load into `d` (`x` = 1: must be 16-byte aligned).
+    SseLd,
+    /// 16-byte store of `s` (`x` = 1: must be 16-byte aligned).
+    SseSt,
+}
+
+/// SSE2 integer operations of [`K::SseRR`].
+#[allow(missing_docs)]
+pub mod sse {
+    pub const MOV: u8 = 0;
+    pub const PAND: u8 = 1;
+    pub const PANDN: u8 = 2;
+    pub const POR: u8 = 3;
+    pub const PXOR: u8 = 4;
+    pub const PSHUFD: u8 = 5;
+    pub const PCMPEQB: u8 = 6;
+    pub const PCMPEQW: u8 = 7;
+    pub const PCMPEQD: u8 = 8;
+    pub const PADDB: u8 = 9;
+    pub const PADDW: u8 = 10;
+    pub const PADDD: u8 = 11;
+    pub const PADDQ: u8 = 12;
+    pub const PSUBB: u8 = 13;
+    pub const PSUBW: u8 = 14;
+    pub const PSUBD: u8 = 15;
+    pub const PSUBQ: u8 = 16;
+}
+
+fn xmm_no(r: Register) -> Option<u8> {
+    if r.is_xmm() {
+        Some((r as u32 - Register::XMM0 as u32) as u8)
+    } else {
+        None
+    }
+}
+
+/// Specialised forms of hot SSE2 integer instructions (legacy encoding).
+fn fast_sse(ins: &Instruction) -> Option<Uop> {
+    let code = ins.code();
+    let op = match code {
+        Code::Movdqa_xmm_xmmm128
+        | Code::Movdqu_xmm_xmmm128
+        | Code::Movaps_xmm_xmmm128
+        | Code::Movups_xmm_xmmm128
+        | Code::Movdqa_xmmm128_xmm
+        | Code::Movdqu_xmmm128_xmm
+        | Code::Movaps_xmmm128_xmm
+        | Code::Movups_xmmm128_xmm => sse::MOV,
+        Code::Pand_xmm_xmmm128 => sse::PAND,
+        Code::Pandn_xmm_xmmm128 => sse::PANDN,
+        Code::Por_xmm_xmmm128 => sse::POR,
+        Code::Pxor_xmm_xmmm128 => sse::PXOR,
+        Code::Pshufd_xmm_xmmm128_imm8 => sse::PSHUFD,
+        Code::Pcmpeqb_xmm_xmmm128 => sse::PCMPEQB,
+        Code::Pcmpeqw_xmm_xmmm128 => sse::PCMPEQW,
+        Code::Pcmpeqd_xmm_xmmm128 => sse::PCMPEQD,
+        Code::Paddb_xmm_xmmm128 => sse::PADDB,
+        Code::Paddw_xmm_xmmm128 => sse::PADDW,
+        Code::Paddd_xmm_xmmm128 => sse::PADDD,
+        Code::Paddq_xmm_xmmm128 => sse::PADDQ,
+        Code::Psubb_xmm_xmmm128 => sse::PSUBB,
+        Code::Psubw_xmm_xmmm128 => sse::PSUBW,
+        Code::Psubd_xmm_xmmm128 => sse::PSUBD,
+        Code::Psubq_xmm_xmmm128 => sse::PSUBQ,
+        Code::Movd_xmm_rm32 | Code::Movq_xmm_rm64 => {
+            let (s, sz) = gpr(ins.op1_register())?;
+            let mut u = Uop::new(K::MovXR, ins);
+            (u.d, u.s, u.sz) = (xmm_no(ins.op0_register())?, s, sz);
+            return Some(u);
+        }
+        Code::Movd_rm32_xmm | Code::Movq_rm64_xmm => {
+            let (d, sz) = gpr(ins.op0_register())?;
+            let mut u = Uop::new(K::MovRX, ins);
+            (u.d, u.s, u.sz) = (d, xmm_no(ins.op1_register())?, sz);
+            return Some(u);
+        }
+        _ => return None,
+    };
+    let aligned = matches!(
+        code,
+        Code::Movdqa_xmm_xmmm128
+            | Code::Movaps_xmm_xmmm128
+            | Code::Movdqa_xmmm128_xmm
+            | Code::Movaps_xmmm128_xmm
+    );
+    let mut u;
+    match (ins.op0_kind(), ins.op1_kind()) {
+        (OpKind::Register, OpKind::Register) => {
+            u = Uop::new(K::SseRR, ins);
+            (u.d, u.s) = (xmm_no(ins.op0_register())?, xmm_no(ins.op1_register())?);
+            if op == sse::PSHUFD {
+                u.imm = ins.immediate(2);
+            }
+        }
+        (OpKind::Register, OpKind::Memory) if op == sse::MOV => {
+            u = Uop::new(K::SseLd, ins);
+            u.d = xmm_no(ins.op0_register())?;
+            if !set_mem(&mut u, ins) {
+                return None;
+            }
+        }
+        (OpKind::Memory, OpKind::Register) if op == sse::MOV => {
+            u = Uop::new(K::SseSt, ins);
+            u.s = xmm_no(ins.op1_register())?;
+            if !set_mem(&mut u, ins) {
+                return None;
+            }
+            u.x = u8::from(aligned);
+            return Some(u);
+        }
+        _ => return None,
+    }
+    u.sz = 16;
+    if u.k == K::SseLd {
+        u.x = u8::from(aligned);
+    } else {
+        u.x = op;
+    }
+    Some(u)
 }
 
 /// ALU operations (`Uop::x` of the `Alu*` kinds).
@@ -297,6 +423,11 @@ fn fast(ins: &Instruction) -> Option<Uop> {
         {
             return None;
         }
+    }
+    if ins.encoding() == iced_x86::EncodingKind::Legacy
+        && let Some(u) = fast_sse(ins)
+    {
+        return Some(u);
     }
     let m = ins.mnemonic();
     let n = ins.op_count();
