@@ -9,17 +9,51 @@ use super::{BlockEnd, Core, Cpu, Stop};
 use crate::state::rflags::{CF, OF};
 use crate::{CpuState, Exit};
 
+/// Value mask by operand size (index = size in bytes).
+const SZ_MASK: [u64; 16] = [
+    0,
+    0xff,
+    0xffff,
+    0,
+    0xffff_ffff,
+    0,
+    0,
+    0,
+    u64::MAX,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+];
+/// Bits of the old register value kept by a write of each size (32-bit
+/// writes zero-extend).
+const SZ_KEEP: [u64; 16] = [
+    u64::MAX,
+    !0xff,
+    !0xffff,
+    u64::MAX,
+    0,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    0,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+];
+
 /// Read register `r` (encoded) with size `sz`.
 #[inline(always)]
 pub(crate) fn getr(st: &CpuState, r: u8, sz: u8) -> u64 {
     if r < 16 {
-        let v = st.gpr[usize::from(r & 15)];
-        match sz {
-            8 => v,
-            4 => v & 0xffff_ffff,
-            2 => v & 0xffff,
-            _ => v & 0xff,
-        }
+        st.gpr[usize::from(r & 15)] & SZ_MASK[usize::from(sz & 15)]
     } else {
         (st.gpr[usize::from(r & 3)] >> 8) & 0xff
     }
@@ -28,19 +62,13 @@ pub(crate) fn getr(st: &CpuState, r: u8, sz: u8) -> u64 {
 /// Write register `r` (encoded) with x86 merge/zero-extend rules.
 #[inline(always)]
 pub(crate) fn setr(st: &mut CpuState, r: u8, sz: u8, v: u64) {
-    let i = usize::from(r & 15);
-    match sz {
-        8 => st.gpr[i] = v,
-        4 => st.gpr[i] = v & 0xffff_ffff,
-        2 => st.gpr[i] = (st.gpr[i] & !0xffff) | (v & 0xffff),
-        _ => {
-            if r < 16 {
-                st.gpr[i] = (st.gpr[i] & !0xff) | (v & 0xff);
-            } else {
-                let j = usize::from(r & 3);
-                st.gpr[j] = (st.gpr[j] & !0xff00) | ((v & 0xff) << 8);
-            }
-        }
+    if r < 16 {
+        let g = &mut st.gpr[usize::from(r & 15)];
+        let z = usize::from(sz & 15);
+        *g = (*g & SZ_KEEP[z]) | (v & SZ_MASK[z]);
+    } else {
+        let j = usize::from(r & 3);
+        st.gpr[j] = (st.gpr[j] & !0xff00) | ((v & 0xff) << 8);
     }
 }
 
