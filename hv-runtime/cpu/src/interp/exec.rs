@@ -676,22 +676,10 @@ pub(crate) fn exec_block(
     single: bool,
     fall: u64,
 ) -> (u64, BlockEnd) {
-    let n = if single {
-        uops.len().min(1)
-    } else {
-        uops.len()
-    };
-    let Some(run) = uops.get(..n) else {
-        return (0, BlockEnd::Next(fall));
-    };
-    let mut exact;
-    for (i, mut u) in run.iter().enumerate() {
-        if single && u.nf {
-            // Single-stepping observes the flags after every instruction.
-            exact = *u;
-            exact.nf = false;
-            u = &exact;
-        }
+    if single {
+        return exec_one(cpu, uops, insns, fall);
+    }
+    for (i, u) in uops.iter().enumerate() {
         match step(cpu, u, insns) {
             Ok(None) => {}
             Ok(Some(t)) => return (i as u64 + 1, BlockEnd::Next(t)),
@@ -701,12 +689,25 @@ pub(crate) fn exec_block(
             }
         }
     }
-    let next = if single {
-        run.first().map_or(fall, Uop::next)
-    } else {
-        fall
+    (uops.len() as u64, BlockEnd::Next(fall))
+}
+
+/// Single-step the first micro-op of a block, with exact flags (the
+/// observer sees them after every instruction).
+#[cold]
+#[inline(never)]
+fn exec_one(cpu: &mut Cpu<'_>, uops: &[Uop], insns: &[Instruction], fall: u64) -> (u64, BlockEnd) {
+    let Some(first) = uops.first() else {
+        return (0, BlockEnd::Next(fall));
     };
-    (n as u64, BlockEnd::Next(next))
+    let mut u = *first;
+    u.nf = false;
+    match step(cpu, &u, insns) {
+        Ok(None) => (1, BlockEnd::Next(u.next())),
+        Ok(Some(t)) => (1, BlockEnd::Next(t)),
+        Err(s @ Stop::Fault(_)) => (0, BlockEnd::Stop(s, u.rip, u.next())),
+        Err(s @ Stop::Trap(_)) => (1, BlockEnd::Stop(s, u.rip, u.next())),
+    }
 }
 
 /// Convenience for handlers: a trap exit after the instruction.
