@@ -286,6 +286,37 @@ fn sse_rr(op: u8, a: u128, b: u128, imm: u64) -> u128 {
     }
 }
 
+/// An ALU operation on register `u.d` (0–15) of size `sz` (4 or 8) with
+/// operand `b`.
+#[inline(always)]
+fn alu_reg(cpu: &mut Cpu<'_>, u: &Uop, sz: u8, b: u64) {
+    let d = usize::from(u.d & 15);
+    let a = cpu.st.gpr[d] & mask(sz);
+    let r = if u.nf {
+        alu_val(cpu.c, u.x, sz, a, b)
+    } else {
+        alu_op(cpu.c, u.x, sz, a, b)
+    };
+    if u.x < alu::CMP {
+        // Masked to `sz`: a 32-bit write zero-extends.
+        cpu.st.gpr[d] = r;
+    }
+}
+
+/// A shift/rotate by immediate of register `u.d` (0–15) of size `sz`.
+#[inline(always)]
+fn shift_reg(cpu: &mut Cpu<'_>, u: &Uop, sz: u8) {
+    let d = usize::from(u.d & 15);
+    let a = cpu.st.gpr[d] & mask(sz);
+    let r = if u.nf {
+        shift_val(u.x, sz, a, u.imm)
+    } else {
+        shift_op(cpu.c, u.x, sz, a, u.imm)
+    };
+    // A 32-bit destination is written even when the count is 0.
+    cpu.st.gpr[d] = r.unwrap_or(a);
+}
+
 /// Execute one micro-op. `Ok(None)` falls through; `Ok(Some(t))` ends the
 /// block and continues at `t`.
 #[inline(always)]
@@ -335,6 +366,22 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
             let v = ea(cpu.st, u);
             setr(cpu.st, u.d, u.sz, v);
         }
+        K::MovRRq => cpu.st.gpr[usize::from(u.d & 15)] = cpu.st.gpr[usize::from(u.s & 15)],
+        K::MovRRd => {
+            cpu.st.gpr[usize::from(u.d & 15)] = cpu.st.gpr[usize::from(u.s & 15)] & 0xffff_ffff;
+        }
+        K::AluRRq => {
+            let b = cpu.st.gpr[usize::from(u.s & 15)];
+            alu_reg(cpu, u, 8, b);
+        }
+        K::AluRRd => {
+            let b = cpu.st.gpr[usize::from(u.s & 15)] & 0xffff_ffff;
+            alu_reg(cpu, u, 4, b);
+        }
+        K::AluRIq => alu_reg(cpu, u, 8, u.imm),
+        K::AluRId => alu_reg(cpu, u, 4, u.imm & 0xffff_ffff),
+        K::ShiftRIq => shift_reg(cpu, u, 8),
+        K::ShiftRId => shift_reg(cpu, u, 4),
         K::AluRR | K::AluRI | K::AluRM if u.nf => {
             if u.x < alu::CMP {
                 let a = getr(cpu.st, u.d, u.sz);

@@ -92,6 +92,39 @@ pub enum K {
     SseLd,
     /// 16-byte store of `s` (`x` = 1: must be 16-byte aligned).
     SseSt,
+    /// `MovRR`, `AluRR`, `AluRI`, `ShiftRI` specialised for 64-bit (`q`)
+    /// and 32-bit (`d`) operands on registers 0–15 (see [`specialise`]).
+    MovRRq,
+    MovRRd,
+    AluRRq,
+    AluRRd,
+    AluRIq,
+    AluRId,
+    ShiftRIq,
+    ShiftRId,
+}
+
+/// Swap in the size-specialised kinds (after [`flag_liveness`], which
+/// only knows the general ones).
+pub(crate) fn specialise(block: &mut [Uop]) {
+    for u in block {
+        let regs = u.d < 16 && (u.s < 16 || u.s == NOREG);
+        if !regs || (u.sz != 4 && u.sz != 8) {
+            continue;
+        }
+        let q = u.sz == 8;
+        u.k = match u.k {
+            K::MovRR if q => K::MovRRq,
+            K::MovRR => K::MovRRd,
+            K::AluRR if q => K::AluRRq,
+            K::AluRR => K::AluRRd,
+            K::AluRI if q => K::AluRIq,
+            K::AluRI => K::AluRId,
+            K::ShiftRI if q => K::ShiftRIq,
+            K::ShiftRI => K::ShiftRId,
+            k => k,
+        };
+    }
 }
 
 /// SSE2 integer operations of [`K::SseRR`].
@@ -258,7 +291,7 @@ pub struct Uop {
     pub seg: u8,
     /// The status flags this instruction writes are all overwritten later
     /// in the block before anything can observe them (see
-    /// [`flag_liveness`]): the executor may skip computing them.
+    /// `flag_liveness`): the executor may skip computing them.
     pub nf: bool,
     /// Displacement (absolute address for RIP-relative operands).
     pub disp: u64,
@@ -904,6 +937,7 @@ pub(crate) fn translate_block(
     out.fall = cur;
     if let Some(block) = uops.get_mut(start..) {
         flag_liveness(block);
+        specialise(block);
     }
     Ok(out)
 }
