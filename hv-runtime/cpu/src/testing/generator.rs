@@ -2333,11 +2333,74 @@ pub fn insn_undefined(i: &Instruction) -> u32 {
     (i.rflags_undefined() & !fpu_cc) | if rc { RflagsBits::OF } else { 0 }
 }
 
+/// Flags (iced [`RflagsBits`]) that `i` certainly writes whatever its
+/// operands: iced-x86's `rflags_modified`, except for instructions whose
+/// flag update depends on a run-time count and can be skipped entirely
+/// (they redefine nothing): `rep`/`repe`/`repne` `cmps`/`scas` (RCX may be
+/// 0), shifts and rotates by CL (the masked count may be 0) and by an
+/// immediate whose masked count (or `rcl`/`rcr` rotation count) is 0.
+#[must_use]
+pub fn rflags_written(i: &Instruction) -> u32 {
+    use iced_x86::OpKind;
+    let m = i.mnemonic();
+    let string_rep = (i.has_rep_prefix() || i.has_repe_prefix() || i.has_repne_prefix())
+        && matches!(
+            m,
+            Mnemonic::Cmpsb
+                | Mnemonic::Cmpsw
+                | Mnemonic::Cmpsd
+                | Mnemonic::Cmpsq
+                | Mnemonic::Scasb
+                | Mnemonic::Scasw
+                | Mnemonic::Scasd
+                | Mnemonic::Scasq
+        );
+    let shift = matches!(
+        m,
+        Mnemonic::Rol
+            | Mnemonic::Ror
+            | Mnemonic::Rcl
+            | Mnemonic::Rcr
+            | Mnemonic::Shl
+            | Mnemonic::Sal
+            | Mnemonic::Shr
+            | Mnemonic::Sar
+            | Mnemonic::Shld
+            | Mnemonic::Shrd
+    );
+    let count_may_be_zero = shift && {
+        let last = i.op_count().saturating_sub(1);
+        match i.op_kind(last) {
+            OpKind::Register => true, // CL
+            OpKind::Immediate8 => {
+                let bits = if i.op_count() > 0 && i.op0_kind() == OpKind::Register {
+                    i.op0_register().size() * 8
+                } else {
+                    i.memory_size().size() * 8
+                };
+                let c = u32::from(i.immediate8()) & if bits == 64 { 63 } else { 31 };
+                let c = match (m, bits) {
+                    (Mnemonic::Rcl | Mnemonic::Rcr, 8) => c % 9,
+                    (Mnemonic::Rcl | Mnemonic::Rcr, 16) => c % 17,
+                    _ => c,
+                };
+                c == 0
+            }
+            _ => false, // shift by 1
+        }
+    };
+    if string_rep || count_may_be_zero {
+        0
+    } else {
+        i.rflags_modified()
+    }
+}
+
 /// Flags (iced [`RflagsBits`]) left undefined after running `insns`.
 #[must_use]
 pub fn undefined_after(insns: &[Instruction]) -> u32 {
     insns.iter().fold(0, |undef, i| {
-        (undef & !i.rflags_modified()) | insn_undefined(i)
+        (undef & !rflags_written(i)) | insn_undefined(i)
     })
 }
 
@@ -2457,7 +2520,7 @@ pub fn generate(family: Family, seed: u64) -> Case {
                     ok = false;
                     break;
                 }
-                u = (u & !i.rflags_modified()) | insn_undefined(i);
+                u = (u & !rflags_written(i)) | insn_undefined(i);
             }
             if !ok && attempt >= 12 {
                 // Define every status flag, then use the group.
@@ -2467,7 +2530,7 @@ pub fn generate(family: Family, seed: u64) -> Case {
                     undef = 0;
                     u = group
                         .iter()
-                        .fold(0, |u, i| (u & !i.rflags_modified()) | insn_undefined(i));
+                        .fold(0, |u, i| (u & !rflags_written(i)) | insn_undefined(i));
                     ok = true;
                 }
             }
