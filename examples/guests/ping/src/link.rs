@@ -45,7 +45,9 @@ use guest_abi::abi::mmu::UVMF_INVLPG;
 use guest_abi::abi::sched::SHUTDOWN_CRASH;
 use guest_abi::abi::xen::{SharedInfo, StartInfo};
 use guest_abi::abi::{DomId, Errno, EvtchnPort, GuestVa};
-use guest_abi::hypercall::XenHypercallPage;
+use guest_abi::abi::hypercall_nr::SCHED_OP;
+use guest_abi::abi::sched::{SCHEDOP_POLL, SchedPoll};
+use guest_abi::hypercall::{Hypercall as _, XenHypercallPage, arg_mut, arg_ref};
 use guest_abi::pvclock::system_time_now;
 use guest_abi::shared::{SharedInfoPage, SharedTimeInfo};
 
@@ -158,15 +160,38 @@ impl Link {
     /// Wait until `port` is pending (and clear it), polling with the
     /// deadline `deadline_ns`. `Err` on a timeout or a poll error.
     pub fn wait(&self, port: EvtchnPort, deadline_ns: u64) -> Result<(), WaitError> {
+        // The clock is read only after a poll came back with nothing
+        // pending (a timeout or a spurious wake-up), never on the fast path.
+        let mut polled = false;
         loop {
             if self.take_pending(port) {
                 return Ok(());
             }
-            if self.now_ns() >= deadline_ns {
+            if polled && self.now_ns() >= deadline_ns {
                 return Err(WaitError::TimedOut);
             }
-            guest_abi::sched::poll(&self.hv, &[port], deadline_ns).map_err(WaitError::Poll)?;
+            self.poll(port, deadline_ns).map_err(WaitError::Poll)?;
+            polled = true;
         }
+    }
+
+    /// `SCHEDOP_poll` on the single `port`. (`guest_abi::sched::poll` takes
+    /// any number of ports and copies them into a 128-entry array first;
+    /// for one port that copy is most of the guest's work per wait.)
+    fn poll(&self, port: EvtchnPort, deadline_ns: u64) -> Result<(), Errno> {
+        let ports = [port.0];
+        let mut a = SchedPoll {
+            ports: arg_ref(&ports),
+            nr_ports: 1,
+            _pad: 0,
+            timeout: deadline_ns,
+        };
+        self.hv
+            .call_checked(
+                SCHED_OP,
+                [u64::from(SCHEDOP_POLL), arg_mut(&mut a), 0, 0, 0],
+            )
+            .map(drop)
     }
 }
 
