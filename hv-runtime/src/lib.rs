@@ -7,18 +7,25 @@
 //! * [`mm`] — page types and validated page-table updates (Xen's rules).
 //! * [`domain`] — kernel image parsing and the PV64 domain builder.
 //! * [`evtchn`] — 2-level event channels.
+//! * [`gnttab`] — grant tables v1: map, copy, transfer, and the runtime's
+//!   own [`gnttab::GrantAccess`].
 //! * [`vcpu`] — the PV vCPU: kernel/user mode, trap bounce, `iret`.
 //! * [`hypercall`], [`emulate`], [`memory`] — the exit handler, hypercall
 //!   table and what Xen emulates for PV kernels.
 //! * [`hv`] — the hypervisor object and its run loop.
+//! * [`xenstore`] — xenstored: the store, its wire protocol and the rings.
 //!
 //! Machine memory itself and the execution backends live in `hv-cpu`.
 #![deny(unsafe_code)]
 
+pub mod bench;
+pub mod config;
+pub mod console;
 pub mod cpuid;
 pub mod domain;
 pub mod emulate;
 pub mod evtchn;
+pub mod gnttab;
 pub mod guestmem;
 pub mod hv;
 pub mod hypercall;
@@ -26,5 +33,6 @@ pub mod machine;
 pub mod memory;
 pub mod mm;
 pub mod vcpu;
+pub mod xenstore;
 
 pub use hv_cpu as cpu;

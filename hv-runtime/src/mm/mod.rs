@@ -36,6 +36,7 @@ use hv_cpu::mem::{MachineAddr, MachineMemory, MemError, Mfn};
 
 use crate::machine::{DomId, FrameTable, MAX_REFS, Owner, PageType};
 
+pub mod fuzzing;
 #[cfg(test)]
 mod tests;
 
@@ -134,6 +135,16 @@ pub enum MmError {
     /// A reference count would exceed [`MAX_REFS`].
     #[error("too many references to frame {0:#x}")]
     RefOverflow(u64),
+    /// A present L1 entry names a frame it may not reference: not owned by
+    /// the expected domain, or not typeable writable for an RW entry (Xen's
+    /// `get_page_from_l1e` fails these with `-EBUSY`).
+    #[error("L1 entry cannot reference frame {mfn:#x}: {cause}")]
+    L1Target {
+        /// The target frame.
+        mfn: u64,
+        /// Why the reference was refused.
+        cause: Box<MmError>,
+    },
     /// Pin of a pinned table or unpin of an unpinned one.
     #[error("frame {0:#x}: bad pin state")]
     PinState(u64),
@@ -151,7 +162,7 @@ impl MmError {
     pub fn errno(&self) -> i32 {
         match self {
             Self::NotRam(_) => errno::EPERM,
-            Self::RefOverflow(_) => errno::EBUSY,
+            Self::RefOverflow(_) | Self::L1Target { .. } => errno::EBUSY,
             Self::Internal(_) | Self::Mem(_) => errno::EFAULT,
             Self::NoSuchFrame(_)
             | Self::NotOwner { .. }
@@ -390,12 +401,16 @@ impl Mm<'_> {
         if mfn.0 >= self.ft.frames() {
             return Err(MmError::NotRam(mfn.0));
         }
-        self.get_page(mfn, fd)?;
+        let refused = |cause: MmError| MmError::L1Target {
+            mfn: mfn.0,
+            cause: Box::new(cause),
+        };
+        self.get_page(mfn, fd).map_err(refused)?;
         if e & pte::RW != 0
             && let Err(err) = self.get_page_type(mfn, PageType::Writable, fd)
         {
             self.put_page(mfn);
-            return Err(err);
+            return Err(refused(err));
         }
         Ok(())
     }
