@@ -1160,11 +1160,7 @@ fn mmu_update(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
             break;
         }
         if next == have {
-            let limit = if in_multicall {
-                count
-            } else {
-                count.min(u64::from(BATCH))
-            };
+            let limit = count.min(u64::from(BATCH));
             let n = usize::try_from(limit - i).map_or(MMU_REQ_CHUNK, |n| n.min(MMU_REQ_CHUNK));
             let at = reqs.wrapping_add(i * 16);
             have = if guestmem::copy_from_guest(&hv.mem, cr3v, at, chunk[..n].as_mut_bytes())
