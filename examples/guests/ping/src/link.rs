@@ -41,12 +41,12 @@ use core::mem::offset_of;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use guest_abi::abi::hypercall_nr::SCHED_OP;
 use guest_abi::abi::mmu::UVMF_INVLPG;
 use guest_abi::abi::sched::SHUTDOWN_CRASH;
+use guest_abi::abi::sched::{SCHEDOP_POLL, SchedPoll};
 use guest_abi::abi::xen::{SharedInfo, StartInfo};
 use guest_abi::abi::{DomId, Errno, EvtchnPort, GuestVa};
-use guest_abi::abi::hypercall_nr::SCHED_OP;
-use guest_abi::abi::sched::{SCHEDOP_POLL, SchedPoll};
 use guest_abi::hypercall::{Hypercall as _, XenHypercallPage, arg_mut, arg_ref};
 use guest_abi::pvclock::system_time_now;
 use guest_abi::shared::{SharedInfoPage, SharedTimeInfo};
