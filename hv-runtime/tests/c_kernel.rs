@@ -84,7 +84,7 @@ fn c_kernel_boots_prints_and_powers_off() {
     assert_eq!(text, expected());
     assert_eq!(outcome.exit_status(), 0);
     assert_eq!(outcome.domains.len(), 1);
-    assert_eq!(outcome.domains[0].2, 0, "SHUTDOWN_poweroff");
+    assert_eq!(outcome.domains[0].2, Some(0), "SHUTDOWN_poweroff");
 }
 
 #[test]
