@@ -74,7 +74,7 @@ fn run(names: &[&str], cmdline: &str) -> (String, Vec<(String, Option<u32>)>) {
     let reasons = outcome
         .domains
         .into_iter()
-        .map(|(_, name, reason)| (name, reason.unwrap_or(u32::MAX))) // MAX: still running
+        .map(|(_, name, reason)| (name, reason))
         .collect();
     (out.text(), reasons)
 }
