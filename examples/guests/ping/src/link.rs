@@ -221,16 +221,16 @@ fn rdtsc() -> u64 {
     }
 }
 
-/// The buffer ping keeps its round-trip samples in (once per domain; a
-/// second call crashes the domain).
-pub fn samples(name: &'static str) -> &'static mut [u32; MAX_ROUND_TRIPS] {
+/// The buffer ping keeps its round-trip samples in; `None` after the
+/// first call (it is handed out once per domain).
+pub fn samples() -> Option<&'static mut [u32; MAX_ROUND_TRIPS]> {
     if SAMPLES_TAKEN.swap(true, Ordering::SeqCst) {
-        crash(name, format_args!("samples buffer taken twice"));
+        return None;
     }
     // SAFETY: the flag above hands the static out at most once, so this is
     // the only reference to it; the guest has one vCPU and no other code
     // touches `SAMPLES`.
-    unsafe { &mut *(&raw mut SAMPLES) }
+    unsafe { (&raw mut SAMPLES).as_mut() }
 }
 
 /// The rendezvous port (see the module docs): the lowest port ≥ 1 that is

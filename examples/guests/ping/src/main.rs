@@ -68,7 +68,8 @@ fn main(start_info: &'static StartInfo) -> ! {
         Err(e) => crash(NAME, format_args!("EVTCHNOP_status: {e}")),
     };
 
-    let rtts = link::samples(NAME);
+    let rtts =
+        link::samples().unwrap_or_else(|| crash(NAME, format_args!("samples buffer taken twice")));
     let mut sent: u32 = 0;
     let mut received: u32 = 0;
     // Round trips run back to back: the clock reading that ends one starts
