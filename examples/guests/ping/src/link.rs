@@ -29,9 +29,19 @@
 //! `SCHEDOP_poll` on its one port, which Xen wakes when the port becomes
 //! pending whatever the masks say, then test-and-clears the port's
 //! `evtchn_pending` bit itself (an atomic on the mapped `shared_info`). Every
-//! wait has a deadline ([`WAIT_TIMEOUT_NS`] of pvclock system time), so a
+//! wait has a deadline in pvclock system time (ping: [`WAIT_TIMEOUT_NS`]
+//! after the round started; pong: renewed every 64 notifications), so a
 //! lost notification ends the run with a message and `SHUTDOWN_crash`
-//! instead of a hang.
+//! instead of a hang. Since the exchange is lock-step, a duplicated or
+//! extra notification would show as ping finding its port pending after
+//! the last round, which it also treats as a failure.
+//!
+//! # What ping prints
+//!
+//! Round trips run back to back; each sample is the pvclock time between
+//! two consecutive answers (send, pong wakes, answers, ping wakes). ping
+//! prints the median, mean, 99th percentile, min and max. On a shared host
+//! the mean and max include the times the host preempted `hv` itself.
 #![allow(unsafe_code)]
 // Each guest uses its own part of this file.
 #![allow(dead_code)]
