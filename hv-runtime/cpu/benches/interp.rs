@@ -62,7 +62,7 @@ fn report(name: &str, img: &HostImage, f: extern "C" fn(u64, u64) -> u64, arg: u
         median(mips),
         median(ratio)
     );
-    if cmips.len() == RUNS as usize {
+    if u64::try_from(cmips.len()) == Ok(RUNS) {
         println!(
             "interp {name}: thread CPU time {:.0} MIPS, {:.1}x slower than native (median of {RUNS})",
             median(cmips),
