@@ -55,9 +55,10 @@ fn image(name: &str) -> GuestImage {
     GuestImage::parse(&bytes).expect("example guest parses")
 }
 
-/// Run `guests` (name, memory) in one hypervisor sized for victim +
-/// hostile, on a separate thread so that a hang fails the test.
-fn run(guests: &[(&'static str, u64)]) -> Run {
+/// Start running `guests` (name, memory) in one hypervisor sized for
+/// victim + hostile, on a separate thread; [`finish`] waits for it, so that
+/// a hang fails the test instead of blocking it.
+fn start(guests: &[(&'static str, u64)]) -> mpsc::Receiver<Run> {
     let guests = guests.to_vec();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -104,6 +105,10 @@ fn run(guests: &[(&'static str, u64)]) -> Run {
         let output = String::from_utf8_lossy(&out.0.lock().expect("output")).into_owned();
         let _ = tx.send(Run { output, domains });
     });
+    rx
+}
+
+fn finish(rx: &mpsc::Receiver<Run>) -> Run {
     rx.recv_timeout(HANG)
         .expect("the hypervisor ran to completion without panicking or hanging")
 }
@@ -114,8 +119,9 @@ fn lines<'a>(output: &'a str, prefix: &str) -> Vec<&'a str> {
 
 #[test]
 fn hostile_guest_is_refused_everything_and_cannot_touch_its_neighbour() {
-    let alone = run(&[("victim", VICTIM_MEMORY)]);
-    let both = run(&[("victim", VICTIM_MEMORY), ("hostile", HOSTILE_MEMORY)]);
+    let alone = start(&[("victim", VICTIM_MEMORY)]);
+    let both = start(&[("victim", VICTIM_MEMORY), ("hostile", HOSTILE_MEMORY)]);
+    let (alone, both) = (finish(&alone), finish(&both));
     let out = &both.output;
 
     // The hostile domain: every probe answered with an error or a fault.
