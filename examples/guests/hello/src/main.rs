@@ -61,7 +61,7 @@ fn main(si: &'static StartInfo) -> ! {
     .expect("register the event callback");
     vcpu::stop_periodic_timer(&h, 0).expect("stop the 10 ms default timer");
 
-    for tick in 1..=3 {
+    for tick in 1..=ticks(si) {
         let deadline = now() + 5_000_000; // 5 ms
         sched::set_timer_op(&h, deadline).expect("arm the one-shot timer");
         while TICKS.load(Ordering::SeqCst) < tick {
@@ -74,6 +74,16 @@ fn main(si: &'static StartInfo) -> ! {
 
     println("Goodbye.");
     guest_abi::entry::shutdown(guest_abi::abi::sched::SHUTDOWN_POWEROFF)
+}
+
+/// Timer ticks to take: `ticks=N` on the command line (at most 100), else 3.
+/// `hv bench` boots `hello` with `ticks=0` to time create → shutdown alone.
+fn ticks(si: &StartInfo) -> u32 {
+    let line = si.cmd_line.split(|&b| b == 0).next().unwrap_or(&[]);
+    line.split(|&b| b == b' ')
+        .find_map(|arg| arg.strip_prefix(b"ticks="))
+        .and_then(|n| core::str::from_utf8(n).ok()?.parse::<u32>().ok())
+        .map_or(3, |n| n.min(100))
 }
 
 fn println(s: &str) {
