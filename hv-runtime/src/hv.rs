@@ -214,6 +214,8 @@ pub struct Hypervisor {
     pub m2p: M2p,
     /// Event channels.
     pub evtchn: EvtchnSystem,
+    /// Grant tables.
+    pub gnttab: crate::gnttab::GnttabSystem,
     /// Domains by id.
     pub domains: BTreeMap<DomId, Domain>,
     /// Clocks.
@@ -282,6 +284,7 @@ impl Hypervisor {
             ft,
             m2p,
             evtchn: EvtchnSystem::default(),
+            gnttab: crate::gnttab::GnttabSystem::default(),
             domains: BTreeMap::new(),
             clock: Clock::default(),
             out,
@@ -329,6 +332,14 @@ impl Hypervisor {
             },
         )?;
         self.next_domid += 1;
+        self.gnttab.add_domain(
+            &self.mem,
+            &mut self.ft,
+            &self.m2p,
+            id,
+            built.console,
+            built.store,
+        )?;
         let mut ev = DomainEvtchn::new(built.shared_info, cfg.vcpus);
         let _ = &mut ev;
         self.evtchn.add_domain(id, ev);
@@ -488,6 +499,7 @@ impl Hypervisor {
                 }
             }
             self.service_consoles();
+            crate::gnttab::reap(self);
             if !ran {
                 self.idle();
             }

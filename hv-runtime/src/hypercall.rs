@@ -359,6 +359,9 @@ fn dispatch(
         nr::UPDATE_VA_MAPPING_OTHERDOMAIN => update_va_mapping(hv, dom, v, a[0], a[1], a[2], a[3]),
         nr::VM_ASSIST => vm_assist(hv, dom, a[0], a[1]),
         nr::MEMORY_OP => Ret::Val(crate::memory::memory_op(hv, dom, v, a[0], a[1])),
+        nr::GRANT_TABLE_OP => {
+            crate::gnttab::grant_table_op(hv, dom, v, a, in_multicall).map_or(Ret::Done, Ret::Val)
+        }
         nr::MULTICALL => {
             if in_multicall {
                 Ret::Val(EINVAL)

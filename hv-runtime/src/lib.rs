@@ -7,6 +7,8 @@
 //! * [`mm`] — page types and validated page-table updates (Xen's rules).
 //! * [`domain`] — kernel image parsing and the PV64 domain builder.
 //! * [`evtchn`] — 2-level event channels.
+//! * [`gnttab`] — grant tables v1: map, copy, transfer, and the runtime's
+//!   own [`gnttab::GrantAccess`].
 //! * [`vcpu`] — the PV vCPU: kernel/user mode, trap bounce, `iret`.
 //! * [`hypercall`], [`emulate`], [`memory`] — the exit handler, hypercall
 //!   table and what Xen emulates for PV kernels.
@@ -19,6 +21,7 @@ pub mod cpuid;
 pub mod domain;
 pub mod emulate;
 pub mod evtchn;
+pub mod gnttab;
 pub mod guestmem;
 pub mod hv;
 pub mod hypercall;

@@ -63,6 +63,7 @@ pub(crate) fn memory_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg
         xm::XENMEM_INCREASE_RESERVATION
         | xm::XENMEM_DECREASE_RESERVATION
         | xm::XENMEM_POPULATE_PHYSMAP => reservation(hv, dom, c3, op, arg, start_extent),
+        xm::XENMEM_ADD_TO_PHYSMAP => add_to_physmap(hv, dom, c3, arg),
         // Exchanges are not offered: guests treat the failure as "no".
         xm::XENMEM_EXCHANGE => Err(38),
         _ => Err(38),
@@ -70,6 +71,17 @@ pub(crate) fn memory_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg
     match r {
         Ok(x) => x,
         Err(e) => -i64::from(e),
+    }
+}
+
+fn add_to_physmap(hv: &mut Hypervisor, dom: DomId, c3: u64, arg: u64) -> Result<i64, i32> {
+    let a: xm::XenAddToPhysmap = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| 14)?;
+    if a.domid != DOMID_SELF && a.domid != dom {
+        return Err(1);
+    }
+    match a.space {
+        xm::XENMAPSPACE_GRANT_TABLE => Ok(crate::gnttab::add_to_physmap(hv, dom, a.idx, a.gpfn)),
+        _ => Err(38),
     }
 }
 
