@@ -16,7 +16,8 @@
 //!    [`memory`], [`version`], plus [`pvclock`].
 //! 4. [`ring`] — one generic shared ring (Xen's `io/ring.h` protocol) over
 //!    shared memory reached only through volatile copies and atomics.
-//! 5. [`entry`] — macros that emit the Xen ELF notes and the entry stub.
+//! 5. [`xenstore`] — a no-alloc xenstore client over the store ring page.
+//! 6. [`entry`] — macros that emit the Xen ELF notes and the entry stub.
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -39,3 +40,4 @@ pub mod sched;
 pub mod shared;
 pub mod vcpu;
 pub mod version;
+pub mod xenstore;

@@ -28,6 +28,7 @@ use crate::domain::image::GuestImage;
 use crate::evtchn::{DomainEvtchn, EvtchnSystem, Kick, Kicks};
 use crate::machine::{AllocError, DomId, FrameTable, M2p};
 use crate::vcpu::PvVcpu;
+use crate::xenstore::{DomainInfo, Xenstored};
 
 /// Guest TSC frequency: 2 GHz, so `tsc = 2 × system_time_ns`.
 pub const TSC_HZ: u64 = 2_000_000_000;
@@ -227,6 +228,8 @@ pub struct Hypervisor {
     next_domid: DomId,
     /// Factory for execution backends.
     pub new_backend: fn() -> Box<dyn VcpuBackend + Send>,
+    /// xenstored (the runtime is dom0).
+    pub xenstore: Xenstored,
 }
 
 impl std::fmt::Debug for Hypervisor {
@@ -291,6 +294,7 @@ impl Hypervisor {
             prefix_console: false,
             next_domid: 1,
             new_backend: interp_backend,
+            xenstore: Xenstored::default(),
         })
     }
 
@@ -397,7 +401,18 @@ impl Hypervisor {
         let conn = core::mem::offset_of!(XenconsInterface, connection) as u64;
         self.mem
             .write_u8(MachineAddr(dom.console.ring.addr().0 + conn), 0)?;
+        let info = DomainInfo {
+            dom: id,
+            name: cfg.name.clone(),
+            console_mfn: dom.console.ring.0,
+            console_port,
+            store_mfn: dom.store.0.0,
+            store_port,
+        };
         self.domains.insert(id, dom);
+        if let Err(e) = self.xenstore.add_domain(&self.mem, &info) {
+            tracing::warn!(dom = id, %e, "domain has no xenstore connection");
+        }
         Ok(id)
     }
 
@@ -488,6 +503,7 @@ impl Hypervisor {
             }
             self.fire_timers();
             self.service_consoles();
+            self.service_xenstore();
             let mut ran = false;
             let ids: Vec<DomId> = self.domains.keys().copied().collect();
             for dom in ids {
@@ -499,12 +515,14 @@ impl Hypervisor {
                 }
             }
             self.service_consoles();
+            self.service_xenstore();
             crate::gnttab::reap(self);
             if !ran {
                 self.idle();
             }
         }
         self.service_consoles();
+        self.service_xenstore();
         self.flush_console_lines();
         let outcome = RunOutcome {
             domains: self
@@ -673,6 +691,24 @@ impl Hypervisor {
             }
         }
         true
+    }
+
+    /// Serve the xenstore rings; release the nodes, watches and connection
+    /// of domains that have shut down (firing `@releaseDomain`).
+    pub fn service_xenstore(&mut self) {
+        let gone: Vec<DomId> = self
+            .domains
+            .values()
+            .filter(|d| d.shutdown.is_some() && self.xenstore.has_domain(d.id))
+            .map(|d| d.id)
+            .collect();
+        for id in gone {
+            self.xenstore.remove_domain(id);
+        }
+        for (id, port) in self.xenstore.service(&self.mem) {
+            let k = self.evtchn.raise(&self.mem, id, port);
+            self.apply_kicks(k);
+        }
     }
 
     /// Drain every domain's console ring to the output.

@@ -13,6 +13,7 @@
 //! * [`hypercall`], [`emulate`], [`memory`] — the exit handler, hypercall
 //!   table and what Xen emulates for PV kernels.
 //! * [`hv`] — the hypervisor object and its run loop.
+//! * [`xenstore`] — xenstored: the store, its wire protocol and the rings.
 //!
 //! Machine memory itself and the execution backends live in `hv-cpu`.
 #![deny(unsafe_code)]
@@ -29,5 +30,6 @@ pub mod machine;
 pub mod memory;
 pub mod mm;
 pub mod vcpu;
+pub mod xenstore;
 
 pub use hv_cpu as cpu;
