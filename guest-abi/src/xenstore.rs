@@ -19,8 +19,8 @@ use core::fmt;
 use crate::abi::errno::Errno;
 use crate::abi::xenstore::{
     XENSTORE_PAYLOAD_MAX, XENSTORE_RING_SIZE, XS_DIRECTORY, XS_ERROR, XS_GET_DOMAIN_PATH, XS_MKDIR,
-    XS_READ, XS_RM, XS_SET_PERMS, XS_TRANSACTION_END, XS_TRANSACTION_START, XS_UNWATCH, XS_WATCH, XS_WATCH_EVENT,
-    XS_WRITE, XenstoreDomainInterface as Iface, mask_xenstore_idx, xs_error_errno,
+    XS_READ, XS_RM, XS_SET_PERMS, XS_TRANSACTION_END, XS_TRANSACTION_START, XS_UNWATCH, XS_WATCH,
+    XS_WATCH_EVENT, XS_WRITE, XenstoreDomainInterface as Iface, mask_xenstore_idx, xs_error_errno,
 };
 use crate::ring::RingMem;
 

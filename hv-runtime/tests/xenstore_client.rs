@@ -267,20 +267,31 @@ fn set_perms_lets_a_named_peer_read_and_watch_a_domains_data() {
     let e = b.wait_watch_event(&mut ev).unwrap();
     assert_eq!(e.path, b"/local/domain/1/data/chan/state");
     let mut buf = [0u8; 8];
-    let n = b.read(0, "/local/domain/1/data/chan/state", &mut buf).unwrap();
+    let n = b
+        .read(0, "/local/domain/1/data/chan/state", &mut buf)
+        .unwrap();
     assert_eq!(&buf[..n], b"3");
     // Read is not write, and unlisted domains get entry 0's access.
     assert_eq!(
-        xen_err(b.write(0, "/local/domain/1/data/chan/state", b"4").unwrap_err()),
+        xen_err(
+            b.write(0, "/local/domain/1/data/chan/state", b"4")
+                .unwrap_err()
+        ),
         "EACCES"
     );
     assert_eq!(
-        xen_err(c.read(0, "/local/domain/1/data/chan/state", &mut buf).unwrap_err()),
+        xen_err(
+            c.read(0, "/local/domain/1/data/chan/state", &mut buf)
+                .unwrap_err()
+        ),
         "EACCES"
     );
     // Only the owner may change the list; an empty list is refused locally.
     assert_eq!(
-        xen_err(b.set_perms(0, "/local/domain/1/data/chan", &perms).unwrap_err()),
+        xen_err(
+            b.set_perms(0, "/local/domain/1/data/chan", &perms)
+                .unwrap_err()
+        ),
         "EACCES"
     );
     assert_eq!(a.set_perms(0, "data/chan", &[]), Err(XsError::Invalid));
