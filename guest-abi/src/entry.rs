@@ -59,7 +59,7 @@ macro_rules! entry {
 }
 
 #[cfg(all(feature = "guest-rt", target_arch = "x86_64", not(test)))]
-pub use rt::{console_write, hypercall_page_addr, shutdown};
+pub use rt::{console_write, hypercall_page_addr, hypercalls, shutdown, xenstore_ring};
 
 /// The freestanding runtime linked into guest kernels.
 #[cfg(all(feature = "guest-rt", target_arch = "x86_64", not(test)))]
@@ -172,6 +172,44 @@ pub mod rt {
             );
         }
         ret
+    }
+
+    /// The hypercall page as a [`crate::hypercall::Hypercall`]
+    /// implementation for the typed wrappers.
+    #[must_use]
+    pub fn hypercalls() -> crate::hypercall::page::XenHypercallPage {
+        // SAFETY: `hypercall_page` is the page the `HYPERCALL_PAGE` note
+        // names, which the domain builder fills before entry (Note [Guest
+        // entry]); guest kernels built on this runtime run in kernel mode.
+        unsafe { crate::hypercall::page::XenHypercallPage::new(hypercall_page_addr()) }
+    }
+
+    /// The xenstore ring page (`start_info.store_mfn`) as ring memory for
+    /// [`crate::xenstore::XsClient`]: its PFN is found in the p2m list
+    /// (`start_info.mfn_list`), and the page is at `VIRT_BASE + pfn * 4096`
+    /// in the bootstrap mapping. `None` if no PFN maps to it.
+    #[must_use]
+    pub fn xenstore_ring(
+        start_info: &crate::abi::xen::StartInfo,
+    ) -> Option<crate::ring::RawRingMem> {
+        let list = start_info.mfn_list as *const u64;
+        for pfn in 0..start_info.nr_pages {
+            // SAFETY: the domain builder maps the p2m list (`nr_pages`
+            // entries at `mfn_list`) in the bootstrap mapping for the
+            // domain's whole life (XEN-PV-ABI start-of-day layout); the
+            // entry is read by value.
+            let mfn = unsafe { core::ptr::read_volatile(list.add(pfn as usize)) };
+            if mfn == start_info.store_mfn {
+                let va = super::VIRT_BASE + pfn * 4096;
+                let base = core::ptr::NonNull::new(va as *mut u8)?;
+                // SAFETY: the store page is part of the bootstrap mapping
+                // (mapped, writable) for the domain's life, shared only with
+                // xenstored, which follows the xenstore ring protocol; no
+                // Rust reference to it exists.
+                return Some(unsafe { crate::ring::RawRingMem::new(base, 4096) });
+            }
+        }
+        None
     }
 
     /// Write bytes on the emergency console (`console_io(CONSOLEIO_write)`).

@@ -44,9 +44,14 @@ enum Res {
     Err(Errno),
 }
 
+/// A permission list: (domain, letter), owner first.
+type PermList = Vec<(Dom, u8)>;
+/// A node: value and permissions.
+type MNode = (Vec<u8>, PermList);
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Model {
-    nodes: BTreeMap<String, (Vec<u8>, Vec<(Dom, u8)>)>,
+    nodes: BTreeMap<String, MNode>,
 }
 
 fn parent(p: &str) -> Option<&str> {
@@ -102,7 +107,7 @@ impl Model {
         Errno::ENOENT
     }
 
-    fn readable(&self, dom: Dom, p: &str) -> Result<&(Vec<u8>, Vec<(Dom, u8)>), Errno> {
+    fn readable(&self, dom: Dom, p: &str) -> Result<&MNode, Errno> {
         if !Self::valid(p) {
             return Err(Errno::EINVAL);
         }

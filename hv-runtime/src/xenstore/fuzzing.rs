@@ -103,25 +103,107 @@ const FRAGMENTS: [&[u8]; 16] = [
     b"\xff",
 ];
 
-/// A request payload assembled from path fragments and raw bytes.
-fn payload(input: &mut Input<'_>) -> Vec<u8> {
-    let mut p = Vec::new();
-    let parts = input.u8() % 6;
-    for _ in 0..parts {
-        match input.u8() % 4 {
-            0 => p.push(0),
-            1 => p.push(b'/'),
-            2 => {
-                let n = usize::from(input.u8() % 8);
-                p.extend_from_slice(input.take(n));
-            }
-            _ => p.extend_from_slice(FRAGMENTS[usize::from(input.u8() % 16)]),
+/// A path: mostly valid (absolute under `/t`, relative under `data`, or
+/// another domain's), sometimes built from hostile fragments.
+fn path(input: &mut Input<'_>) -> Vec<u8> {
+    let mut p: Vec<u8> = match input.u8() % 8 {
+        0..=2 => b"/t".to_vec(),
+        3..=4 => b"data".to_vec(),
+        5 => format!("/local/domain/{}/data", input.u8() % 4).into_bytes(),
+        6 => FRAGMENTS[usize::from(input.u8() % 16)].to_vec(),
+        _ => {
+            let n = usize::from(input.u8() % 8);
+            input.take(n).to_vec()
         }
-    }
-    if !input.u8().is_multiple_of(4) {
-        p.push(0);
+    };
+    for _ in 0..input.u8() % 4 {
+        p.push(b'/');
+        p.extend_from_slice([&b"a"[..], b"b", b"c"][usize::from(input.u8() % 3)]);
     }
     p
+}
+
+/// A request payload for `type_`: usually well-formed, sometimes built
+/// from path fragments and raw bytes.
+fn payload(input: &mut Input<'_>, type_: u32) -> Vec<u8> {
+    use guest_abi::abi::xenstore as x;
+    let mode = input.u8();
+    let mut p = Vec::new();
+    if mode.is_multiple_of(4) {
+        // Hostile: fragments, NULs and raw bytes.
+        for _ in 0..mode % 6 {
+            match input.u8() % 4 {
+                0 => p.push(0),
+                1 => p.push(b'/'),
+                2 => {
+                    let n = usize::from(input.u8() % 8);
+                    p.extend_from_slice(input.take(n));
+                }
+                _ => p.extend_from_slice(FRAGMENTS[usize::from(input.u8() % 16)]),
+            }
+        }
+        if !input.u8().is_multiple_of(4) {
+            p.push(0);
+        }
+        return p;
+    }
+    match type_ {
+        x::XS_WRITE => {
+            p.extend(path(input));
+            p.push(0);
+            let n = usize::from(input.u8() % 16);
+            p.extend_from_slice(input.take(n));
+        }
+        x::XS_WATCH | x::XS_UNWATCH => {
+            if input.u8().is_multiple_of(4) {
+                p.extend_from_slice(FRAGMENTS[7 + usize::from(input.u8() % 2)]);
+            } else {
+                p.extend(path(input));
+            }
+            p.push(0);
+            p.extend_from_slice(format!("tok{}", input.u8() % 4).as_bytes());
+            p.push(0);
+        }
+        x::XS_SET_PERMS => {
+            p.extend(path(input));
+            p.push(0);
+            for _ in 0..1 + input.u8() % 4 {
+                let letter = b"nrwb"[usize::from(input.u8() % 4)];
+                p.push(letter);
+                p.extend_from_slice((input.u8() % 4).to_string().as_bytes());
+                p.push(0);
+            }
+        }
+        x::XS_TRANSACTION_START | x::XS_RESET_WATCHES => p.push(0),
+        x::XS_TRANSACTION_END => p.extend_from_slice(if input.u8().is_multiple_of(4) {
+            b"F\0"
+        } else {
+            b"T\0"
+        }),
+        x::XS_GET_DOMAIN_PATH | x::XS_RELEASE | x::XS_IS_DOMAIN_INTRODUCED => {
+            p.extend_from_slice((input.u8() % 5).to_string().as_bytes());
+            p.push(0);
+        }
+        x::XS_INTRODUCE => p.extend_from_slice(
+            format!("{}\0{}\0{}\0", input.u8() % 5, input.u8(), input.u8()).as_bytes(),
+        ),
+        _ => {
+            p.extend(path(input));
+            p.push(0);
+        }
+    }
+    p
+}
+
+/// A request type: mostly the common ones.
+fn request_type(input: &mut Input<'_>) -> u32 {
+    const COMMON: [u32; 12] = [1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 14, 21];
+    let b = input.u8();
+    if b < 200 {
+        COMMON[usize::from(b) % COMMON.len()]
+    } else {
+        u32::from(b % 28)
+    }
 }
 
 /// Check the tree is a tree: every node's parent exists.
@@ -140,6 +222,23 @@ fn check_tree(store: &Store) {
     }
 }
 
+/// `/t` (readable by all, writable by domain 1) and each domain's `data`.
+fn setup_tree(store: &mut Store) {
+    use super::store::{Access, Perms};
+    let _ = store.write(0, 0, b"/t", b"");
+    let _ = store.set_perms(
+        0,
+        0,
+        b"/t",
+        Perms::owned(0, Access::Read).with(1, Access::Both),
+    );
+    for d in 1..4u16 {
+        let p = format!("/local/domain/{d}/data");
+        let _ = store.mkdir(0, 0, p.as_bytes());
+        let _ = store.set_perms(0, 0, p.as_bytes(), Perms::owned(d, Access::None));
+    }
+}
+
 /// Requests from domains 0–3 against one store with small quotas.
 pub fn message_sequence(data: &[u8]) {
     let mut input = Input { data };
@@ -151,12 +250,13 @@ pub fn message_sequence(data: &[u8]) {
         perms: 3,
     };
     let mut store = Store::new(quota);
+    setup_tree(&mut store);
     let mut txs = Vec::new();
     let mut steps = 0;
     while input.byte().is_some() && steps < 2_000 {
         steps += 1;
         let dom = u16::from(input.u8() % 4);
-        let type_ = u32::from(input.u8() % 28);
+        let type_ = request_type(&mut input);
         let tx = match input.u8() % 4 {
             0 => txs
                 .get(usize::from(input.u8()) % txs.len().max(1))
@@ -166,7 +266,7 @@ pub fn message_sequence(data: &[u8]) {
             _ => 0,
         };
         let req_id = input.u32();
-        let body = payload(&mut input);
+        let body = payload(&mut input, type_);
         let header = Header {
             type_,
             req_id,
@@ -242,6 +342,7 @@ pub fn hostile_ring(data: &[u8]) {
         transactions: 2,
         perms: 5,
     });
+    setup_tree(&mut xs.store);
     xs.connect_page(1, 7, &evil);
     xs.connect_page(2, 8, &good);
     let mut steps = 0;
@@ -250,7 +351,7 @@ pub fn hostile_ring(data: &[u8]) {
         if steps > 3_000 {
             break;
         }
-        match op % 8 {
+        match op % 16 {
             0 => {
                 let word = usize::from(input.u8()) % 1024;
                 evil.store_u32_relaxed(word * 4, input.u32());
@@ -260,13 +361,18 @@ pub fn hostile_ring(data: &[u8]) {
                     [off::REQ_PROD, off::RSP_CONS, off::CONNECTION][usize::from(input.u8() % 3)];
                 evil.store_u32_release(o, input.u32());
             }
-            2 | 3 => {
-                let body = payload(&mut input);
+            2 => evil.store_u32_release(
+                off::CONNECTION,
+                guest_abi::abi::xenstore::XENSTORE_RECONNECT,
+            ),
+            3..=7 => {
+                let type_ = request_type(&mut input);
+                let body = payload(&mut input, type_);
                 let h = Header {
-                    type_: u32::from(input.u8() % 28),
+                    type_,
                     req_id: input.u32(),
-                    tx_id: 0,
-                    len: if op % 8 == 3 {
+                    tx_id: if op % 16 == 7 { input.u32() % 4 } else { 0 },
+                    len: if op % 16 == 3 && input.u8().is_multiple_of(4) {
                         input.u32()
                     } else {
                         u32::try_from(body.len()).unwrap_or(0)
@@ -274,9 +380,15 @@ pub fn hostile_ring(data: &[u8]) {
                 };
                 let mut msg = h.to_bytes().to_vec();
                 msg.extend_from_slice(&body);
-                let _ = push_request(&evil, &msg);
+                // Sometimes only part of it: the rest never comes or comes later.
+                let cut = if input.u8().is_multiple_of(8) {
+                    msg.len() / 2
+                } else {
+                    msg.len()
+                };
+                let _ = push_request(&evil, &msg[..cut]);
             }
-            4 => {
+            8..=10 => {
                 let _ = drain_responses(&evil);
             }
             _ => xs.service_page(&evil, 1),

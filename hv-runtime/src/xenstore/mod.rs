@@ -22,10 +22,10 @@ pub mod fuzzing;
 pub mod store;
 pub mod wire;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use guest_abi::abi::errno::Errno;
-use guest_abi::abi::xenstore::XsType;
+use guest_abi::abi::xenstore::{XENSTORE_PAYLOAD_MAX, XsType};
 use hv_cpu::mem::{MachineMemory, Mfn};
 
 pub use conn::{Connection, MachinePage};
@@ -42,6 +42,11 @@ const OK: &[u8] = b"OK\0";
 pub fn handle(store: &mut Store, dom: DomId, header: &Header, payload: &[u8]) -> Vec<u8> {
     let (req_id, tx) = (header.req_id, header.tx_id);
     match handle_inner(store, dom, header, payload) {
+        // Only dom0 can make a node or permission list this large (through
+        // the store API); the wire cannot carry it.
+        Ok(body) if body.len() > XENSTORE_PAYLOAD_MAX => {
+            wire::error_reply(req_id, tx, Errno::E2BIG)
+        }
         Ok(body) => wire::serialize(header.type_, req_id, tx, &body),
         Err(e) => wire::error_reply(req_id, tx, e),
     }
@@ -81,11 +86,7 @@ fn handle_inner(
         }
         Request::Directory(p) => {
             let children = store.directory(dom, tx, p)?;
-            let body = nul_list(children.iter().map(String::as_str));
-            if body.len() > guest_abi::abi::xenstore::XENSTORE_PAYLOAD_MAX {
-                return Err(Errno::E2BIG);
-            }
-            body
+            nul_list(children.iter().map(String::as_str))
         }
         Request::GetPerms(p) => store.get_perms(dom, tx, p)?.encode(),
         Request::SetPerms(p, perms) => {
@@ -200,7 +201,13 @@ pub struct Xenstored {
     conns: BTreeMap<DomId, Connection>,
     /// Ring frames of the connections on machine memory.
     rings: BTreeMap<DomId, Mfn>,
+    /// Watch events for dom0 (the runtime's own watches).
+    dom0_events: VecDeque<WatchEvent>,
 }
+
+/// dom0 watch events kept for [`Xenstored::take_dom0_events`]; older ones
+/// are dropped first.
+pub const DOM0_EVENT_QUEUE: usize = 4096;
 
 impl Xenstored {
     /// An empty xenstored with these quotas.
@@ -210,6 +217,7 @@ impl Xenstored {
             store: Store::new(quota),
             conns: BTreeMap::new(),
             rings: BTreeMap::new(),
+            dom0_events: VecDeque::new(),
         }
     }
 
@@ -307,10 +315,22 @@ impl Xenstored {
     /// Queue the store's watch events on their domains' connections.
     fn route_events(&mut self) {
         for ev in self.store.take_events() {
-            if let Some(c) = self.conns.get_mut(&ev.dom) {
+            if ev.dom == 0 {
+                if self.dom0_events.len() >= DOM0_EVENT_QUEUE {
+                    self.dom0_events.pop_front();
+                }
+                self.dom0_events.push_back(ev);
+            } else if let Some(c) = self.conns.get_mut(&ev.dom) {
                 c.queue_event(&ev);
             }
         }
+    }
+
+    /// Take the watch events fired for dom0's watches (registered with
+    /// `store.watch(0, …)`).
+    pub fn take_dom0_events(&mut self) -> Vec<WatchEvent> {
+        self.route_events();
+        self.dom0_events.drain(..).collect()
     }
 
     /// Serve every domain's ring in `mem` once: read and answer requests
@@ -367,5 +387,44 @@ impl Xenstored {
         self.conns.insert(dom, Connection::connect(dom, port, page));
         self.store.introduce(dom);
         self.route_events();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(type_: u32, len: usize) -> Header {
+        Header {
+            type_,
+            req_id: 5,
+            tx_id: 0,
+            len: u32::try_from(len).unwrap_or(0),
+        }
+    }
+
+    #[test]
+    fn replies_too_large_for_the_wire_are_e2big() {
+        let mut s = Store::default();
+        s.write(0, 0, b"/big", &vec![b'x'; 5000])
+            .unwrap_or_default();
+        for i in 0..700 {
+            s.write(0, 0, format!("/dir/child-{i:04}").as_bytes(), b"")
+                .unwrap_or_default();
+        }
+        let read = handle(&mut s, 0, &header(XsType::Read.as_u32(), 5), b"/big\0");
+        assert_eq!(&read[16..], b"E2BIG\0");
+        let dir = handle(&mut s, 0, &header(XsType::Directory.as_u32(), 5), b"/dir\0");
+        assert_eq!(&dir[16..], b"E2BIG\0");
+        let ok = handle(
+            &mut s,
+            0,
+            &header(XsType::Read.as_u32(), 18),
+            b"/dir/child-0001\0",
+        );
+        assert_eq!(
+            wire::Header::parse(ok.first_chunk().unwrap_or(&[0; 16])).type_,
+            2
+        );
     }
 }

@@ -27,8 +27,13 @@
 //!   open transactions, entries per permission list. Over quota is `ENOSPC`
 //!   (`E2BIG` for watches), as xenstored answers; `EQUOTA` is not a name of
 //!   the Xen error table (`xs_wire.h`), so it is never sent.
+//! * `@introduceDomain` / `@releaseDomain` fire for every domain watching
+//!   them (no per-domain filtering).
+//! * Memory: a transaction snapshot shares node values with the store
+//!   (`Arc`), so its cost is the tree's shape, not its data.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use guest_abi::abi::errno::Errno;
 use guest_abi::abi::xenstore::{XENSTORE_ABS_PATH_MAX, XENSTORE_REL_PATH_MAX};
@@ -229,7 +234,8 @@ pub struct WatchEvent {
 
 #[derive(Clone, Debug)]
 struct Node {
-    value: Vec<u8>,
+    /// Shared between the store and transaction snapshots.
+    value: Arc<[u8]>,
     perms: Perms,
     children: BTreeSet<String>,
     /// Unique across the store's life: bumped on every change of the node
@@ -435,7 +441,7 @@ impl View<'_> {
     }
 
     fn read(&mut self, dom: DomId, path: &str) -> Result<Vec<u8>, Errno> {
-        Ok(self.readable(dom, path)?.value.clone())
+        Ok(self.readable(dom, path)?.value.to_vec())
     }
 
     fn directory(&mut self, dom: DomId, path: &str) -> Result<Vec<String>, Errno> {
@@ -468,7 +474,7 @@ impl View<'_> {
         match self.tree.get(path) {
             Some(n) if !n.perms.access(dom).can_write() => Err(Errno::EACCES),
             Some(_) => {
-                self.modify(path, |n| n.value = value.to_vec());
+                self.modify(path, |n| n.value = value.into());
                 Ok(())
             }
             None => self.create(dom, path, value),
@@ -533,7 +539,11 @@ impl View<'_> {
             self.tree.insert(
                 p.clone(),
                 Node {
-                    value: if leaf { value.to_vec() } else { Vec::new() },
+                    value: if leaf {
+                        value.into()
+                    } else {
+                        Arc::from(&[][..])
+                    },
                     perms: perms.clone(),
                     children: BTreeSet::new(),
                     generation,
@@ -645,7 +655,7 @@ impl Store {
         s.tree.insert(
             "/".to_owned(),
             Node {
-                value: Vec::new(),
+                value: Arc::from(&[][..]),
                 perms: Perms::owned(0, Access::None),
                 children: BTreeSet::new(),
                 generation: 0,
@@ -1041,7 +1051,7 @@ impl Store {
         self.tree
             .nodes
             .iter()
-            .map(|(p, n)| (p.clone(), n.value.clone(), n.perms.clone()))
+            .map(|(p, n)| (p.clone(), n.value.to_vec(), n.perms.clone()))
             .collect()
     }
 }

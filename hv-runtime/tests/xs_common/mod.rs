@@ -68,7 +68,10 @@ pub fn send_raw<M: RingMem>(page: &M, bytes: &[u8]) -> bool {
         return false;
     }
     ring_write(page, off::REQ, prod, bytes);
-    page.store_u32_release(off::REQ_PROD, prod.wrapping_add(bytes.len() as u32));
+    page.store_u32_release(
+        off::REQ_PROD,
+        prod.wrapping_add(u32::try_from(bytes.len()).unwrap()),
+    );
     true
 }
 
