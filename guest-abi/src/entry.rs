@@ -59,7 +59,7 @@ macro_rules! entry {
 }
 
 #[cfg(all(feature = "guest-rt", target_arch = "x86_64", not(test)))]
-pub use rt::{console_write, hypercall_page_addr, hypercalls, shutdown, xenstore_ring};
+pub use rt::{console_write, hypercall_page_addr, hypercalls, p2m_list, shutdown, xenstore_ring};
 
 /// The freestanding runtime linked into guest kernels.
 #[cfg(all(feature = "guest-rt", target_arch = "x86_64", not(test)))]
@@ -210,6 +210,25 @@ pub mod rt {
             }
         }
         None
+    }
+
+    /// The p2m list (PFN → MFN) the domain builder mapped at
+    /// `start_info.mfn_list`, as atomics: the guest may update it.
+    #[must_use]
+    pub fn p2m_list(
+        start_info: &'static crate::abi::xen::StartInfo,
+    ) -> &'static [core::sync::atomic::AtomicU64] {
+        let n = usize::try_from(start_info.nr_pages).unwrap_or(0);
+        // SAFETY: the PV64 boot protocol (XEN-PV-ABI §10.2) maps `nr_pages`
+        // u64 entries at `mfn_list`, page-aligned and writable, for the
+        // guest's whole life; `AtomicU64` has `u64`'s size and alignment,
+        // and every access through the slice is atomic.
+        unsafe {
+            core::slice::from_raw_parts(
+                start_info.mfn_list as *const core::sync::atomic::AtomicU64,
+                n,
+            )
+        }
     }
 
     /// Write bytes on the emergency console (`console_io(CONSOLEIO_write)`).

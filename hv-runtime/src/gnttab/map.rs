@@ -481,7 +481,13 @@ fn replace_host(
         }
     };
     mm(hv).put_page_from_l1e(old);
-    flush(hv, mapper, FlushScope::All);
+    // A virtual address names the one page to forget; a PTE address does not.
+    let scope = if contains_pte || new_addr.is_some() {
+        FlushScope::All
+    } else {
+        FlushScope::Page(host_addr)
+    };
+    flush(hv, mapper, scope);
     Ok(())
 }
 

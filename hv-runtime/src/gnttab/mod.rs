@@ -32,6 +32,20 @@
 //! assert_ne!(w.entry(a, 8).flags & GTF_WRITING, 0);
 //! ```
 //!
+//! Status codes follow what Xen returns, which is sometimes less specific
+//! than the `GNTST_*` names suggest: an entry that does not grant access to
+//! the caller, a write to a read-only grant, a grant pinned by another
+//! domain, too many pins and a frame that cannot take the needed type are
+//! all `GNTST_general_error`; `GNTST_bad_gntref` is a ref past the table (or
+//! a map asking for neither host nor device mapping); `GNTST_bad_page` a
+//! granted frame the granter does not own, or a transfer of a frame that is
+//! not the sender's to give; `GNTST_no_space` the maptrack limit. One
+//! deliberate difference: a `host_addr` (or `new_addr`) that names no L1
+//! entry of the caller is `GNTST_bad_virt_addr` (XEN-PV-ABI §6.5: "host_addr
+//! unusable") where Xen says `general_error`. `GNTST_no_device_space` is
+//! never returned (there is no IOMMU). Cache attributes (`GTF_PWT/PCD/PAT`)
+//! are ignored, as Xen ignores them for RAM.
+//!
 //! Note [Grant pinning]: a grant is *pinned* while a mapping, a device
 //! mapping, a copy or a runtime backend uses it. The first pin checks the
 //! shared entry (type `permit_access`, `domid` = the user) and records the

@@ -7,7 +7,7 @@
 //! or written (elements before it stay done). A batch larger than
 //! [`crate::hypercall::BATCH`] is continued: the `syscall` is re-executed with
 //! `uop` advanced and `count` reduced, as Xen's continuations do (inside a
-//! multicall the whole batch runs at once). The other commands take exactly
+//! multicall the whole batch runs at once, up to [`MULTICALL_MAX_BATCH`]). The other commands take exactly
 //! one element (`count` ≠ 1 → `-EINVAL`). Bits of `cmd` above the command
 //! number (Xen's continuation argument) and a negative `count` are refused
 //! with `-EINVAL`; unknown commands get `-ENOSYS`.
@@ -27,6 +27,12 @@ const ESRCH: i64 = -3;
 const EFAULT: i64 = -14;
 const EINVAL: i64 = -22;
 const ENOSYS: i64 = -38;
+
+/// Largest batch accepted inside a multicall, where no continuation is
+/// possible: a bigger one is refused with `-EINVAL` before anything is done
+/// (a guest could otherwise alias one argument page over gigabytes of
+/// address space and keep the host CPU for minutes).
+pub const MULTICALL_MAX_BATCH: u32 = 1 << 16;
 
 /// `cmd` bits above this are Xen's continuation argument.
 const GNTTABOP_CMD_MASK: u64 = (1 << 12) - 1;
@@ -214,6 +220,9 @@ where
 {
     let size = core::mem::size_of::<T>() as u64;
     let limit = if ctx.in_multicall {
+        if ctx.count > MULTICALL_MAX_BATCH {
+            return Some(EINVAL);
+        }
         ctx.count
     } else {
         ctx.count.min(crate::hypercall::BATCH)

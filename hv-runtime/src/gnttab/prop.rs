@@ -167,7 +167,7 @@ impl Env {
                 _ => None,
             })
             .collect();
-        if c % 4 != 0 && !permits.is_empty() {
+        if !c.is_multiple_of(4) && !permits.is_empty() {
             let (g, r, grantee) = permits[usize::from(a) % permits.len()];
             (grantee, g, r)
         } else {
@@ -355,14 +355,14 @@ impl Env {
         let side =
             |env: &Self, gref: bool, sel: u8| -> (GnttabCopyPtr, Result<(Mfn, DomId, u32), i16>) {
                 if gref {
-                    let (g, r) = if sel % 4 == 0 {
+                    let (g, r) = if sel.is_multiple_of(4) {
                         (env.dom(sel), Self::gref(sel >> 2))
                     } else {
                         (tg, tr)
                     };
                     (GnttabCopyPtr::gref(g, r, 0), Ok((Mfn(0), g, r)))
                 } else {
-                    let f = if sel % 2 == 0 {
+                    let f = if sel.is_multiple_of(2) {
                         env.own_frame(caller, sel)
                     } else {
                         env.frame(sel)
@@ -395,7 +395,7 @@ impl Env {
             // The source's own transient pin counts as an active read pin.
             if extra == Some((g, r)) && env.m.active(g, r).is_none() {
                 return match env.m.entry(g, r) {
-                    Entry::Permit { frame, ro: ero, .. } if !(!ro && ero) => Ok(frame),
+                    Entry::Permit { frame, ro: ero, .. } if ro || !ero => Ok(frame),
                     _ => Err(GNTST_GENERAL_ERROR),
                 };
             }
@@ -456,13 +456,13 @@ impl Env {
                 _ => None,
             })
             .collect();
-        let (sender, recv, r) = if c % 4 != 0 && !accepts.is_empty() {
+        let (sender, recv, r) = if !c.is_multiple_of(4) && !accepts.is_empty() {
             let (d, r, s) = accepts[usize::from(a) % accepts.len()];
             (s, d, r)
         } else {
             (self.dom(a), self.dom(b), Self::gref(c))
         };
-        let frame = if b % 4 == 0 {
+        let frame = if b.is_multiple_of(4) {
             self.frame(c.rotate_left(4))
         } else {
             self.own_frame(sender, c.rotate_left(4))

@@ -707,6 +707,22 @@ fn big_batches_continue_and_report_every_status() {
     // The last element was reached (after a continuation).
     assert_eq!(ops[n - 1].status, GNTST_GENERAL_ERROR);
     w.check_invariants(true).unwrap();
+    // Inside a multicall there is no continuation: absurd batches are refused.
+    let va = w.scratch_va(b);
+    let r = grant_table_op(
+        &mut w.hv,
+        b,
+        0,
+        [
+            u64::from(GNTTABOP_COPY),
+            va,
+            u64::from(ops::MULTICALL_MAX_BATCH) + 1,
+            0,
+            0,
+        ],
+        true,
+    );
+    assert_eq!(r, Some(-22));
     // A batch running off mapped memory stops with -EFAULT.
     assert_eq!(
         w.call_raw(b, GNTTABOP_UNMAP_GRANT_REF, &mut [0u8; 24], 5000),
@@ -1103,4 +1119,52 @@ fn racing_granter_that_keeps_changing_the_entry_gets_general_error() {
         }
     });
     let _ = PAGE_SIZE;
+}
+
+#[test]
+fn grant_table_op_is_wired_in_the_hypercall_table_with_continuations() {
+    use hv_cpu::state::reg;
+    let mut w = world();
+    let (a, b) = (w.doms[0], w.doms[1]);
+    let frame = w.spare_frames(a)[0];
+    w.grant(a, 34, b, frame, true);
+    let n = crate::hypercall::BATCH as usize + 5;
+    let ops = vec![
+        GnttabMapGrantRef {
+            flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY,
+            ref_: 34,
+            dom: a,
+            ..Default::default()
+        };
+        n
+    ];
+    let va = w.scratch_va(b);
+    let cr3 = w.cr3(b);
+    crate::guestmem::copy_to_guest(
+        &w.hv.mem,
+        &w.hv.ft,
+        cr3,
+        va,
+        zerocopy::IntoBytes::as_bytes(ops.as_slice()),
+    )
+    .unwrap();
+    let rip = {
+        let vc = &mut w.hv.domains.get_mut(&b).unwrap().vcpus[0];
+        vc.cpu.gpr[reg::RAX] = u64::from(guest_abi::abi::hypercall_nr::GRANT_TABLE_OP);
+        vc.cpu.gpr[reg::RDI] = u64::from(GNTTABOP_MAP_GRANT_REF);
+        vc.cpu.gpr[reg::RSI] = va;
+        vc.cpu.gpr[reg::RDX] = n as u64;
+        vc.cpu.rip
+    };
+    crate::hypercall::handle_exit(&mut w.hv, b, 0, hv_cpu::Exit::Syscall);
+    // The first BATCH ran; the syscall is set up to run again for the rest.
+    let vc = &w.hv.domains[&b].vcpus[0];
+    assert_eq!(vc.cpu.rip, rip.wrapping_sub(2));
+    assert_eq!(
+        vc.cpu.gpr[reg::RSI],
+        va + 32 * u64::from(crate::hypercall::BATCH)
+    );
+    assert_eq!(vc.cpu.gpr[reg::RDX], 5);
+    let pins = w.hv.gnttab.table(a).unwrap().active(34).unwrap().pins;
+    assert_eq!(pins.dev_ro, PIN_LIMIT);
 }
