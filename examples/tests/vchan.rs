@@ -91,6 +91,27 @@ fn assert_both_pass(out: &str, domains: &[(String, u32)], bytes: u32) {
     }
 }
 
+/// `[sleeps, events sent, suppressed]` from `name`'s summary line
+/// (`N chunks, slept S times, sent E events, U index updates needed none`).
+fn counts(out: &str, name: &str) -> [u32; 3] {
+    let prefix = format!("[{name}] {name}: ");
+    let line = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&prefix)
+                .filter(|l| l.contains(" chunks, slept "))
+        })
+        .unwrap_or_else(|| panic!("no summary line of {name}\n{out}"));
+    let nums: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match nums[..] {
+        [_chunks, sleeps, events, suppressed] => [sleeps, events, suppressed],
+        _ => panic!("unexpected summary line {line:?}"),
+    }
+}
+
 #[test]
 fn vchan_pair_streams_128k_each_way_and_both_pass() {
     let (out, domains) = run_together(&[("vchan-a", ""), ("vchan-b", "")]);
@@ -105,6 +126,15 @@ fn vchan_pair_streams_128k_each_way_and_both_pass() {
             < pos("vchan-b: server offers refs 8 and 9")
     );
     assert!(pos("vchan-b: mapped both grants") < pos("vchan-a: peer connected"));
+    // Both ends slept on the event channel (the 2 KiB rings fill up), were
+    // woken by events, and skipped events the peer had not asked for.
+    for name in ["vchan-a", "vchan-b"] {
+        let [sleeps, events, suppressed] = counts(&out, name);
+        assert!(
+            sleeps > 0 && events > 0 && suppressed > 0,
+            "{name}: {sleeps} sleeps, {events} events, {suppressed} suppressed\n{out}"
+        );
+    }
     assert!(out.contains("grants ended, port closed"), "{out}");
     assert!(out.contains("grants unmapped, port closed"), "{out}");
 }

@@ -121,7 +121,7 @@ fn main(si: &'static StartInfo) -> ! {
         (SEED_S2C, SEED_C2S, 0xa11c_e5ee_d000_0001),
     )
     .or_fail("stream");
-    drop(chan);
+    let _ = chan.close();
 
     // Tear down: the peer unmaps first, then we revoke the grants.
     vchan_common::set_state(&mut xs, me, XenbusState::Closing);

@@ -87,7 +87,7 @@ fn main(si: &'static StartInfo) -> ! {
         (SEED_C2S, SEED_S2C, 0xb0b5_eed0_0000_0002),
     )
     .or_fail("stream");
-    drop(chan);
+    let _ = chan.close();
 
     // Tear down: unmap, put our own pages back, close the port.
     vchan_common::set_state(&mut xs, me, XenbusState::Closing);

@@ -27,6 +27,8 @@ pub const MAGIC: u32 = 0x6e68_6376;
 
 const OFF_MAGIC: usize = 0;
 const OFF_RING_BYTES: usize = 4;
+/// Per end (server, client): non-zero once that end has closed.
+const OFF_CLOSED: [usize; 2] = [8, 12];
 /// Per ring: prod, cons, want_data, want_space.
 const fn ring_off(ring: usize) -> usize {
     16 + ring * 16
@@ -55,6 +57,8 @@ pub enum ChanError {
         /// Bytes the indices claim.
         claimed: u32,
     },
+    /// The peer closed its end while we still expected bytes or space.
+    PeerClosed,
     /// The control page has no magic or the wrong ring size.
     Layout {
         /// Magic found.
@@ -71,6 +75,7 @@ impl core::fmt::Display for ChanError {
                 f,
                 "ring {ring} indices claim {claimed} bytes (ring holds {RING_BYTES})"
             ),
+            Self::PeerClosed => f.write_str("the peer closed the channel mid-stream"),
             Self::Layout { magic, ring_bytes } => write!(
                 f,
                 "control page has magic {magic:#x} and ring size {ring_bytes}; expected {MAGIC:#x} and {RING_BYTES}"
@@ -111,6 +116,9 @@ impl<M: RingMem> Chan<M> {
             }
         }
         ctrl.store_u32_relaxed(OFF_RING_BYTES, RING_BYTES);
+        for at in OFF_CLOSED {
+            ctrl.store_u32_relaxed(at, 0);
+        }
         ctrl.store_u32_release(OFF_MAGIC, MAGIC);
         Self::new(ctrl, data, End::Server, 0, 0)
     }
@@ -207,6 +215,18 @@ impl<M: RingMem> Chan<M> {
         Ok((n, self.take_request(self.rx, WANT_SPACE)))
     }
 
+    /// Stop using the channel: mark our end closed in the control page (so
+    /// the pages can be unmapped or revoked next) and return the counts.
+    pub fn close(self) -> Stats {
+        self.ctrl.store_u32_release(OFF_CLOSED[self.tx], 1);
+        self.stats
+    }
+
+    /// Whether the peer has closed its end.
+    pub fn peer_closed(&self) -> bool {
+        self.ctrl.load_u32_acquire(OFF_CLOSED[self.rx]) != 0
+    }
+
     /// After moving an index: did the peer ask to be woken? (Clears the
     /// request.)
     fn take_request(&mut self, ring: usize, field: usize) -> bool {
@@ -227,7 +247,8 @@ impl<M: RingMem> Chan<M> {
     /// wait is already over (do not sleep).
     ///
     /// # Errors
-    /// [`ChanError::Corrupt`].
+    /// [`ChanError::Corrupt`], or [`ChanError::PeerClosed`] when nothing
+    /// is left to wait for.
     pub fn prepare_wait(&mut self, for_data: bool, for_space: bool) -> Result<bool, ChanError> {
         if for_data {
             self.ctrl.store_u32_relaxed(Self::at(self.rx, WANT_DATA), 1);
@@ -241,7 +262,11 @@ impl<M: RingMem> Chan<M> {
         let cons = self.ctrl.load_u32_acquire(Self::at(self.tx, CONS));
         let data = Self::used(self.rx, prod, self.rx_cons)? > 0;
         let space = Self::used(self.tx, self.tx_prod, cons)? < RING_BYTES;
-        Ok((for_data && data) || (for_space && space))
+        let ready = (for_data && data) || (for_space && space);
+        if !ready && self.peer_closed() {
+            return Err(ChanError::PeerClosed);
+        }
+        Ok(ready)
     }
 }
 

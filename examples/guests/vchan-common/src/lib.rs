@@ -170,8 +170,7 @@ pub type Store = XsClient<RawRingMem, StoreEvents>;
 /// Connect to xenstore over the ring page the domain builder mapped.
 #[must_use]
 pub fn store(si: &StartInfo) -> Store {
-    let va = xtf_common::boot_va(si, Mfn(si.store_mfn)).or_fail("the xenstore page is mapped");
-    let page = mem::store_page(va);
+    let page = guest_abi::entry::xenstore_ring(si).or_fail("the xenstore page is mapped");
     XsClient::new(
         page,
         StoreEvents {

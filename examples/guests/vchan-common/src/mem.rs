@@ -38,14 +38,3 @@ pub fn grant_entries(slot: &'static PageSlot) -> &'static [GrantEntryAtomic] {
     // slot's own bytes are never referenced elsewhere.
     unsafe { core::slice::from_raw_parts(slot.va() as *const GrantEntryAtomic, ENTRIES_PER_FRAME) }
 }
-
-/// The xenstore ring page mapped at `va` by the domain builder.
-#[must_use]
-pub fn store_page(va: u64) -> RawRingMem {
-    let base = NonNull::new(va as *mut u8).expect("the store page is not at address 0");
-    // SAFETY: `va` is the bootstrap-mapping address of this domain's
-    // xenstore ring page (found through the M2P), mapped writable for the
-    // guest's life and touched only by the xenstore client, which follows
-    // the ring protocol with xenstored.
-    unsafe { RawRingMem::new(base, 4096) }
-}
