@@ -45,6 +45,11 @@ fn main() {
     println!("cargo:rerun-if-changed={}", guests.display());
     println!(
         "cargo:rerun-if-changed={}",
+        manifest_dir.join("c-kernel").display()
+    );
+    println!("cargo:rerun-if-env-changed=PVSDK_GUEST_CC");
+    println!(
+        "cargo:rerun-if-changed={}",
         manifest_dir.join("../guest-abi").display()
     );
 
@@ -92,6 +97,9 @@ fn main() {
             .unwrap_or_else(|e| panic!("copy guest image {}: {e}", src.display()));
         names.push(name);
     }
+    // The gcc-built C kernel (no guest-abi: an independent check of the ABI).
+    build_c_kernel(&manifest_dir.join("c-kernel"), &image_dir.join(C_KERNEL));
+    names.push(C_KERNEL.to_owned());
     names.sort();
     let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
     std::fs::write(
@@ -100,6 +108,57 @@ fn main() {
     )
     .expect("write guest_names.rs");
     println!("cargo:rustc-env=PVSDK_GUEST_DIR={}", image_dir.display());
+}
+
+/// Name of the C kernel's image.
+const C_KERNEL: &str = "c-kernel";
+
+/// Compile and link `examples/c-kernel` (GNU assembler + C, its own linker
+/// script) into a freestanding ELF64 PV kernel at `out`. The compiler is
+/// `$PVSDK_GUEST_CC` or `gcc`.
+fn build_c_kernel(src: &Path, out: &Path) {
+    let cc = std::env::var_os("PVSDK_GUEST_CC").unwrap_or_else(|| "gcc".into());
+    let mut cmd = Command::new(&cc);
+    cmd.args([
+        "-ffreestanding",
+        "-nostdlib",
+        "-static",
+        "-no-pie",
+        "-fno-pic",
+        // Linked in the top 2 GiB of the address space, as Linux is.
+        "-mcmodel=kernel",
+        "-mno-red-zone",
+        "-mno-sse",
+        "-mno-mmx",
+        "-fno-stack-protector",
+        "-fno-asynchronous-unwind-tables",
+        "-fno-builtin",
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-Wl,--build-id=none",
+    ])
+    .arg(format!("-Wl,-T,{}", src.join("kernel.ld").display()))
+    .arg("-o")
+    .arg(out)
+    .arg(src.join("head.S"))
+    .arg(src.join("kernel.c"));
+    for var in ["CFLAGS", "LDFLAGS", "CPPFLAGS"] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().unwrap_or_else(|e| {
+        panic!(
+            "cannot run the C compiler {:?} to build examples/c-kernel: {e}. \
+             Install gcc (e.g. `apt-get install gcc`) or point PVSDK_GUEST_CC at \
+             a gcc-compatible compiler for x86-64.",
+            cc
+        )
+    });
+    assert!(
+        status.success(),
+        "building examples/c-kernel with {cc:?} failed (see the compiler errors above)"
+    );
 }
 
 fn env(key: &str) -> String {

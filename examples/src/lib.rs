@@ -1,8 +1,11 @@
 //! Example PV guests and host programs for pvsdk.
 //!
-//! The guest kernels live in `examples/guests/` (a freestanding workspace);
-//! this crate's build script compiles them, and [`guest_image`] tells host
-//! programs and tests where each image is.
+//! The guest kernels live in `examples/guests/` (a freestanding workspace of
+//! Rust guests: `hello`, `victim`, `hostile`) and `examples/c-kernel/` (a
+//! Xen PV64 kernel in C and GNU assembler, built with gcc and its own linker
+//! script, using nothing from pvsdk); this crate's build script compiles
+//! them, and [`guest_image`] tells host programs and tests (and `hv run
+//! NAME`) where each image is.
 //!
 //! ```
 //! let hello = pvsdk_examples::guest_image("hello").expect("built by build.rs");

@@ -48,7 +48,8 @@ fn string(notes: &[(u32, Vec<u8>)], ty: u32) -> String {
 #[test]
 fn every_example_guest_carries_the_xen_pv64_notes() {
     assert!(!pvsdk_examples::GUESTS.is_empty());
-    for name in pvsdk_examples::GUESTS {
+    // The C kernel is laid out like Linux instead (see the test below).
+    for name in pvsdk_examples::GUESTS.iter().filter(|&&n| n != "c-kernel") {
         let path = pvsdk_examples::guest_image(name).expect("listed guest has an image");
         let data = std::fs::read(&path).expect("read guest image");
         let file = ElfFile64::<Endianness>::parse(&*data).expect("ELF64");
@@ -113,4 +114,40 @@ fn every_example_guest_carries_the_xen_pv64_notes() {
             "{name}: freestanding, no interpreter"
         );
     }
+}
+
+#[test]
+fn c_kernel_is_a_linux_style_pv64_image_without_legacy_notes() {
+    assert!(pvsdk_examples::GUESTS.contains(&"c-kernel"));
+    let path = pvsdk_examples::guest_image("c-kernel").expect("c-kernel is built");
+    let data = std::fs::read(&path).expect("read c-kernel");
+    let file = ElfFile64::<Endianness>::parse(&*data).expect("ELF64");
+    let endian = file.endian();
+    assert_eq!(file.elf_header().e_machine.get(endian), elf::EM_X86_64);
+    let notes = xen_notes(&data);
+    assert_eq!(string(&notes, 6), "c-kernel");
+    assert_eq!(string(&notes, 5), "xen-3.0");
+    assert_eq!(string(&notes, 8), "generic");
+    let virt_base = num(&notes, 3);
+    assert_eq!(virt_base, 0xffff_ffff_8000_0000);
+    assert_eq!(num(&notes, 4), 0, "PADDR_OFFSET 0: p_paddr is physical");
+    assert_eq!(num(&notes, 1), file.elf_header().e_entry.get(endian));
+    assert_eq!(num(&notes, 2) % 4096, 0);
+    // Segments: physical p_paddr, virtual p_vaddr = VIRT_BASE + p_paddr.
+    let loads: Vec<_> = file
+        .elf_program_headers()
+        .iter()
+        .filter(|ph| ph.p_type(endian) == elf::PT_LOAD)
+        .collect();
+    assert!(!loads.is_empty());
+    for ph in loads {
+        assert!(ph.p_paddr(endian) < 1 << 30);
+        assert_eq!(ph.p_vaddr(endian), virt_base + ph.p_paddr(endian));
+    }
+    // Only ELF notes: no legacy `__xen_guest` section.
+    let shdrs = file.elf_section_table();
+    assert!(
+        shdrs.section_by_name(endian, b"__xen_guest").is_none(),
+        "no __xen_guest section"
+    );
 }

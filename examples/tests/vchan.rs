@@ -33,7 +33,7 @@ impl Write for Capture {
 /// Boot `(guest, cmdline)` pairs as domains 1, 2, … in one hypervisor,
 /// console lines prefixed with the guest name as `hv run` does. Returns the
 /// console and each domain's (name, shutdown reason).
-fn run_together(guests: &[(&str, &str)]) -> (String, Vec<(String, u32)>) {
+fn run_together(guests: &[(&str, &str)]) -> (String, Vec<(String, Option<u32>)>) {
     let out = Capture::default();
     let mut hv = Hypervisor::new(
         Hypervisor::frames_for(&vec![MEMORY; guests.len()]),
@@ -70,7 +70,7 @@ fn run_together(guests: &[(&str, &str)]) -> (String, Vec<(String, u32)>) {
 
 /// Both ends printed their PASS line with `bytes` each way, no FAIL, and
 /// both powered off.
-fn assert_both_pass(out: &str, domains: &[(String, u32)], bytes: u32) {
+fn assert_both_pass(out: &str, domains: &[(String, Option<u32>)], bytes: u32) {
     assert!(
         !out.lines().any(|l| l.contains("FAIL")),
         "a FAIL line\n--- console ---\n{out}"
@@ -85,7 +85,8 @@ fn assert_both_pass(out: &str, domains: &[(String, u32)], bytes: u32) {
     }
     for (name, reason) in domains {
         assert_eq!(
-            *reason, 0,
+            *reason,
+            Some(0),
             "{name} did not power off\n--- console ---\n{out}"
         );
     }

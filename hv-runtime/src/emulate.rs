@@ -104,6 +104,30 @@ pub fn privileged_op(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
         return false;
     };
     let len = i.len() as u64;
+    let kernel = hv
+        .domains
+        .get(&dom)
+        .and_then(|d| d.vcpus.get(v))
+        .is_some_and(|vc| vc.pv.kernel_mode);
+    // Only cli/sti and port I/O are governed by the virtual IOPL; every
+    // other privileged instruction is emulated for the guest *kernel* only
+    // — from guest user mode it is a #GP, as in Xen.
+    let iopl_governed = matches!(
+        i.mnemonic(),
+        Mnemonic::Cli
+            | Mnemonic::Sti
+            | Mnemonic::In
+            | Mnemonic::Out
+            | Mnemonic::Insb
+            | Mnemonic::Insw
+            | Mnemonic::Insd
+            | Mnemonic::Outsb
+            | Mnemonic::Outsw
+            | Mnemonic::Outsd
+    );
+    if !kernel && !iopl_governed {
+        return false;
+    }
     let handled = match i.mnemonic() {
         Mnemonic::Cli | Mnemonic::Sti => {
             let Some(vc) = hv.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else {
@@ -320,6 +344,11 @@ pub fn ptwr(hv: &mut Hypervisor, dom: DomId, v: usize, cr2: u64) -> bool {
     let Some(vc) = hv.domains.get(&dom).and_then(|d| d.vcpus.get(v)) else {
         return false;
     };
+    // Writable page tables are the guest kernel's assist (as in Xen): a
+    // store from guest user mode is an ordinary #PF for the kernel.
+    if !vc.pv.kernel_mode {
+        return false;
+    }
     let Ok(ma) = guestmem::translate(&hv.mem, vc.cpu.cr3, cr2, false) else {
         return false;
     };

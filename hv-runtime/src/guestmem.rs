@@ -121,7 +121,11 @@ pub fn copy_to_guest(
         return Err(GuestFault { va, write: true });
     }
     // Translate everything first so a fault leaves guest memory untouched.
-    let mut pieces = Vec::new();
+    // Most copies touch one or two pages: those pieces stay on the stack (no
+    // allocation per hypercall); longer copies spill into a Vec.
+    let mut inline = [(MachineAddr(0), 0usize, 0usize); 2];
+    let mut spill = Vec::new();
+    let mut npieces = 0usize;
     let mut done = 0usize;
     while done < buf.len() {
         let cur = va.wrapping_add(done as u64);
@@ -136,10 +140,15 @@ pub fn copy_to_guest(
         }
         let in_page = usize::try_from(PAGE_SIZE - (cur & (PAGE_SIZE - 1))).unwrap_or(0);
         let n = in_page.min(buf.len() - done);
-        pieces.push((ma, done, n));
+        match inline.get_mut(npieces) {
+            Some(slot) => *slot = (ma, done, n),
+            None => spill.push((ma, done, n)),
+        }
+        npieces += 1;
         done += n;
     }
-    for (ma, off, n) in pieces {
+    let first = inline.get(..npieces.min(2)).unwrap_or(&[]);
+    for &(ma, off, n) in first.iter().chain(spill.iter()) {
         let src = buf
             .get(off..off + n)
             .ok_or(GuestFault { va, write: true })?;

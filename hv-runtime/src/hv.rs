@@ -16,13 +16,16 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use guest_abi::abi::console::{XENCONS_OUT_SIZE, XenconsInterface};
+use guest_abi::abi::console::{XENCONS_IN_SIZE, XENCONS_OUT_SIZE, XenconsInterface};
 use guest_abi::abi::evtchn::VIRQ_TIMER;
 use hv_cpu::mem::{MachineAddr, MachineMemory, MemError, Mfn};
 use hv_cpu::{CpuEnv, CpuState, Deadline, Exit, VcpuBackend};
 
+use crate::console::ConsoleInput;
 use crate::domain::builder::{self, BuildConfig, BuildError};
 use crate::domain::image::GuestImage;
 use crate::evtchn::{DomainEvtchn, EvtchnSystem, Kick, Kicks};
@@ -168,6 +171,12 @@ pub struct ConsoleBackend {
     pub line: Vec<u8>,
     /// The ring misbehaved; it is no longer serviced.
     pub broken: bool,
+    /// The domain reads input with `CONSOLEIO_read`, so the ring's `in`
+    /// half is never filled (Note [Console input routing]).
+    pub conio_reader: bool,
+    /// The domain has written to its ring, so its frontend is live and the
+    /// ring's `in` half gets input (Note [Console input routing]).
+    pub ring_active: bool,
 }
 
 /// A domain.
@@ -228,6 +237,13 @@ pub struct Hypervisor {
     next_domid: DomId,
     /// Factory for execution backends.
     pub new_backend: fn() -> Box<dyn VcpuBackend + Send>,
+    /// Console input for the focused domain (`None`: no input).
+    pub input: Option<Box<dyn ConsoleInput>>,
+    /// The domain that gets console input (domain 1 by default).
+    pub focus: DomId,
+    /// Set (e.g. by a SIGINT handler) to stop [`Hypervisor::run`] at the
+    /// next slice boundary.
+    pub stop: Option<Arc<AtomicBool>>,
     /// xenstored (the runtime is dom0).
     pub xenstore: Xenstored,
 }
@@ -244,11 +260,18 @@ fn interp_backend() -> Box<dyn VcpuBackend + Send> {
     Box::new(hv_cpu::interp::InterpVcpu::new())
 }
 
+/// `hv run`'s exit status when it was stopped (Ctrl-C) before every domain
+/// shut down: 128 + SIGINT, as shells report it.
+pub const EXIT_INTERRUPTED: u32 = 130;
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOutcome {
-    /// Per domain: id, name, shutdown reason.
-    pub domains: Vec<(DomId, String, u32)>,
+    /// Per domain: id, name, shutdown reason (`None`: still running when the
+    /// run was stopped).
+    pub domains: Vec<(DomId, String, Option<u32>)>,
+    /// The stop flag ended the run before every domain shut down.
+    pub interrupted: bool,
 }
 
 /// [`Hypervisor::run_for`] reached its time limit.
@@ -262,12 +285,16 @@ pub struct RunTimeout {
 }
 
 impl RunOutcome {
-    /// `hv run`'s exit status: the first non-zero shutdown reason, else 0.
+    /// `hv run`'s exit status: [`EXIT_INTERRUPTED`] if the run was stopped,
+    /// else the first non-zero shutdown reason, else 0.
     #[must_use]
     pub fn exit_status(&self) -> u32 {
+        if self.interrupted {
+            return EXIT_INTERRUPTED;
+        }
         self.domains
             .iter()
-            .map(|d| d.2)
+            .filter_map(|d| d.2)
             .find(|&r| r != 0)
             .unwrap_or(0)
     }
@@ -280,7 +307,8 @@ impl Hypervisor {
     /// The host refused the memory.
     pub fn new(frames: u64, out: Box<dyn Write + Send>) -> Result<Self, CreateError> {
         let mem = MachineMemory::new(frames)?;
-        let mut ft = FrameTable::new(frames);
+        // Fresh anonymous memory is zero: frames need no clearing until reused.
+        let mut ft = FrameTable::new_zeroed(frames);
         let m2p = M2p::new(&mem, &mut ft)?;
         Ok(Self {
             mem,
@@ -294,6 +322,9 @@ impl Hypervisor {
             prefix_console: false,
             next_domid: 1,
             new_backend: interp_backend,
+            input: None,
+            focus: 1,
+            stop: None,
             xenstore: Xenstored::default(),
         })
     }
@@ -388,6 +419,8 @@ impl Hypervisor {
                 port: console_port,
                 line: Vec::new(),
                 broken: false,
+                conio_reader: false,
+                ring_active: false,
             },
             store: (built.store, store_port),
             tot_pages: nr_pages,
@@ -473,7 +506,15 @@ impl Hypervisor {
         }
     }
 
-    /// Run every domain until all have shut down.
+    /// Whether the stop flag is set.
+    fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// Run every domain until all have shut down or the stop flag is set;
+    /// either way every console is drained and flushed before returning.
     pub fn run(&mut self) -> RunOutcome {
         match self.run_until(None) {
             Ok(outcome) => outcome,
@@ -486,13 +527,14 @@ impl Hypervisor {
     ///
     /// # Errors
     /// [`RunTimeout`] when some domain is still running at the limit; it
-    /// carries the outcome so far (running domains show reason 0).
+    /// carries the outcome so far (running domains show `None`).
     pub fn run_for(&mut self, limit: Duration) -> Result<RunOutcome, RunTimeout> {
         self.run_until(Some(Instant::now() + limit))
     }
 
     fn run_until(&mut self, deadline: Option<Instant>) -> Result<RunOutcome, RunTimeout> {
         let mut timed_out = false;
+        let mut interrupted = false;
         loop {
             if self.domains.values().all(|d| d.shutdown.is_some()) {
                 break;
@@ -501,7 +543,12 @@ impl Hypervisor {
                 timed_out = true;
                 break;
             }
+            if self.stop_requested() {
+                interrupted = true;
+                break;
+            }
             self.fire_timers();
+            self.feed_console_input();
             self.service_consoles();
             self.service_xenstore();
             let mut ran = false;
@@ -515,8 +562,8 @@ impl Hypervisor {
                 }
             }
             self.service_consoles();
-            self.service_xenstore();
             crate::gnttab::reap(self);
+            self.service_xenstore();
             if !ran {
                 self.idle();
             }
@@ -524,12 +571,16 @@ impl Hypervisor {
         self.service_consoles();
         self.service_xenstore();
         self.flush_console_lines();
+        if interrupted {
+            tracing::info!("run stopped before every domain shut down");
+        }
         let outcome = RunOutcome {
             domains: self
                 .domains
                 .values()
-                .map(|d| (d.id, d.name.clone(), d.shutdown.unwrap_or(0)))
+                .map(|d| (d.id, d.name.clone(), d.shutdown))
                 .collect(),
+            interrupted,
         };
         if timed_out {
             let running = self
@@ -544,6 +595,59 @@ impl Hypervisor {
             });
         }
         Ok(outcome)
+    }
+
+    /// Copy available console input into the focused domain's ring `in`
+    /// half (no more than it has room for) and raise its console event.
+    pub fn feed_console_input(&mut self) {
+        let focus = self.focus;
+        let Some(input) = self.input.as_mut() else {
+            return;
+        };
+        let Some(d) = self.domains.get_mut(&focus) else {
+            return;
+        };
+        if d.shutdown.is_some()
+            || d.console.broken
+            || d.console.conio_reader
+            || !d.console.ring_active
+        {
+            return;
+        }
+        match fill_console_in(&self.mem, d.console.ring, input.as_mut()) {
+            Ok(0) => {}
+            Ok(_) => {
+                let port = d.console.port;
+                let k = self.evtchn.raise(&self.mem, focus, port);
+                self.apply_kicks(k);
+            }
+            Err(()) => {
+                d.console.broken = true;
+                tracing::warn!(
+                    dom = focus,
+                    "console ring input indices are corrupt; no longer serviced"
+                );
+            }
+        }
+    }
+
+    /// `CONSOLEIO_read` for `dom`: up to `max` bytes of input available
+    /// now. Only the focused domain gets input; from its first call on its
+    /// ring is no longer filled (Note [Console input routing]).
+    pub fn console_read(&mut self, dom: DomId, max: usize) -> Vec<u8> {
+        if dom != self.focus {
+            return Vec::new();
+        }
+        if let Some(d) = self.domains.get_mut(&dom) {
+            d.console.conio_reader = true;
+        }
+        let Some(input) = self.input.as_mut() else {
+            return Vec::new();
+        };
+        let mut buf = vec![0u8; max.min(4096)];
+        let n = input.read_available(&mut buf);
+        buf.truncate(n);
+        buf
     }
 
     /// Nothing is runnable: sleep until the next timer (or a short while).
@@ -646,6 +750,10 @@ impl Hypervisor {
             return false;
         }
         let mut budget = SLICE_INSTRUCTIONS;
+        // Virtual time is charged per slice (guest code plus the hypercalls
+        // handled for it, as Xen's runstate counts), not per exit: two
+        // clock reads per hypercall would cost more than the hypercall.
+        let slice_start = Instant::now();
         while budget > 0 {
             // Deliver a pending event before resuming guest code.
             let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else {
@@ -664,14 +772,12 @@ impl Hypervisor {
                     return true;
                 }
             }
-            let start = Instant::now();
             let exit = vc.backend.run(
                 &mut vc.cpu,
                 &self.mem,
                 &self.clock,
                 Deadline::Instructions(budget),
             );
-            vc.running_ns += u64::try_from(start.elapsed().as_nanos()).unwrap_or(0);
             vc.slices += 1;
             // Exits other than Deadline cost a notional 1000 instructions of
             // budget so a guest that only makes hypercalls still yields.
@@ -689,6 +795,10 @@ impl Hypervisor {
             if !still {
                 break;
             }
+        }
+        let spent = u64::try_from(slice_start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) {
+            vc.running_ns = vc.running_ns.saturating_add(spent);
         }
         true
     }
@@ -722,6 +832,7 @@ impl Hypervisor {
                 }
                 match drain_console(&self.mem, d.console.ring) {
                     Ok(bytes) if !bytes.is_empty() => {
+                        d.console.ring_active = true;
                         d.console.line.extend_from_slice(&bytes);
                         notify = Some(d.console.port);
                     }
@@ -785,6 +896,42 @@ fn sanitize(bytes: &[u8]) -> Vec<u8> {
         .copied()
         .filter(|&b| b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b))
         .collect()
+}
+
+/// Move input into the ring's `in` half; the number of bytes moved. `Err`
+/// when the guest's `in_cons` claims more than the ring holds.
+fn fill_console_in(
+    mem: &MachineMemory,
+    ring: Mfn,
+    input: &mut dyn ConsoleInput,
+) -> Result<usize, ()> {
+    let base = ring.addr().0;
+    let in_cons_at = MachineAddr(base + core::mem::offset_of!(XenconsInterface, in_cons) as u64);
+    let in_prod_at = MachineAddr(base + core::mem::offset_of!(XenconsInterface, in_prod) as u64);
+    let cons = mem.load_u32_acquire(in_cons_at).map_err(|_| ())?;
+    let prod = mem.load_u32_acquire(in_prod_at).map_err(|_| ())?;
+    let used = prod.wrapping_sub(cons) as usize;
+    if used > XENCONS_IN_SIZE {
+        return Err(());
+    }
+    let room = XENCONS_IN_SIZE - used;
+    if room == 0 {
+        return Ok(0);
+    }
+    let mut bytes = [0u8; XENCONS_IN_SIZE];
+    let n = input.read_available(&mut bytes[..room]);
+    let ring_in = base + core::mem::offset_of!(XenconsInterface, in_) as u64;
+    for (i, &b) in bytes[..n].iter().enumerate() {
+        let idx =
+            (prod.wrapping_add(u32::try_from(i).unwrap_or(0)) as usize) & (XENCONS_IN_SIZE - 1);
+        mem.write_u8(MachineAddr(ring_in + idx as u64), b)
+            .map_err(|_| ())?;
+    }
+    // Bytes before index (release).
+    let new_prod = prod.wrapping_add(u32::try_from(n).unwrap_or(0));
+    mem.store_u32_release(in_prod_at, new_prod)
+        .map_err(|_| ())?;
+    Ok(n)
 }
 
 /// Take everything the guest wrote to its console ring. `Err` when the

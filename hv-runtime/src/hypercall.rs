@@ -34,6 +34,8 @@ pub enum Next {
 /// Largest batch one hypercall invocation processes before it is restarted
 /// as a continuation (so a huge batch cannot monopolise the host CPU).
 pub const BATCH: u32 = 1024;
+/// `mmu_update` requests copied from the guest at a time.
+const MMU_REQ_CHUNK: usize = 64;
 /// `mmu_update`'s continuation marker in `count`.
 const MMU_UPDATE_PREEMPTED: u64 = 0x8000_0000;
 /// `DOMID_SELF`.
@@ -194,8 +196,12 @@ enum Ret {
     Val(i64),
     /// Put this in `rax` and end the slice.
     ValStop(i64),
-    /// `rax` was set by the call itself (iret, continuations).
+    /// `rax` was set by the call itself (iret).
     Done,
+    /// The call did part of its work and must be re-issued with these
+    /// arguments (a continuation: the guest re-executes the `syscall`, or
+    /// the multicall re-runs this entry).
+    Preempted([u64; 5]),
     /// The domain was crashed or shut down.
     Stop,
 }
@@ -233,6 +239,7 @@ fn hypercall(hv: &mut Hypervisor, dom: DomId, v: usize) -> Next {
         let r = match &ret {
             Ret::Val(x) | Ret::ValStop(x) => format!("{x}"),
             Ret::Done => "(frame)".into(),
+            Ret::Preempted(_) => "(continued)".into(),
             Ret::Stop => "(stopped)".into(),
         };
         tracing::debug!(dom, vcpu = v, op, a0 = format_args!("{:#x}", args[0]), a1 = format_args!("{:#x}", args[1]), a2 = format_args!("{:#x}", args[2]), a3 = format_args!("{:#x}", args[3]), a4 = format_args!("{:#x}", args[4]), ret = %r, "hypercall");
@@ -252,6 +259,21 @@ fn hypercall(hv: &mut Hypervisor, dom: DomId, v: usize) -> Next {
             Next::Stop
         }
         Ret::Done => Next::Continue,
+        Ret::Preempted(a) => {
+            // Continuation: re-execute the `syscall` with the rest of the
+            // work, after the run loop had a chance to switch vCPUs.
+            if let Some(vc) = hv.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) {
+                let g = &mut vc.cpu.gpr;
+                g[reg::RAX] = op;
+                g[reg::RDI] = a[0];
+                g[reg::RSI] = a[1];
+                g[reg::RDX] = a[2];
+                g[reg::R10] = a[3];
+                g[reg::R8] = a[4];
+                vc.cpu.rip = vc.cpu.rip.wrapping_sub(2);
+            }
+            Next::Continue
+        }
         Ret::Stop => Next::Stop,
     }
 }
@@ -282,6 +304,23 @@ fn write<T: IntoBytes + zerocopy::Immutable>(
 fn canonical(va: u64) -> bool {
     let top = va >> 47;
     top == 0 || top == 0x1_ffff
+}
+
+/// Start of the hypervisor's part of every address space (L4 slots
+/// 256–271).
+const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
+/// End (exclusive) of the hypervisor's part.
+const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
+
+/// Whether `[va, va + len)` is canonical and outside the hypervisor's area
+/// (Xen's `access_ok` for PV64 guests).
+fn guest_range(va: u64, len: u64) -> bool {
+    let Some(last) = va.checked_add(len.saturating_sub(1)) else {
+        return false;
+    };
+    let low_half = last < HYPERVISOR_VIRT_START;
+    let high_half = va >= HYPERVISOR_VIRT_END;
+    canonical(va) && canonical(last) && (low_half || high_half)
 }
 
 fn dispatch(
@@ -353,7 +392,7 @@ fn dispatch(
             Ok(w) => evtchn_op(hv, dom, v, u64::from(w[0]), a[0] + 4),
             Err(f) => f.into(),
         },
-        nr::MMU_UPDATE => mmu_update(hv, dom, v, a, in_multicall),
+        nr::MMU_UPDATE => mmu_update(hv, dom, v, a),
         nr::MMUEXT_OP => mmuext_op(hv, dom, v, a),
         nr::UPDATE_VA_MAPPING => update_va_mapping(hv, dom, v, a[0], a[1], a[2], DOMID_SELF),
         nr::UPDATE_VA_MAPPING_OTHERDOMAIN => update_va_mapping(hv, dom, v, a[0], a[1], a[2], a[3]),
@@ -415,8 +454,21 @@ fn console_io(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
             hv.service_consoles();
             Ret::Val(0)
         }
-        // No emergency-console input is wired yet: nothing to read.
-        con::CONSOLEIO_READ => Ret::Val(0),
+        // Input available now (non-blocking); see `Hypervisor::console_read`.
+        con::CONSOLEIO_READ => {
+            let count = a[1] & 0xffff_ffff;
+            if count > 0x8000_0000 {
+                return Ret::Val(EINVAL);
+            }
+            let bytes = hv.console_read(dom, usize::try_from(count).unwrap_or(0));
+            if bytes.is_empty() {
+                return Ret::Val(0);
+            }
+            match guestmem::copy_to_guest(&hv.mem, &hv.ft, cr3(hv, dom, v), a[2], &bytes) {
+                Ok(()) => Ret::Val(i64::try_from(bytes.len()).unwrap_or(0)),
+                Err(f) => f.into(),
+            }
+        }
         _ => Ret::Val(ENOSYS),
     }
 }
@@ -874,10 +926,20 @@ fn register_vcpu_info(hv: &mut Hypervisor, dom: DomId, v: usize, target: usize, 
     if offset + 64 > 4096 {
         return Ret::Val(EINVAL);
     }
-    let ok = hv.ft.get(mfn).is_some_and(|p| {
-        p.owner == Owner::Dom(dom) && (p.ty == PageType::Writable || p.type_count == 0)
-    });
-    if !ok {
+    // Registration is once per vCPU (Xen: -EINVAL the second time).
+    let registered = vcpu_ref(hv, dom, target).map(|x| x.pv.vcpu_info_frame.is_some());
+    match registered {
+        None => return Ret::Stop,
+        Some(true) => return Ret::Val(EINVAL),
+        Some(false) => {}
+    }
+    // The hypervisor writes vcpu_info from now on: hold a writable type
+    // reference so that the frame can never become a page table (or a
+    // descriptor page) while it is registered.
+    if mm(hv)
+        .get_page_and_type(mfn, PageType::Writable, dom)
+        .is_err()
+    {
         return Ret::Val(EINVAL);
     }
     let at = MachineAddr(mfn.addr().0 + offset);
@@ -888,6 +950,7 @@ fn register_vcpu_info(hv: &mut Hypervisor, dom: DomId, v: usize, target: usize, 
     else {
         return Ret::Stop;
     };
+    vc.pv.vcpu_info_frame = Some(mfn);
     // Carry the current contents over, as Xen does.
     let mut cur = [0u8; 64];
     let _ = hv.mem.read(vc.pv.vcpu_info, &mut cur);
@@ -1068,7 +1131,7 @@ fn mm(hv: &mut Hypervisor) -> Mm<'_> {
     }
 }
 
-fn mmu_update(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5], in_multicall: bool) -> Ret {
+fn mmu_update(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
     let (reqs, count_arg, pdone, fd) = (a[0], a[1], a[2], a[3]);
     let cr3v = cr3(hv, dom, v);
     let mut done: u64 = 0;
@@ -1088,18 +1151,40 @@ fn mmu_update(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5], in_multica
     let mut rc = 0i64;
     let mut flush = false;
     let mut i = 0u64;
+    // Requests are copied from the guest in chunks (one page walk per chunk
+    // instead of per request); each is still copied once before use.
+    let mut chunk = [[0u64; 2]; MMU_REQ_CHUNK];
+    let (mut have, mut next) = (0usize, 0usize);
     while i < count {
-        if i == u64::from(BATCH) && !in_multicall {
+        if i == u64::from(BATCH) {
             break;
         }
-        let req: [u64; 2] = match guestmem::read_obj(&hv.mem, cr3v, reqs.wrapping_add(i * 16)) {
-            Ok(r) => r,
-            Err(_) => {
-                rc = EFAULT;
-                break;
-            }
-        };
-        let (ptr, val) = (req[0], req[1]);
+        if next == have {
+            let limit = count.min(u64::from(BATCH));
+            let n = usize::try_from(limit - i).map_or(MMU_REQ_CHUNK, |n| n.min(MMU_REQ_CHUNK));
+            let at = reqs.wrapping_add(i * 16);
+            have = if guestmem::copy_from_guest(&hv.mem, cr3v, at, chunk[..n].as_mut_bytes())
+                .is_ok()
+            {
+                n
+            } else {
+                // Some request in the chunk is unreadable: go one by one so
+                // the ones before it are still applied, as Xen does.
+                match guestmem::read_obj::<[u64; 2]>(&hv.mem, cr3v, at) {
+                    Ok(r) => {
+                        chunk[0] = r;
+                        1
+                    }
+                    Err(_) => {
+                        rc = EFAULT;
+                        break;
+                    }
+                }
+            };
+            next = 0;
+        }
+        let [ptr, val] = chunk[next];
+        next += 1;
         let r = match ptr & 7 {
             0 | 2 | 3 => mm(hv)
                 .update_entry(ptr, val, dom, dom, ptr & 7 == 2)
@@ -1138,27 +1223,40 @@ fn mmu_update(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5], in_multica
         }
     }
     if rc == 0 && i < count {
-        // Continuation: re-execute the `syscall` with the rest of the batch.
-        if let Some(vc) = hv.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) {
-            vc.cpu.gpr[reg::RAX] = u64::from(nr::MMU_UPDATE);
-            vc.cpu.gpr[reg::RDI] = reqs.wrapping_add(i * 16);
-            vc.cpu.gpr[reg::RSI] = (count - i) | MMU_UPDATE_PREEMPTED;
-            vc.cpu.rip = vc.cpu.rip.wrapping_sub(2);
-        }
-        return Ret::Done;
+        // Continuation with the rest of the batch; `pdone` carries the
+        // running total.
+        return Ret::Preempted([
+            reqs.wrapping_add(i * 16),
+            (count - i) | MMU_UPDATE_PREEMPTED,
+            pdone,
+            fd,
+            a[4],
+        ]);
     }
     Ret::Val(rc)
 }
 
 fn mmuext_op(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
-    let (ops, count, pdone, fd) = (a[0], a[1] & 0x7fff_ffff, a[2], a[3]);
+    let (ops, pdone, fd) = (a[0], a[2], a[3]);
+    let mut count = a[1] & 0xffff_ffff;
     let cr3v = cr3(hv, dom, v);
+    let mut done: u64 = 0;
+    if count & MMU_UPDATE_PREEMPTED != 0 {
+        // A continuation: `pdone` holds what earlier invocations did.
+        count &= !MMU_UPDATE_PREEMPTED;
+        if pdone != 0 {
+            done = match guestmem::read_obj::<u32>(&hv.mem, cr3v, pdone) {
+                Ok(d) => u64::from(d),
+                Err(f) => return f.into(),
+            };
+        }
+    }
     if let Err(e) = foreign(dom, fd) {
         return Ret::Val(e);
     }
     let mut rc = 0;
     let mut i = 0u64;
-    while i < count.min(u64::from(BATCH) * 64) {
+    while i < count.min(u64::from(BATCH)) {
         let op: [u64; 3] = match guestmem::read_obj(&hv.mem, cr3v, ops.wrapping_add(i * 24)) {
             Ok(o) => o,
             Err(_) => {
@@ -1175,10 +1273,20 @@ fn mmuext_op(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
         i += 1;
     }
     if pdone != 0 {
-        let d = u32::try_from(i).unwrap_or(u32::MAX);
+        let d = u32::try_from(done + i).unwrap_or(u32::MAX);
         if guestmem::copy_to_guest(&hv.mem, &hv.ft, cr3v, pdone, d.as_bytes()).is_err() && rc == 0 {
             rc = EFAULT;
         }
+    }
+    if rc == 0 && i < count {
+        // More than one invocation's worth: continue (never truncate).
+        return Ret::Preempted([
+            ops.wrapping_add(i * 24),
+            (count - i) | MMU_UPDATE_PREEMPTED,
+            pdone,
+            fd,
+            a[4],
+        ]);
     }
     Ret::Val(rc)
 }
@@ -1257,7 +1365,7 @@ fn mmuext_one(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg1: u64, ar
         m::MMUEXT_FLUSH_CACHE | m::MMUEXT_FLUSH_CACHE_GLOBAL => neg(13), // EACCES: no I/O privilege
         m::MMUEXT_SET_LDT => {
             let ents = arg2 & 0xffff_ffff;
-            if !arg1.is_multiple_of(4096) || ents > 8192 || !canonical(arg1) {
+            if !arg1.is_multiple_of(4096) || ents > 8192 || !guest_range(arg1, ents * 8) {
                 return EINVAL;
             }
             if let Some(vc) = hv.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) {
@@ -1353,9 +1461,19 @@ fn update_va_mapping(
     Ret::Val(0)
 }
 
+/// `multicall(list, nr_calls)`. At most [`BATCH`] entries run per
+/// invocation; then (or when an entry itself must be continued, after its
+/// arguments were rewritten in the entry) the multicall continues itself
+/// from the current entry, as Xen's preemptible multicalls do, so one
+/// hypercall never monopolises the host CPU.
 fn multicall(hv: &mut Hypervisor, dom: DomId, v: usize, list: u64, n: u64) -> Ret {
-    for i in 0..n.min(1 << 16) {
+    // nr_calls is an `unsigned int`.
+    let n = n & 0xffff_ffff;
+    for i in 0..n {
         let at = list.wrapping_add(i * 64);
+        if i == u64::from(BATCH) {
+            return Ret::Preempted([at, n - i, 0, 0, 0]);
+        }
         let e: [u64; 8] = match read(hv, dom, v, at) {
             Ok(e) => e,
             Err(f) => return f.into(),
@@ -1364,6 +1482,14 @@ fn multicall(hv: &mut Hypervisor, dom: DomId, v: usize, list: u64, n: u64) -> Re
         let r = match dispatch(hv, dom, v, op, [e[2], e[3], e[4], e[5], e[6]], true) {
             Ret::Val(x) | Ret::ValStop(x) => x,
             Ret::Done => 0,
+            Ret::Preempted(args) => {
+                // Store the entry's remaining work in the entry itself and
+                // re-run the multicall from it.
+                if write(hv, dom, v, at.wrapping_add(16), &args).is_err() {
+                    return Ret::Val(EFAULT);
+                }
+                return Ret::Preempted([at, n - i, 0, 0, 0]);
+            }
             Ret::Stop => return Ret::Stop,
         };
         if write(hv, dom, v, at + 8, &r.cast_unsigned()).is_err() {

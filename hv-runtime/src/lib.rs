@@ -18,6 +18,9 @@
 //! Machine memory itself and the execution backends live in `hv-cpu`.
 #![deny(unsafe_code)]
 
+pub mod bench;
+pub mod config;
+pub mod console;
 pub mod cpuid;
 pub mod domain;
 pub mod emulate;

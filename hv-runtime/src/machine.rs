@@ -128,17 +128,49 @@ pub struct FrameTable {
     pages: Vec<PageInfo>,
     /// Free frames, highest first so that `pop` hands out low frames first.
     free: Vec<u64>,
+    /// Per frame: may hold non-zero bytes, so allocation must clear it.
+    /// All `true` unless the table was made with [`FrameTable::new_zeroed`].
+    dirty: Vec<bool>,
 }
 
 impl FrameTable {
     /// A table for `frames` frames, all free.
     #[must_use]
     pub fn new(frames: u64) -> Self {
+        let mut t = Self::new_zeroed(frames);
+        t.dirty.fill(true);
+        t
+    }
+
+    /// A table for `frames` frames, all free, over machine memory that is
+    /// still all zero (freshly mapped): allocation skips clearing a frame
+    /// until it has been allocated once, so building a large domain does
+    /// not touch (and fault in) memory the guest has not used yet.
+    #[must_use]
+    pub fn new_zeroed(frames: u64) -> Self {
         let n = usize::try_from(frames).unwrap_or(usize::MAX);
         Self {
             pages: vec![PageInfo::FREE; n],
             free: (0..frames).rev().collect(),
+            dirty: vec![false; n],
         }
+    }
+
+    /// Clear `mfn` unless it is known to be zero, and mark it dirty (its
+    /// owner may write it from now on).
+    fn clear_for_use(
+        &mut self,
+        mem: &MachineMemory,
+        mfn: Mfn,
+    ) -> Result<(), hv_cpu::mem::MemError> {
+        let i = usize::try_from(mfn.0).unwrap_or(usize::MAX);
+        if self.dirty.get(i).copied().unwrap_or(true) {
+            mem.fill(mfn.addr(), 0, PAGE_SIZE)?;
+        }
+        if let Some(d) = self.dirty.get_mut(i) {
+            *d = true;
+        }
+        Ok(())
     }
 
     /// Number of frames.
@@ -180,7 +212,7 @@ impl FrameTable {
     /// [`AllocError::OutOfMemory`] when no frame is free.
     pub fn alloc(&mut self, mem: &MachineMemory, owner: Owner) -> Result<Mfn, AllocError> {
         let mfn = Mfn(self.free.pop().ok_or(AllocError::OutOfMemory)?);
-        if let Err(e) = mem.fill(MachineAddr(mfn.0 * PAGE_SIZE), 0, PAGE_SIZE) {
+        if let Err(e) = self.clear_for_use(mem, mfn) {
             self.free.push(mfn.0);
             return Err(e.into());
         }
@@ -214,7 +246,7 @@ impl FrameTable {
         self.free.swap_remove(pos);
         // Keep the free list sorted high → low so allocation stays low-first.
         self.free.sort_unstable_by(|a, b| b.cmp(a));
-        mem.fill(mfn.addr(), 0, PAGE_SIZE)?;
+        self.clear_for_use(mem, mfn)?;
         if let Some(p) = self.get_mut(mfn) {
             *p = PageInfo {
                 owner,
@@ -222,6 +254,38 @@ impl FrameTable {
                 allocated: true,
                 ..PageInfo::FREE
             };
+        }
+        Ok(())
+    }
+
+    /// Allocate every frame of `range` (all must be free) to `owner` in one
+    /// pass over the free list.
+    ///
+    /// # Errors
+    /// [`AllocError::OutOfMemory`] when a frame of `range` is not free;
+    /// nothing is allocated then.
+    pub fn alloc_range_at(
+        &mut self,
+        mem: &MachineMemory,
+        range: std::ops::Range<u64>,
+        owner: Owner,
+    ) -> Result<(), AllocError> {
+        let want = range.end.saturating_sub(range.start);
+        let free_in = self.free.iter().filter(|f| range.contains(f)).count() as u64;
+        if free_in != want {
+            return Err(AllocError::OutOfMemory);
+        }
+        self.free.retain(|f| !range.contains(f));
+        for f in range {
+            self.clear_for_use(mem, Mfn(f))?;
+            if let Some(p) = self.get_mut(Mfn(f)) {
+                *p = PageInfo {
+                    owner,
+                    count: 1,
+                    allocated: true,
+                    ..PageInfo::FREE
+                };
+            }
         }
         Ok(())
     }
@@ -270,9 +334,7 @@ impl M2p {
             return Err(AllocError::OutOfMemory);
         }
         let first = total - needed;
-        for f in first..total {
-            ft.alloc_at(mem, Mfn(f), Owner::Xen)?;
-        }
+        ft.alloc_range_at(mem, first..total, Owner::Xen)?;
         let base = Mfn(first);
         let l1_base = first + frames;
         let l2 = Mfn(l1_base + l1s);

@@ -74,6 +74,11 @@ pub struct PvVcpu {
     pub iopl: u8,
     /// Machine address of this vCPU's `vcpu_info`.
     pub vcpu_info: MachineAddr,
+    /// The frame `VCPUOP_register_vcpu_info` moved `vcpu_info` into, on
+    /// which the vCPU holds a general and a writable type reference (the
+    /// hypervisor writes there, so it may never become a page table).
+    /// Registration happens at most once, as in Xen.
+    pub vcpu_info_frame: Option<Mfn>,
     /// Debug registers as set by `set_debugreg`.
     pub debugreg: [u64; 8],
 }
@@ -101,6 +106,7 @@ impl PvVcpu {
             inactive_gs_base: 0,
             iopl: 0,
             vcpu_info,
+            vcpu_info_frame: None,
             debugreg,
         }
     }

@@ -51,6 +51,18 @@ pub enum BuildError {
     /// Machine memory access failed.
     #[error(transparent)]
     Mem(#[from] MemError),
+    /// The kernel's virtual range (plus the boot structures after it) is
+    /// not page aligned, wraps, is not canonical or reaches into the
+    /// hypervisor's part of the address space.
+    #[error(
+        "the kernel at VIRT_BASE {virt_base:#x} (ending at {virt_kend:#x}) and its boot structures do not fit a page-aligned, canonical guest range outside the hypervisor area (0xffff800000000000-0xffff87ffffffffff)"
+    )]
+    AddressSpace {
+        /// `VIRT_BASE`.
+        virt_base: u64,
+        /// End of the kernel image.
+        virt_kend: u64,
+    },
     /// The command line does not fit `start_info.cmd_line`.
     #[error("command line is {0} bytes; at most 1023 fit")]
     CmdlineTooLong(usize),
@@ -125,16 +137,30 @@ impl BootLayout {
         let console_pfn = store_pfn + 1;
         let pt_pfn = console_pfn + 1;
         let mut nr_pt = 1;
+        let bad = || BuildError::AddressSpace {
+            virt_base,
+            virt_kend: image.virt_kend,
+        };
+        if !virt_base.is_multiple_of(PAGE_SIZE) {
+            return Err(bad());
+        }
         let (stack_pfn, v_end) = loop {
             let stack_pfn = pt_pfn + nr_pt;
-            let after_stack = virt_base + (stack_pfn + 1) * PAGE_SIZE;
-            let v_end = (after_stack + 512 * 1024).next_multiple_of(4 << 20);
+            let v_end = (stack_pfn + 1)
+                .checked_mul(PAGE_SIZE)
+                .and_then(|o| virt_base.checked_add(o))
+                .and_then(|after_stack| after_stack.checked_add(512 * 1024))
+                .and_then(|e| e.checked_next_multiple_of(4 << 20))
+                .ok_or_else(bad)?;
             let need = count_page_tables(virt_base, v_end);
             if need <= nr_pt {
                 break (stack_pfn, v_end);
             }
             nr_pt = need;
         };
+        if !guest_half(virt_base, v_end) {
+            return Err(bad());
+        }
         let layout = Self {
             virt_base,
             kernel_end_pfn,
@@ -156,6 +182,19 @@ impl BootLayout {
         }
         Ok(layout)
     }
+}
+
+/// Whether `[start, end)` is a canonical range outside the hypervisor's
+/// part of the address space (L4 slots 256–271), where a guest's bootstrap
+/// mapping can live.
+fn guest_half(start: u64, end: u64) -> bool {
+    const XEN_START: u64 = 0xffff_8000_0000_0000;
+    const XEN_END: u64 = 0xffff_8800_0000_0000;
+    let canonical = |va: u64| matches!(va >> 47, 0 | 0x1_ffff);
+    let Some(last) = end.checked_sub(1) else {
+        return false;
+    };
+    start < end && canonical(start) && canonical(last) && (last < XEN_START || start >= XEN_END)
 }
 
 /// Page-table frames (L4 + L3s + L2s + L1s) that map `[start, end)`.
@@ -453,6 +492,31 @@ mod tests {
             table = e & pte::ADDR_MASK;
         }
         Some((table >> 12, rw))
+    }
+
+    #[test]
+    fn kernels_outside_the_guest_half_are_refused_not_wrapped() {
+        // Seeds 3 and 4 of the ELF fuzz target: VIRT_BASE at the start of
+        // the hypervisor area, and so close to 2^64 that the layout wraps.
+        let seeds = crate::domain::fuzzing::seeds();
+        for seed in &seeds[3..5] {
+            let img = GuestImage::parse(seed).expect("seed parses");
+            let r = BootLayout::compute(&img, 1100);
+            assert!(
+                matches!(r, Err(BuildError::AddressSpace { .. })),
+                "{:#x}: {r:?}",
+                img.virt_base
+            );
+        }
+        let mut w = world(1300);
+        let img = GuestImage::parse(&seeds[4]).expect("seed parses");
+        let free = w.ft.free_frames();
+        assert!(build(&w.mem, &mut w.ft, &w.m2p, &img, &cfg(1100)).is_err());
+        assert_eq!(
+            w.ft.free_frames(),
+            free,
+            "nothing allocated for a bad layout"
+        );
     }
 
     #[test]
