@@ -26,6 +26,9 @@ use vchan_common::{CTRL, Chan, DATA, End, OrFail, SEED_C2S, SEED_S2C, fail, hc, 
 
 guest_abi::entry!(main);
 
+/// Longest stream we agree to (the server's `bytes` value is its word only).
+const MAX_BYTES: u32 = 64 << 20;
+
 fn main(si: &'static StartInfo) -> ! {
     let h = hc();
     vchan_common::setup_events(si);
@@ -45,6 +48,11 @@ fn main(si: &'static StartInfo) -> ! {
     let data_ref = vchan_common::read_key(&mut xs, server, "data-ref");
     let remote_port = vchan_common::read_key(&mut xs, server, "event-channel");
     let total = vchan_common::read_key(&mut xs, server, "bytes");
+    if total > MAX_BYTES {
+        fail(format_args!(
+            "the server asks for {total} bytes; at most {MAX_BYTES}"
+        ));
+    }
     println!(
         "vchan-b: server offers refs {ring_ref} and {data_ref}, port {remote_port}, {total} bytes each way"
     );
