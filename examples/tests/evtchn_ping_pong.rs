@@ -4,7 +4,7 @@
 //! Timings are printed by ping but not asserted.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hv_runtime::domain::image::GuestImage;
@@ -45,7 +45,7 @@ fn image(name: &str) -> GuestImage {
 
 /// Boot `names` in order (domain ids 1, 2, ...) with `cmdline`; returns the
 /// console text and each domain's (name, shutdown reason).
-fn run(names: &[&str], cmdline: &str) -> (String, Vec<(String, u32)>) {
+fn run(names: &[&str], cmdline: &str) -> (String, Vec<(String, Option<u32>)>) {
     let out = Capture::default();
     let mut hv = Hypervisor::new(
         Hypervisor::frames_for(&vec![MEMORY; names.len()]),
@@ -65,19 +65,16 @@ fn run(names: &[&str], cmdline: &str) -> (String, Vec<(String, u32)>) {
         )
         .expect("create domain");
     }
-    // The run loop on its own thread so that a hang fails the test.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let outcome = hv.run();
-        let _ = tx.send(outcome);
+    let outcome = hv.run_for(LIMIT).unwrap_or_else(|t| {
+        panic!(
+            "{names:?} did not finish: {t}\n--- console ---\n{}",
+            out.text()
+        )
     });
-    let outcome = rx
-        .recv_timeout(LIMIT)
-        .unwrap_or_else(|_| panic!("{names:?} did not finish\n--- console ---\n{}", out.text()));
     let reasons = outcome
         .domains
         .into_iter()
-        .map(|(_, name, reason)| (name, reason.unwrap_or(u32::MAX))) // MAX: still running
+        .map(|(_, name, reason)| (name, reason))
         .collect();
     (out.text(), reasons)
 }
@@ -87,7 +84,7 @@ fn ping_and_pong_exchange_every_notification_and_power_off() {
     let (out, reasons) = run(&["ping", "pong"], &format!("n={ROUND_TRIPS}"));
     assert_eq!(
         reasons,
-        vec![("ping".to_owned(), 0), ("pong".to_owned(), 0)],
+        vec![("ping".to_owned(), Some(0)), ("pong".to_owned(), Some(0))],
         "both power off cleanly\n--- console ---\n{out}"
     );
     assert!(!out.contains("FAILED"), "{out}");
@@ -119,7 +116,7 @@ fn pong_without_ping_gives_up_binding_with_a_crash_instead_of_hanging() {
     let (out, reasons) = run(&["pong"], "n=1");
     assert_eq!(
         reasons,
-        vec![("pong".to_owned(), 3)],
+        vec![("pong".to_owned(), Some(3))],
         "a lone pong cannot bind and crashes\n--- console ---\n{out}"
     );
     assert!(

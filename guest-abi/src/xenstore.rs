@@ -636,3 +636,148 @@ fn decimal(mut v: u32, buf: &mut [u8; 5]) -> &[u8] {
     }
     &buf[i..]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::OwnedRingMem;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A scripted server: on each wait it appends the next chunk of bytes
+    /// to the response ring (raw, so it can lie).
+    struct Script<'a> {
+        mem: &'a OwnedRingMem,
+        chunks: Vec<Vec<u8>>,
+        waits: u32,
+    }
+
+    impl XsTransport for Script<'_> {
+        fn notify(&mut self) {}
+        fn wait(&mut self) -> Result<(), XsError> {
+            self.waits += 1;
+            if self.chunks.is_empty() || self.waits > 100 {
+                return Err(XsError::Timeout);
+            }
+            let c = self.chunks.remove(0);
+            let prod = self.mem.load_u32_relaxed(RSP_PROD);
+            for (i, b) in c.iter().enumerate() {
+                let at = RSP + mask_xenstore_idx(prod.wrapping_add(small(i)));
+                self.mem.write_bytes(at, &[*b]);
+            }
+            self.mem
+                .store_u32_release(RSP_PROD, prod.wrapping_add(small(c.len())));
+            Ok(())
+        }
+    }
+
+    fn msg(type_: u32, req_id: u32, payload: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        for w in [type_, req_id, 0, small(payload.len())] {
+            m.extend_from_slice(&w.to_le_bytes());
+        }
+        m.extend_from_slice(payload);
+        m
+    }
+
+    fn client(mem: &OwnedRingMem, chunks: Vec<Vec<u8>>) -> XsClient<&OwnedRingMem, Script<'_>> {
+        XsClient::new(
+            mem,
+            Script {
+                mem,
+                chunks,
+                waits: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn error_reply_carries_the_xen_name_and_errno() {
+        let mem = OwnedRingMem::new();
+        let mut c = client(&mem, vec![msg(XS_ERROR, 1, b"ENOENT\0")]);
+        let e = c.read(0, "x", &mut [0; 8]).unwrap_err();
+        assert_eq!(e.name(), Some("ENOENT"));
+        assert!(matches!(e, XsError::Xen { errno, .. } if errno == Errno::ENOENT));
+        // The request went out with the path NUL-terminated.
+        let mut req = [0u8; 18];
+        mem.read_bytes(REQ, &mut req);
+        assert_eq!(&req[16..], b"x\0");
+        assert_eq!(mem.load_u32_relaxed(REQ_PROD), 18);
+    }
+
+    #[test]
+    fn events_before_the_reply_are_kept_and_replies_may_arrive_in_pieces() {
+        let mem = OwnedRingMem::new();
+        let ev = msg(XS_WATCH_EVENT, 0, b"a/b\0tok\0");
+        let reply = msg(XS_READ, 1, b"value");
+        let mut script = vec![ev];
+        script.extend(reply.chunks(3).map(<[u8]>::to_vec));
+        let mut c = client(&mem, script);
+        let mut buf = [0u8; 16];
+        let n = c.read(0, "k", &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"value");
+        let mut evb = [0u8; 32];
+        let e = c.poll_watch_event(&mut evb).unwrap().unwrap();
+        assert_eq!((e.path, e.token), (&b"a/b"[..], &b"tok"[..]));
+        assert_eq!(c.poll_watch_event(&mut evb).unwrap(), None);
+    }
+
+    #[test]
+    fn lying_server_is_a_protocol_error_not_a_hang() {
+        // Response indices claiming more than a ring.
+        let mem = OwnedRingMem::new();
+        mem.store_u32_relaxed(RSP_PROD, 5000);
+        let mut c = client(&mem, vec![]);
+        assert_eq!(c.read(0, "k", &mut [0; 8]), Err(XsError::Protocol));
+        // A reply header announcing more than 4096 bytes.
+        let mem = OwnedRingMem::new();
+        let mut bad = msg(XS_READ, 1, b"");
+        bad[12..16].copy_from_slice(&5000u32.to_le_bytes());
+        let mut c = client(&mem, vec![bad]);
+        assert_eq!(c.read(0, "k", &mut [0; 8]), Err(XsError::Protocol));
+        // A reply of the wrong type.
+        let mem = OwnedRingMem::new();
+        let mut c = client(&mem, vec![msg(XS_WRITE, 1, b"OK\0")]);
+        assert_eq!(c.read(0, "k", &mut [0; 8]), Err(XsError::Protocol));
+        // A server that never answers: the transport's timeout comes back.
+        let mem = OwnedRingMem::new();
+        let mut c = client(&mem, vec![]);
+        assert_eq!(c.mkdir(0, "k"), Err(XsError::Timeout));
+        // Request-side indices claiming more than a ring.
+        let mem = OwnedRingMem::new();
+        mem.store_u32_relaxed(REQ_CONS, 2000);
+        let mut c = client(&mem, vec![]);
+        assert_eq!(c.rm(0, "k"), Err(XsError::Protocol));
+    }
+
+    #[test]
+    fn invalid_requests_are_refused_before_sending() {
+        let mem = OwnedRingMem::new();
+        let mut c = client(&mem, vec![]);
+        assert_eq!(c.write(0, "a\0b", b""), Err(XsError::Invalid));
+        assert_eq!(c.watch("p", "t\0"), Err(XsError::Invalid));
+        assert_eq!(c.write(0, "p", &[0u8; 4095]), Err(XsError::Invalid));
+        assert_eq!(mem.load_u32_relaxed(REQ_PROD), 0);
+    }
+
+    #[test]
+    fn transaction_ids_and_domain_paths_parse() {
+        let mem = OwnedRingMem::new();
+        let mut c = client(
+            &mem,
+            vec![
+                msg(XS_TRANSACTION_START, 1, b"42\0"),
+                msg(XS_GET_DOMAIN_PATH, 2, b"/local/domain/7\0"),
+                msg(XS_TRANSACTION_START, 3, b"x\0"),
+            ],
+        );
+        assert_eq!(c.transaction_start(), Ok(42));
+        let mut buf = [0u8; 32];
+        let n = c.get_domain_path(7, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"/local/domain/7");
+        assert_eq!(c.transaction_start(), Err(XsError::Protocol));
+        let mut d = [0u8; 5];
+        assert_eq!(decimal(0, &mut d), b"0");
+        assert_eq!(decimal(65535, &mut d), b"65535");
+    }
+}

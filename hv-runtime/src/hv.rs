@@ -552,8 +552,9 @@ impl Hypervisor {
             self.service_consoles();
             self.service_xenstore();
             let mut ran = false;
-            let ids: Vec<DomId> = self.domains.keys().copied().collect();
-            for dom in ids {
+            let mut next = self.next_domain(None);
+            while let Some(dom) = next {
+                next = self.next_domain(Some(dom));
                 let n = self.domains.get(&dom).map_or(0, |d| d.vcpus.len());
                 for v in 0..n {
                     if self.run_vcpu(dom, v) {
@@ -823,8 +824,9 @@ impl Hypervisor {
 
     /// Drain every domain's console ring to the output.
     pub fn service_consoles(&mut self) {
-        let ids: Vec<DomId> = self.domains.keys().copied().collect();
-        for id in ids {
+        let mut next = self.next_domain(None);
+        while let Some(id) = next {
+            next = self.next_domain(Some(id));
             let mut notify = None;
             if let Some(d) = self.domains.get_mut(&id) {
                 if d.console.broken {
@@ -858,6 +860,7 @@ impl Hypervisor {
         let Some(d) = self.domains.get_mut(&id) else {
             return;
         };
+        let mut wrote = false;
         for buf in [&mut d.console.line, &mut d.conio_line] {
             while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=pos).collect();
@@ -865,14 +868,34 @@ impl Hypervisor {
                     let _ = write!(self.out, "[{}] ", d.name);
                 }
                 let _ = self.out.write_all(&sanitize(&line));
+                wrote = true;
             }
             // Bound what a guest can make us hold.
             if buf.len() > 64 * 1024 {
                 let line: Vec<u8> = std::mem::take(buf);
                 let _ = self.out.write_all(&sanitize(&line));
+                wrote = true;
             }
         }
-        let _ = self.out.flush();
+        // Called twice per scheduling pass: flush only when there is news.
+        if wrote {
+            let _ = self.out.flush();
+        }
+    }
+
+    /// The first domain id after `after` (the lowest with `None`). The run
+    /// loop walks domains with it instead of collecting the ids into a
+    /// fresh vector on every pass.
+    fn next_domain(&self, after: Option<DomId>) -> Option<DomId> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        match after {
+            None => self.domains.keys().next().copied(),
+            Some(a) => self
+                .domains
+                .range((Excluded(a), Unbounded))
+                .next()
+                .map(|(&k, _)| k),
+        }
     }
 
     fn flush_console_lines(&mut self) {

@@ -306,3 +306,81 @@ fn fs_relative_addressing() {
     let _ = g.run();
     assert_eq!(g.st.gpr[0], 77);
 }
+
+const CF: u64 = 1;
+const ZF: u64 = 1 << 6;
+const SF: u64 = 1 << 7;
+
+#[test]
+fn single_step_sees_the_flags_of_an_instruction_whose_flags_are_dead_in_its_block() {
+    let mut g = Guest::new();
+    g.st.rflags |= 1 << 8;
+    g.st.gpr[0] = 0xffff_ffff;
+    g.st.gpr[3] = 1;
+    g.asm(0x40_0000, |a| {
+        a.add(eax, ebx).unwrap(); // CF=1 ZF=1, overwritten by the sub below
+        a.sub(ecx, 1i32).unwrap();
+        a.int3().unwrap();
+    });
+    let db = Exit::Exception {
+        vector: 1,
+        error_code: None,
+        cr2: 0,
+    };
+    assert_eq!(g.run(), db);
+    assert_eq!(g.st.gpr[0], 0);
+    assert_eq!(g.st.rflags & (CF | ZF | SF), CF | ZF);
+    assert_eq!(g.run(), db);
+    assert_eq!(g.st.rflags & (CF | ZF | SF), CF | SF);
+}
+
+#[test]
+fn flags_are_exact_at_a_fault_after_instructions_whose_flags_are_overwritten_later() {
+    let mut g = Guest::new();
+    g.st.gpr[0] = 0xffff_ffff;
+    g.st.gpr[3] = 1;
+    g.asm(0x40_0000, |a| {
+        a.add(eax, ebx).unwrap(); // CF=1 ZF=1
+        a.rol(edx, 3i32).unwrap(); // CF/OF only
+        a.mov(ecx, dword_ptr(0x70_0000)).unwrap(); // not mapped: #PF
+        a.xor(esi, esi).unwrap(); // would overwrite all status flags
+        a.int3().unwrap();
+    });
+    assert_eq!(g.run(), pf(4, 0x70_0000));
+    assert_eq!(g.st.rip, 0x40_0000 + 2 + 3);
+    // rol of 0 leaves CF=0 (its own CF) and keeps ZF from the add.
+    assert_eq!(g.st.rflags & (CF | ZF | SF), ZF);
+}
+
+#[test]
+fn overlapping_forward_rep_movsb_copies_element_by_element() {
+    let mut g = Guest::new();
+    g.poke(0x60_0000, b"abc");
+    g.asm(0x40_0000, |a| {
+        a.mov(rsi, 0x60_0000u64).unwrap();
+        a.mov(rdi, 0x60_0003u64).unwrap();
+        a.mov(ecx, 9u32).unwrap();
+        a.cld().unwrap();
+        a.rep().movsb().unwrap();
+        a.int3().unwrap();
+    });
+    let _ = g.run();
+    assert_eq!(g.st.gpr[1], 0);
+    let lo = g.peek_u64(0x60_0000).to_le_bytes();
+    let hi = g.peek_u64(0x60_0008).to_le_bytes();
+    assert_eq!(&lo, b"abcabcab");
+    assert_eq!(&hi[..4], b"cabc");
+}
+
+#[test]
+fn read_modify_write_to_a_read_only_page_is_a_write_fault() {
+    let mut g = Guest::new();
+    g.map_new(0x70_0000, P | US | NX);
+    g.asm(0x40_0000, |a| {
+        a.mov(rbx, 0x70_0000u64).unwrap();
+        a.add(qword_ptr(rbx), rax).unwrap();
+        a.int3().unwrap();
+    });
+    // present | write | user
+    assert_eq!(g.run(), pf(7, 0x70_0000));
+}

@@ -421,6 +421,9 @@ struct World {
     max_mfn: u64,
     probes: u32,
     accepted: u32,
+    /// Our own grant-table frames: shared hypervisor pages that we own and
+    /// may map, as on Xen, so they are not "foreign".
+    grant_frames: [u64; 4],
 }
 
 fn m2p(mfn: u64) -> u64 {
@@ -446,7 +449,9 @@ impl World {
 
     fn is_own(&self, mfn: u64) -> bool {
         let pfn = m2p(mfn);
-        (pfn < self.nr_pages && self.p2m(pfn) == mfn) || mfn == self.si.shared_info >> 12
+        (pfn < self.nr_pages && self.p2m(pfn) == mfn)
+            || mfn == self.si.shared_info >> 12
+            || self.grant_frames.contains(&mfn)
     }
 
     /// VA of one of our own bootstrap-mapped frames.
@@ -1727,7 +1732,17 @@ fn main(si: &'static StartInfo) -> ! {
         max_mfn: u64::try_from(max_mfn).unwrap_or(0).min(1 << 20),
         probes: 0,
         accepted: 0,
+        grant_frames: [u64::MAX; 4],
     };
+    // Learn our grant-table frames (GNTTABOP_setup_table with the current
+    // size) so the foreign-frame probes skip them.
+    if let Ok((cur, _)) = guest_abi::gnttab::query_size(&w.hc) {
+        let n = usize::try_from(cur).unwrap_or(0).min(w.grant_frames.len());
+        let mut frames = [0u64; 4];
+        if guest_abi::gnttab::setup_table(&w.hc, &mut frames[..n]).is_ok() {
+            w.grant_frames[..n].copy_from_slice(&frames[..n]);
+        }
+    }
     say!(
         "hostile: domain {} with {} pages, L4 at mfn {:#x}, machine has {} frames",
         w.domid,

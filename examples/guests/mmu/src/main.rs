@@ -205,9 +205,20 @@ fn main(si: &'static StartInfo) -> ! {
         uvm(&h, WINDOW, (win_l1.0 << 12) | RO),
     );
     check_ok("(unmap it)", uvm(&h, WINDOW, 0));
+    // Our grant-table frames are ours (shared hypervisor pages a domain may
+    // map, as on Xen): skip them too.
+    let mut grant_frames = [u64::MAX; 4];
+    if let Ok((cur, _)) = guest_abi::gnttab::query_size(&h) {
+        let n = usize::try_from(cur).unwrap_or(0).min(grant_frames.len());
+        let _ = guest_abi::gnttab::setup_table(&h, &mut grant_frames[..n]);
+    }
     let foreign = (0..si.nr_pages * 2)
         .map(Mfn)
-        .find(|&m| xtf_common::m2p(m) >= si.nr_pages && m.0 != si.shared_info >> 12)
+        .find(|&m| {
+            xtf_common::m2p(m) >= si.nr_pages
+                && m.0 != si.shared_info >> 12
+                && !grant_frames.contains(&m.0)
+        })
         .unwrap_or(Mfn(0));
     check_errno(
         "mapping a frame that is not ours (Xen's or another domain's)",

@@ -29,9 +29,19 @@
 //! `SCHEDOP_poll` on its one port, which Xen wakes when the port becomes
 //! pending whatever the masks say, then test-and-clears the port's
 //! `evtchn_pending` bit itself (an atomic on the mapped `shared_info`). Every
-//! wait has a deadline ([`WAIT_TIMEOUT_NS`] of pvclock system time), so a
+//! wait has a deadline in pvclock system time (ping: [`WAIT_TIMEOUT_NS`]
+//! after the round started; pong: renewed every 64 notifications), so a
 //! lost notification ends the run with a message and `SHUTDOWN_crash`
-//! instead of a hang.
+//! instead of a hang. Since the exchange is lock-step, a duplicated or
+//! extra notification would show as ping finding its port pending after
+//! the last round, which it also treats as a failure.
+//!
+//! # What ping prints
+//!
+//! Round trips run back to back; each sample is the pvclock time between
+//! two consecutive answers (send, pong wakes, answers, ping wakes). ping
+//! prints the median, mean, 99th percentile, min and max. On a shared host
+//! the mean and max include the times the host preempted `hv` itself.
 #![allow(unsafe_code)]
 // Each guest uses its own part of this file.
 #![allow(dead_code)]
@@ -41,11 +51,13 @@ use core::mem::offset_of;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use guest_abi::abi::hypercall_nr::SCHED_OP;
 use guest_abi::abi::mmu::UVMF_INVLPG;
 use guest_abi::abi::sched::SHUTDOWN_CRASH;
+use guest_abi::abi::sched::{SCHEDOP_POLL, SchedPoll};
 use guest_abi::abi::xen::{SharedInfo, StartInfo};
 use guest_abi::abi::{DomId, Errno, EvtchnPort, GuestVa};
-use guest_abi::hypercall::XenHypercallPage;
+use guest_abi::hypercall::{Hypercall as _, XenHypercallPage, arg_mut, arg_ref};
 use guest_abi::pvclock::system_time_now;
 use guest_abi::shared::{SharedInfoPage, SharedTimeInfo};
 
@@ -158,15 +170,38 @@ impl Link {
     /// Wait until `port` is pending (and clear it), polling with the
     /// deadline `deadline_ns`. `Err` on a timeout or a poll error.
     pub fn wait(&self, port: EvtchnPort, deadline_ns: u64) -> Result<(), WaitError> {
+        // The clock is read only after a poll came back with nothing
+        // pending (a timeout or a spurious wake-up), never on the fast path.
+        let mut polled = false;
         loop {
             if self.take_pending(port) {
                 return Ok(());
             }
-            if self.now_ns() >= deadline_ns {
+            if polled && self.now_ns() >= deadline_ns {
                 return Err(WaitError::TimedOut);
             }
-            guest_abi::sched::poll(&self.hv, &[port], deadline_ns).map_err(WaitError::Poll)?;
+            self.poll(port, deadline_ns).map_err(WaitError::Poll)?;
+            polled = true;
         }
+    }
+
+    /// `SCHEDOP_poll` on the single `port`. (`guest_abi::sched::poll` takes
+    /// any number of ports and copies them into a 128-entry array first;
+    /// for one port that copy is most of the guest's work per wait.)
+    fn poll(&self, port: EvtchnPort, deadline_ns: u64) -> Result<(), Errno> {
+        let ports = [port.0];
+        let mut a = SchedPoll {
+            ports: arg_ref(&ports),
+            nr_ports: 1,
+            _pad: 0,
+            timeout: deadline_ns,
+        };
+        self.hv
+            .call_checked(
+                SCHED_OP,
+                [u64::from(SCHEDOP_POLL), arg_mut(&mut a), 0, 0, 0],
+            )
+            .map(drop)
     }
 }
 
@@ -196,16 +231,16 @@ fn rdtsc() -> u64 {
     }
 }
 
-/// The buffer ping keeps its round-trip samples in (once per domain; a
-/// second call crashes the domain).
-pub fn samples(name: &'static str) -> &'static mut [u32; MAX_ROUND_TRIPS] {
+/// The buffer ping keeps its round-trip samples in; `None` after the
+/// first call (it is handed out once per domain).
+pub fn samples() -> Option<&'static mut [u32; MAX_ROUND_TRIPS]> {
     if SAMPLES_TAKEN.swap(true, Ordering::SeqCst) {
-        crash(name, format_args!("samples buffer taken twice"));
+        return None;
     }
     // SAFETY: the flag above hands the static out at most once, so this is
     // the only reference to it; the guest has one vCPU and no other code
     // touches `SAMPLES`.
-    unsafe { &mut *(&raw mut SAMPLES) }
+    unsafe { (&raw mut SAMPLES).as_mut() }
 }
 
 /// The rendezvous port (see the module docs): the lowest port ≥ 1 that is

@@ -4,22 +4,56 @@ use iced_x86::Instruction;
 
 use super::flags::{FOp, Lazy, mask, sext, sign_bit};
 use super::mmu::{Fault, canonical};
-use super::translate::{K, NOREG, SEG_SS, Uop, alu, sh};
+use super::translate::{K, NOREG, SEG_SS, Uop, alu, sh, sse};
 use super::{BlockEnd, Core, Cpu, Stop};
 use crate::state::rflags::{CF, OF};
 use crate::{CpuState, Exit};
+
+/// Value mask by operand size (index = size in bytes).
+const SZ_MASK: [u64; 16] = [
+    0,
+    0xff,
+    0xffff,
+    0,
+    0xffff_ffff,
+    0,
+    0,
+    0,
+    u64::MAX,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+];
+/// Bits of the old register value kept by a write of each size (32-bit
+/// writes zero-extend).
+const SZ_KEEP: [u64; 16] = [
+    u64::MAX,
+    !0xff,
+    !0xffff,
+    u64::MAX,
+    0,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    0,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+];
 
 /// Read register `r` (encoded) with size `sz`.
 #[inline(always)]
 pub(crate) fn getr(st: &CpuState, r: u8, sz: u8) -> u64 {
     if r < 16 {
-        let v = st.gpr[usize::from(r & 15)];
-        match sz {
-            8 => v,
-            4 => v & 0xffff_ffff,
-            2 => v & 0xffff,
-            _ => v & 0xff,
-        }
+        st.gpr[usize::from(r & 15)] & SZ_MASK[usize::from(sz & 15)]
     } else {
         (st.gpr[usize::from(r & 3)] >> 8) & 0xff
     }
@@ -28,19 +62,13 @@ pub(crate) fn getr(st: &CpuState, r: u8, sz: u8) -> u64 {
 /// Write register `r` (encoded) with x86 merge/zero-extend rules.
 #[inline(always)]
 pub(crate) fn setr(st: &mut CpuState, r: u8, sz: u8, v: u64) {
-    let i = usize::from(r & 15);
-    match sz {
-        8 => st.gpr[i] = v,
-        4 => st.gpr[i] = v & 0xffff_ffff,
-        2 => st.gpr[i] = (st.gpr[i] & !0xffff) | (v & 0xffff),
-        _ => {
-            if r < 16 {
-                st.gpr[i] = (st.gpr[i] & !0xff) | (v & 0xff);
-            } else {
-                let j = usize::from(r & 3);
-                st.gpr[j] = (st.gpr[j] & !0xff00) | ((v & 0xff) << 8);
-            }
-        }
+    if r < 16 {
+        let g = &mut st.gpr[usize::from(r & 15)];
+        let z = usize::from(sz & 15);
+        *g = (*g & SZ_KEEP[z]) | (v & SZ_MASK[z]);
+    } else {
+        let j = usize::from(r & 3);
+        st.gpr[j] = (st.gpr[j] & !0xff00) | ((v & 0xff) << 8);
     }
 }
 
@@ -93,6 +121,50 @@ pub(crate) fn alu_op(c: &mut Core, op: u8, sz: u8, a: u64, b: u64) -> u64 {
     r
 }
 
+/// The result of an ALU operation without recording flags (their flags
+/// are dead).
+#[inline(always)]
+pub(crate) fn alu_val(c: &Core, op: u8, sz: u8, a: u64, b: u64) -> u64 {
+    let r = match op {
+        alu::ADD => a.wrapping_add(b),
+        alu::OR => a | b,
+        alu::ADC => a.wrapping_add(b).wrapping_add(c.cf()),
+        alu::SBB => a.wrapping_sub(b).wrapping_sub(c.cf()),
+        alu::AND | alu::TEST => a & b,
+        alu::SUB | alu::CMP => a.wrapping_sub(b),
+        _ => a ^ b,
+    };
+    r & mask(sz)
+}
+
+/// Shift/rotate without flags (dead): `None` when the masked count is 0.
+#[inline(always)]
+fn shift_val(kind: u8, sz: u8, a: u64, cnt: u64) -> Option<u64> {
+    let cnt = (cnt & if sz == 8 { 63 } else { 31 }) as u32;
+    if cnt == 0 {
+        return None;
+    }
+    let m = mask(sz);
+    let bits = 8 * u32::from(sz);
+    let a = a & m;
+    Some(match kind {
+        sh::SHL | 6 => (a << cnt) & m,
+        sh::SHR => a >> cnt,
+        sh::SAR => (sext(a, sz) >> cnt) as u64 & m,
+        sh::ROL | sh::ROR => {
+            let rc = cnt & (bits - 1);
+            if rc == 0 {
+                a
+            } else if kind == sh::ROL {
+                ((a << rc) | (a >> (bits - rc))) & m
+            } else {
+                ((a >> rc) | (a << (bits - rc))) & m
+            }
+        }
+        _ => return None,
+    })
+}
+
 /// Shift/rotate `a` by `cnt` (unmasked); `None` when the count is zero (no
 /// change at all, flags included).
 #[inline]
@@ -109,7 +181,7 @@ pub(crate) fn shift_op(c: &mut Core, kind: u8, sz: u8, a: u64, cnt: u64) -> Opti
         sh::SHR => (FOp::Shr, a >> cnt),
         sh::SAR => (FOp::Sar, (sext(a, sz) >> cnt.min(63)) as u64 & m),
         sh::ROL | sh::ROR => {
-            let rc = cnt % bits;
+            let rc = cnt & (bits - 1);
             let r = if rc == 0 {
                 a
             } else if kind == sh::ROL {
@@ -167,6 +239,84 @@ fn check_target(t: u64) -> Result<u64, Stop> {
     }
 }
 
+/// Apply `f` to each `W`-bit lane of `a` and `b`.
+#[inline(always)]
+fn lanes<const W: u32>(a: u128, b: u128, f: impl Fn(u64, u64) -> u64) -> u128 {
+    let m = (1u128 << W) - 1;
+    let mut r = 0u128;
+    let mut i = 0;
+    while i < 128 {
+        let x = ((a >> i) & m) as u64;
+        let y = ((b >> i) & m) as u64;
+        r |= (u128::from(f(x, y)) & m) << i;
+        i += W;
+    }
+    r
+}
+
+/// The SSE2 integer register-register operations of [`K::SseRR`].
+#[inline]
+fn sse_rr(op: u8, a: u128, b: u128, imm: u64) -> u128 {
+    let eq = |x: u64, y: u64| if x == y { u64::MAX } else { 0 };
+    match op {
+        sse::MOV => b,
+        sse::PAND => a & b,
+        sse::PANDN => !a & b,
+        sse::POR => a | b,
+        sse::PXOR => a ^ b,
+        sse::PSHUFD => {
+            let mut r = 0u128;
+            for i in 0..4 {
+                let sel = (imm >> (2 * i)) & 3;
+                r |= ((b >> (32 * sel)) & 0xffff_ffff) << (32 * i);
+            }
+            r
+        }
+        sse::PCMPEQB => lanes::<8>(a, b, eq),
+        sse::PCMPEQW => lanes::<16>(a, b, eq),
+        sse::PCMPEQD => lanes::<32>(a, b, eq),
+        sse::PADDB => lanes::<8>(a, b, u64::wrapping_add),
+        sse::PADDW => lanes::<16>(a, b, u64::wrapping_add),
+        sse::PADDD => lanes::<32>(a, b, u64::wrapping_add),
+        sse::PADDQ => lanes::<64>(a, b, u64::wrapping_add),
+        sse::PSUBB => lanes::<8>(a, b, u64::wrapping_sub),
+        sse::PSUBW => lanes::<16>(a, b, u64::wrapping_sub),
+        sse::PSUBD => lanes::<32>(a, b, u64::wrapping_sub),
+        _ => lanes::<64>(a, b, u64::wrapping_sub),
+    }
+}
+
+/// An ALU operation on register `u.d` (0–15) of size `sz` (4 or 8) with
+/// operand `b`.
+#[inline(always)]
+fn alu_reg(cpu: &mut Cpu<'_>, u: &Uop, sz: u8, b: u64) {
+    let d = usize::from(u.d & 15);
+    let a = cpu.st.gpr[d] & mask(sz);
+    let r = if u.nf {
+        alu_val(cpu.c, u.x, sz, a, b)
+    } else {
+        alu_op(cpu.c, u.x, sz, a, b)
+    };
+    if u.x < alu::CMP {
+        // Masked to `sz`: a 32-bit write zero-extends.
+        cpu.st.gpr[d] = r;
+    }
+}
+
+/// A shift/rotate by immediate of register `u.d` (0–15) of size `sz`.
+#[inline(always)]
+fn shift_reg(cpu: &mut Cpu<'_>, u: &Uop, sz: u8) {
+    let d = usize::from(u.d & 15);
+    let a = cpu.st.gpr[d] & mask(sz);
+    let r = if u.nf {
+        shift_val(u.x, sz, a, u.imm)
+    } else {
+        shift_op(cpu.c, u.x, sz, a, u.imm)
+    };
+    // A 32-bit destination is written even when the count is 0.
+    cpu.st.gpr[d] = r.unwrap_or(a);
+}
+
 /// Execute one micro-op. `Ok(None)` falls through; `Ok(Some(t))` ends the
 /// block and continues at `t`.
 #[inline(always)]
@@ -216,6 +366,36 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
             let v = ea(cpu.st, u);
             setr(cpu.st, u.d, u.sz, v);
         }
+        K::MovRRq => cpu.st.gpr[usize::from(u.d & 15)] = cpu.st.gpr[usize::from(u.s & 15)],
+        K::MovRRd => {
+            cpu.st.gpr[usize::from(u.d & 15)] = cpu.st.gpr[usize::from(u.s & 15)] & 0xffff_ffff;
+        }
+        K::AluRRq => {
+            let b = cpu.st.gpr[usize::from(u.s & 15)];
+            alu_reg(cpu, u, 8, b);
+        }
+        K::AluRRd => {
+            let b = cpu.st.gpr[usize::from(u.s & 15)] & 0xffff_ffff;
+            alu_reg(cpu, u, 4, b);
+        }
+        K::AluRIq => alu_reg(cpu, u, 8, u.imm),
+        K::AluRId => alu_reg(cpu, u, 4, u.imm & 0xffff_ffff),
+        K::ShiftRIq => shift_reg(cpu, u, 8),
+        K::ShiftRId => shift_reg(cpu, u, 4),
+        K::AluRR | K::AluRI | K::AluRM if u.nf => {
+            if u.x < alu::CMP {
+                let a = getr(cpu.st, u.d, u.sz);
+                let b = match u.k {
+                    K::AluRR => getr(cpu.st, u.s, u.sz),
+                    K::AluRI => u.imm,
+                    _ => cpu.rd(ea(cpu.st, u), u.sz, ss)?,
+                };
+                let r = alu_val(cpu.c, u.x, u.sz, a, b);
+                setr(cpu.st, u.d, u.sz, r);
+            } else if u.k == K::AluRM {
+                cpu.rd(ea(cpu.st, u), u.sz, ss)?;
+            }
+        }
         K::AluRR => {
             let a = getr(cpu.st, u.d, u.sz);
             let b = getr(cpu.st, u.s, u.sz);
@@ -253,6 +433,10 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
         }
         K::AluMR | K::AluMI => {
             let addr = ea(cpu.st, u);
+            if u.x < alu::CMP {
+                // Read with write intent: faults are write faults.
+                cpu.probe_write(addr, u.sz, ss)?;
+            }
             let a = cpu.rd(addr, u.sz, ss)?;
             let b = if u.k == K::AluMR {
                 getr(cpu.st, u.s, u.sz)
@@ -272,6 +456,40 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
                     return Ok(Some(u.next()));
                 }
             }
+        }
+        K::IncDecR if u.nf => {
+            let a = getr(cpu.st, u.d, u.sz);
+            let r = if u.x == 0 {
+                a.wrapping_add(1)
+            } else {
+                a.wrapping_sub(1)
+            };
+            setr(cpu.st, u.d, u.sz, r);
+        }
+        K::NegR if u.nf => {
+            let a = getr(cpu.st, u.d, u.sz);
+            setr(cpu.st, u.d, u.sz, a.wrapping_neg());
+        }
+        K::ShiftRI | K::ShiftRC if u.nf => {
+            let cnt = if u.k == K::ShiftRI {
+                u.imm
+            } else {
+                cpu.st.gpr[1]
+            };
+            let a = getr(cpu.st, u.d, u.sz);
+            if let Some(r) = shift_val(u.x, u.sz, a, cnt) {
+                setr(cpu.st, u.d, u.sz, r);
+            } else if u.sz == 4 {
+                setr(cpu.st, u.d, 4, a);
+            }
+        }
+        K::ImulRR | K::ImulRRI if u.nf => {
+            let (a, b) = if u.k == K::ImulRR {
+                (getr(cpu.st, u.d, u.sz), getr(cpu.st, u.s, u.sz))
+            } else {
+                (getr(cpu.st, u.s, u.sz), u.imm)
+            };
+            setr(cpu.st, u.d, u.sz, a.wrapping_mul(b));
         }
         K::IncDecR => {
             let a = getr(cpu.st, u.d, u.sz);
@@ -317,6 +535,10 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
             let a = getr(cpu.st, u.d, u.sz);
             if let Some(r) = shift_op(cpu.c, u.x, u.sz, a, cnt) {
                 setr(cpu.st, u.d, u.sz, r);
+            } else if u.sz == 4 {
+                // A 32-bit destination is written (zero-extended) even
+                // when the masked count is 0.
+                setr(cpu.st, u.d, 4, a);
             }
         }
         K::CmovRR => {
@@ -412,6 +634,67 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
             };
             setr(cpu.st, u.d, u.sz, r);
         }
+        K::SseRR => {
+            if cpu.st.ts {
+                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+            }
+            let a = cpu.st.xmm[usize::from(u.d & 15)];
+            let b = cpu.st.xmm[usize::from(u.s & 15)];
+            cpu.st.xmm[usize::from(u.d & 15)] = sse_rr(u.x, a, b, u.imm);
+        }
+        K::MovXR => {
+            if cpu.st.ts {
+                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+            }
+            cpu.st.xmm[usize::from(u.d & 15)] = u128::from(getr(cpu.st, u.s, u.sz));
+        }
+        K::MovRX => {
+            if cpu.st.ts {
+                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+            }
+            let v = cpu.st.xmm[usize::from(u.s & 15)] as u64;
+            setr(cpu.st, u.d, u.sz, v);
+        }
+        K::SseLd => {
+            if cpu.st.ts {
+                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+            }
+            let a = ea(cpu.st, u);
+            if u.x != 0 && a & 15 != 0 {
+                return Err(Stop::Fault(Fault::gp0()));
+            }
+            let v = if a & 0xfff <= 0xff0 {
+                let lo = cpu.rd(a, 8, ss)?;
+                let hi = cpu.rd(a.wrapping_add(8), 8, ss)?;
+                u128::from(lo) | (u128::from(hi) << 64)
+            } else {
+                let mut b = [0u8; 16];
+                cpu.rd_bytes(a, &mut b, ss)?;
+                u128::from_le_bytes(b)
+            };
+            cpu.st.xmm[usize::from(u.d & 15)] = v;
+        }
+        K::SseSt => {
+            if cpu.st.ts {
+                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+            }
+            let a = ea(cpu.st, u);
+            if u.x != 0 && a & 15 != 0 {
+                return Err(Stop::Fault(Fault::gp0()));
+            }
+            let v = cpu.st.xmm[usize::from(u.s & 15)];
+            if a & 0xfff <= 0xff0 {
+                // Both halves are on one page: the second store cannot
+                // fault once the first succeeded.
+                cpu.wr(a, 8, v as u64, ss)?;
+                cpu.wr(a.wrapping_add(8), 8, (v >> 64) as u64, ss)?;
+            } else {
+                cpu.wr_bytes(a, &v.to_le_bytes(), ss)?;
+            }
+            if cpu.c.smc {
+                return Ok(Some(u.next()));
+            }
+        }
         K::Nop => {}
         K::Ud => {
             tracing::debug!(rip = u.rip, "interp: invalid instruction encoding → #UD");
@@ -440,15 +723,10 @@ pub(crate) fn exec_block(
     single: bool,
     fall: u64,
 ) -> (u64, BlockEnd) {
-    let n = if single {
-        uops.len().min(1)
-    } else {
-        uops.len()
-    };
-    let Some(run) = uops.get(..n) else {
-        return (0, BlockEnd::Next(fall));
-    };
-    for (i, u) in run.iter().enumerate() {
+    if single {
+        return exec_one(cpu, uops, insns, fall);
+    }
+    for (i, u) in uops.iter().enumerate() {
         match step(cpu, u, insns) {
             Ok(None) => {}
             Ok(Some(t)) => return (i as u64 + 1, BlockEnd::Next(t)),
@@ -458,12 +736,25 @@ pub(crate) fn exec_block(
             }
         }
     }
-    let next = if single {
-        run.first().map_or(fall, Uop::next)
-    } else {
-        fall
+    (uops.len() as u64, BlockEnd::Next(fall))
+}
+
+/// Single-step the first micro-op of a block, with exact flags (the
+/// observer sees them after every instruction).
+#[cold]
+#[inline(never)]
+fn exec_one(cpu: &mut Cpu<'_>, uops: &[Uop], insns: &[Instruction], fall: u64) -> (u64, BlockEnd) {
+    let Some(first) = uops.first() else {
+        return (0, BlockEnd::Next(fall));
     };
-    (n as u64, BlockEnd::Next(next))
+    let mut u = *first;
+    u.nf = false;
+    match step(cpu, &u, insns) {
+        Ok(None) => (1, BlockEnd::Next(u.next())),
+        Ok(Some(t)) => (1, BlockEnd::Next(t)),
+        Err(s @ Stop::Fault(_)) => (0, BlockEnd::Stop(s, u.rip, u.next())),
+        Err(s @ Stop::Trap(_)) => (1, BlockEnd::Stop(s, u.rip, u.next())),
+    }
 }
 
 /// Convenience for handlers: a trap exit after the instruction.

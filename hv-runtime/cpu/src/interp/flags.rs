@@ -220,6 +220,16 @@ impl Lazy {
     /// Evaluate condition code `cc` (the x86 encoding, 0 = O … 15 = G).
     #[inline(always)]
     pub(crate) fn cond(&self, cc: u8, eager: u64) -> bool {
+        if self.op != FOp::Eager && matches!(cc, 4 | 5 | 8 | 9) {
+            // ZF and SF follow the recorded result for every operation.
+            let r = self.res & mask(self.sz);
+            let v = if cc < 8 {
+                r == 0
+            } else {
+                r & sign_bit(self.sz) != 0
+            };
+            return v != (cc & 1 != 0);
+        }
         match self.op {
             FOp::Sub => {
                 let m = mask(self.sz);

@@ -5,7 +5,7 @@ use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
 use super::exec::{alu_op, getr, imul_op, setr, shift_op, trap};
 use super::flags::{FOp, Lazy, mask, sext, sign_bit};
-use super::mmu::{Fault, canonical};
+use super::mmu::{Acc, Fault, canonical};
 use super::translate::{Uop, alu, gpr, sh};
 use super::{Cpu, Stop};
 use crate::mem::MachineAddr;
@@ -105,7 +105,8 @@ pub(crate) fn st(cpu: &mut Cpu<'_>, l: Loc, sz: u8, v: u64) -> Result<(), Stop> 
 }
 
 /// Read-modify-write of operand 0 (`f` returns the new value or `None` for
-/// no write). With `lock` and an aligned memory operand the update is a
+/// no write; `write` says whether the instruction is a writing one, which
+/// makes a fault on the read a write fault). With `lock` and an aligned memory operand the update is a
 /// `cmpxchg` loop on the containing 8-byte word (atomic against other
 /// vCPUs); otherwise load, compute, store (flags restored if the store
 /// faults).
@@ -114,6 +115,7 @@ pub(crate) fn rmw(
     l: Loc,
     sz: u8,
     lock: bool,
+    write: bool,
     mut f: impl FnMut(&mut Cpu<'_>, u64) -> Option<u64>,
 ) -> Result<(), Stop> {
     if let Loc::Mem(a, ss) = l
@@ -144,6 +146,11 @@ pub(crate) fn rmw(
             }
         }
         // Pathological contention: fall through to the plain path.
+    }
+    if write && let Loc::Mem(a, ss) = l {
+        // The read is done with write intent: a not-present or read-only
+        // page is a write fault.
+        cpu.probe_write(a, sz, ss)?;
     }
     let v = ld(cpu, l, sz)?;
     let (lz, rf) = (cpu.c.lz, cpu.c.rf);
@@ -311,7 +318,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             let sz = op_size(ins, 0);
             let b = ld(cpu, loc(cpu, ins, 1)?, sz)?;
             let l = loc(cpu, ins, 0)?;
-            rmw(cpu, l, sz, lock, |cpu, a| {
+            rmw(cpu, l, sz, lock, op < alu::CMP, |cpu, a| {
                 let r = alu_op(cpu.c, op, sz, a, b);
                 (op < alu::CMP).then_some(r)
             })?;
@@ -319,7 +326,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
         Mnemonic::Inc | Mnemonic::Dec | Mnemonic::Not | Mnemonic::Neg => {
             let sz = op_size(ins, 0);
             let l = loc(cpu, ins, 0)?;
-            rmw(cpu, l, sz, lock, |cpu, a| {
+            rmw(cpu, l, sz, lock, true, |cpu, a| {
                 let r;
                 match m {
                     Mnemonic::Not => return Some(!a),
@@ -375,8 +382,11 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                 1
             };
             let l = loc(cpu, ins, 0)?;
-            rmw(cpu, l, sz, false, |cpu, a| {
-                shift_op(cpu.c, kind, sz, a, cnt)
+            // A 32-bit register destination is written (zero-extended)
+            // even when the masked count is 0.
+            let keep = (sz == 4 && matches!(l, Loc::Reg(_))).then_some(());
+            rmw(cpu, l, sz, false, true, |cpu, a| {
+                shift_op(cpu.c, kind, sz, a, cnt).or(keep.map(|()| a))
             })?;
         }
         Mnemonic::Rcl | Mnemonic::Rcr => {
@@ -387,8 +397,9 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                 1
             };
             let l = loc(cpu, ins, 0)?;
-            rmw(cpu, l, sz, false, |cpu, a| {
-                rc_op(cpu, m == Mnemonic::Rcl, sz, a, cnt)
+            let keep = (sz == 4 && matches!(l, Loc::Reg(_))).then_some(());
+            rmw(cpu, l, sz, false, true, |cpu, a| {
+                rc_op(cpu, m == Mnemonic::Rcl, sz, a, cnt).or(keep.map(|()| a))
             })?;
         }
         Mnemonic::Shld | Mnemonic::Shrd => {
@@ -396,8 +407,9 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             let src = ld(cpu, loc(cpu, ins, 1)?, sz)?;
             let cnt = ld(cpu, loc(cpu, ins, 2)?, 1)?;
             let l = loc(cpu, ins, 0)?;
-            rmw(cpu, l, sz, false, |cpu, a| {
-                shd_op(cpu, m == Mnemonic::Shld, sz, a, src, cnt)
+            let keep = (sz == 4 && matches!(l, Loc::Reg(_))).then_some(());
+            rmw(cpu, l, sz, false, true, |cpu, a| {
+                shd_op(cpu, m == Mnemonic::Shld, sz, a, src, cnt).or(keep.map(|()| a))
             })?;
         }
         Mnemonic::Xchg => {
@@ -408,7 +420,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             // A memory operand makes xchg implicitly locked.
             let lock = matches!(l0, Loc::Mem(..));
             let mut old = 0;
-            rmw(cpu, l0, sz, lock, |_, a| {
+            rmw(cpu, l0, sz, lock, true, |_, a| {
                 old = a;
                 Some(b)
             })?;
@@ -423,12 +435,21 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             let l1 = loc(cpu, ins, 1)?;
             let b = ld(cpu, l1, sz)?;
             let l0 = loc(cpu, ins, 0)?;
-            let mut old = 0;
-            rmw(cpu, l0, sz, lock, |cpu, a| {
-                old = a;
-                Some(alu_op(cpu.c, alu::ADD, sz, a, b))
-            })?;
-            st(cpu, l1, sz, old)?;
+            if let Loc::Reg(_) = l0 {
+                // TEMP = SRC + DEST; SRC = DEST; DEST = TEMP: with the same
+                // register twice the sum wins.
+                let a = ld(cpu, l0, sz)?;
+                let r = alu_op(cpu.c, alu::ADD, sz, a, b);
+                st(cpu, l1, sz, a)?;
+                st(cpu, l0, sz, r)?;
+            } else {
+                let mut old = 0;
+                rmw(cpu, l0, sz, lock, true, |cpu, a| {
+                    old = a;
+                    Some(alu_op(cpu.c, alu::ADD, sz, a, b))
+                })?;
+                st(cpu, l1, sz, old)?;
+            }
         }
         Mnemonic::Cmpxchg => {
             let sz = op_size(ins, 0);
@@ -437,7 +458,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             let l0 = loc(cpu, ins, 0)?;
             let mut old = 0;
             let is_mem = matches!(l0, Loc::Mem(..));
-            rmw(cpu, l0, sz, lock, |cpu, a| {
+            rmw(cpu, l0, sz, lock, true, |cpu, a| {
                 old = a;
                 alu_op(cpu.c, alu::CMP, sz, acc, a);
                 if a == acc {
@@ -481,7 +502,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                 let exp = (cpu.st.gpr[2] << 32) | (cpu.st.gpr[0] & 0xffff_ffff);
                 let new = (cpu.st.gpr[1] << 32) | (cpu.st.gpr[3] & 0xffff_ffff);
                 let mut old = 0;
-                rmw(cpu, Loc::Mem(a, ss), 8, true, |_, v| {
+                rmw(cpu, Loc::Mem(a, ss), 8, true, true, |_, v| {
                     old = v;
                     Some(if v == exp { new } else { v })
                 })?;
@@ -591,17 +612,20 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             let off = ld(cpu, loc(cpu, ins, 1)?, sz)?;
             let (l, bit, osz) = match l0 {
                 Loc::Mem(a, ss) if ins.op1_kind() == OpKind::Register => {
+                    // The operand-sized word holding the bit is accessed
+                    // (EA + size * (offset DIV bits), signed offset).
                     let so = sext(off, sz);
+                    let words = so >> (bits.trailing_zeros());
                     (
-                        Loc::Mem(a.wrapping_add((so >> 3) as u64), ss),
-                        (so & 7) as u32,
-                        1,
+                        Loc::Mem(a.wrapping_add((words * i64::from(sz)) as u64), ss),
+                        (so & (bits as i64 - 1)) as u32,
+                        sz,
                     )
                 }
                 _ => (l0, (off % bits) as u32, sz),
             };
             let mut cf = false;
-            rmw(cpu, l, osz, lock, |_, v| {
+            rmw(cpu, l, osz, lock, m != Mnemonic::Bt, |_, v| {
                 cf = (v >> bit) & 1 != 0;
                 match m {
                     Mnemonic::Bts => Some(v | (1 << bit)),
@@ -1351,7 +1375,22 @@ fn bmi(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), Stop> {
 }
 
 /// String instructions (64-bit addressing; 32-bit address size is #UD).
+///
+/// A fault part-way through a `rep` string instruction leaves RCX/RSI/RDI
+/// reflecting the completed iterations but restores RFLAGS to its value
+/// before the instruction (SDM: "REP/REPE/REPZ/REPNE/REPNZ"; `cmps`/`scas`
+/// do not read the flags, so the instruction resumes correctly).
 fn string_op(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Option<u64>, Stop> {
+    let (lz, rf) = (cpu.c.lz, cpu.c.rf);
+    let r = string_op_inner(cpu, ins, u);
+    if let Err(Stop::Fault(_)) = r {
+        cpu.c.lz = lz;
+        cpu.c.rf = rf;
+    }
+    r
+}
+
+fn string_op_inner(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Option<u64>, Stop> {
     let m = ins.mnemonic();
     let sz: u8 = match m {
         Mnemonic::Movsb | Mnemonic::Stosb | Mnemonic::Lodsb | Mnemonic::Scasb | Mnemonic::Cmpsb => {
@@ -1410,11 +1449,19 @@ fn string_op(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Option<u64
         let (rsi, rdi) = (cpu.st.gpr[6], cpu.st.gpr[7]);
         match m {
             Mnemonic::Movsb | Mnemonic::Movsw | Mnemonic::Movsd | Mnemonic::Movsq => {
-                // Fast bulk path for forward `rep movs` within pages.
+                // Fast bulk path for forward `rep movs` within pages, unless
+                // the destination overlaps the source from above (then
+                // every element must see the previous ones' stores).
                 if rep && step == u64::from(sz) && cpu.st.gpr[1] > 1 {
-                    let n = bulk_len(cpu.st.gpr[1], sz, rsi.wrapping_add(src_base), rdi);
-                    if n > 1 {
-                        let bytes = n * u64::from(sz);
+                    let src = rsi.wrapping_add(src_base);
+                    let n = bulk_len(cpu.st.gpr[1], sz, src, rdi);
+                    let bytes = n * u64::from(sz);
+                    let overlap = n > 1 && {
+                        let sm = cpu.translate(src, Acc::Read, false)? + (src & 0xfff);
+                        let dm = cpu.translate(rdi, Acc::Write, false)? + (rdi & 0xfff);
+                        dm > sm && dm < sm + bytes
+                    };
+                    if n > 1 && !overlap {
                         let mut buf = [0u8; 4096];
                         let b = buf.get_mut(..bytes as usize).unwrap_or(&mut []);
                         cpu.rd_bytes(rsi.wrapping_add(src_base), b, false)?;
@@ -1469,8 +1516,11 @@ fn string_op(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Option<u64
                 cpu.st.gpr[7] = rdi.wrapping_add(step);
             }
             _ => {
-                let a = cpu.rd(rsi.wrapping_add(src_base), sz, false)?;
+                // The destination operand (ES:RDI) is read first, as on the
+                // reference hardware: it decides which of two faulting
+                // operands is reported.
                 let b = cpu.rd(rdi, sz, false)?;
+                let a = cpu.rd(rsi.wrapping_add(src_base), sz, false)?;
                 alu_op(cpu.c, alu::CMP, sz, a, b);
                 cpu.st.gpr[6] = rsi.wrapping_add(step);
                 cpu.st.gpr[7] = rdi.wrapping_add(step);

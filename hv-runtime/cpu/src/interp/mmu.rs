@@ -418,6 +418,20 @@ impl Cpu<'_> {
         Ok(())
     }
 
+    /// Check (and translate, setting A/D) every page of a `sz`-byte access at
+    /// `lin` for writing, without accessing memory: the read of a
+    /// read-modify-write instruction is done with write intent, so a fault
+    /// on it is reported as a write fault.
+    #[inline(always)]
+    pub(crate) fn probe_write(&mut self, lin: u64, sz: u8, ss: bool) -> Result<(), Stop> {
+        self.translate(lin, Acc::Write, ss)?;
+        let last = lin.wrapping_add(u64::from(sz).saturating_sub(1));
+        if (last ^ lin) & !0xfff != 0 {
+            self.translate(last & !0xfff, Acc::Write, ss)?;
+        }
+        Ok(())
+    }
+
     /// Machine address for an aligned atomic access of `sz` bytes at `lin`
     /// (translated for write; the caller does the atomic op).
     pub(crate) fn atomic_addr(&mut self, lin: u64, ss: bool) -> Result<u64, Stop> {

@@ -22,7 +22,15 @@
 //!   stores to code frames go through the TLB slow path (write tags are
 //!   withheld for code frames) and end the current block, so a write to the
 //!   next instruction is seen.
-//! * **Soft TLB** ([`mmu`]) and **lazy flags** ([`flags`]).
+//! * **Soft TLB** ([`mmu`]) and **lazy flags** ([`flags`]), plus a
+//!   block-local **flag liveness** pass at translation
+//!   (`translate::flag_liveness`): a micro-op whose status flags are
+//!   overwritten later in the block before anything can observe them (a
+//!   condition, a possible fault or exit, the block end) skips computing
+//!   them; single-stepping ignores that.
+//! * Hot SSE2 integer forms (xmm moves and loads/stores, `movd`/`movq`,
+//!   `pand`…`pxor`, `pshufd`, `pcmpeq*`, `padd*`/`psub*`) have their own
+//!   micro-ops; the rest of SSE runs in `sse.rs`.
 //!
 //! Instruction counting for [`Deadline::Instructions`] is per block (a block
 //! is at most [`MAX_BLOCK`] instructions); [`Deadline::HostNanos`] is checked

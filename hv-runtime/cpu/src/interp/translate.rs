@@ -81,6 +81,165 @@ pub enum K {
     /// `imm` = extra bytes popped.
     Ret,
     Bswap,
+    /// SSE2 integer op on two XMM registers (`x` = [`sse`] op, `imm` =
+    /// `pshufd` control).
+    SseRR,
+    /// `movd`/`movq xmm, r32/r64` (`d` = xmm, `s` = gpr, `sz`).
+    MovXR,
+    /// `movd`/`movq r32/r64, xmm` (`d` = gpr, `s` = xmm, `sz`).
+    MovRX,
+    /// 16-byte load into `d` (`x` = 1: must be 16-byte aligned).
+    SseLd,
+    /// 16-byte store of `s` (`x` = 1: must be 16-byte aligned).
+    SseSt,
+    /// `MovRR`, `AluRR`, `AluRI`, `ShiftRI` specialised for 64-bit (`q`)
+    /// and 32-bit (`d`) operands on registers 0–15 (see [`specialise`]).
+    MovRRq,
+    MovRRd,
+    AluRRq,
+    AluRRd,
+    AluRIq,
+    AluRId,
+    ShiftRIq,
+    ShiftRId,
+}
+
+/// Swap in the size-specialised kinds (after [`flag_liveness`], which
+/// only knows the general ones).
+pub(crate) fn specialise(block: &mut [Uop]) {
+    for u in block {
+        let regs = u.d < 16 && (u.s < 16 || u.s == NOREG);
+        if !regs || (u.sz != 4 && u.sz != 8) {
+            continue;
+        }
+        let q = u.sz == 8;
+        u.k = match u.k {
+            K::MovRR if q => K::MovRRq,
+            K::MovRR => K::MovRRd,
+            K::AluRR if q => K::AluRRq,
+            K::AluRR => K::AluRRd,
+            K::AluRI if q => K::AluRIq,
+            K::AluRI => K::AluRId,
+            K::ShiftRI if q => K::ShiftRIq,
+            K::ShiftRI => K::ShiftRId,
+            k => k,
+        };
+    }
+}
+
+/// SSE2 integer operations of [`K::SseRR`].
+#[allow(missing_docs)]
+pub mod sse {
+    pub const MOV: u8 = 0;
+    pub const PAND: u8 = 1;
+    pub const PANDN: u8 = 2;
+    pub const POR: u8 = 3;
+    pub const PXOR: u8 = 4;
+    pub const PSHUFD: u8 = 5;
+    pub const PCMPEQB: u8 = 6;
+    pub const PCMPEQW: u8 = 7;
+    pub const PCMPEQD: u8 = 8;
+    pub const PADDB: u8 = 9;
+    pub const PADDW: u8 = 10;
+    pub const PADDD: u8 = 11;
+    pub const PADDQ: u8 = 12;
+    pub const PSUBB: u8 = 13;
+    pub const PSUBW: u8 = 14;
+    pub const PSUBD: u8 = 15;
+    pub const PSUBQ: u8 = 16;
+}
+
+fn xmm_no(r: Register) -> Option<u8> {
+    if r.is_xmm() {
+        Some((r as u32 - Register::XMM0 as u32) as u8)
+    } else {
+        None
+    }
+}
+
+/// Specialised forms of hot SSE2 integer instructions (legacy encoding).
+fn fast_sse(ins: &Instruction) -> Option<Uop> {
+    let code = ins.code();
+    let op = match code {
+        Code::Movdqa_xmm_xmmm128
+        | Code::Movdqu_xmm_xmmm128
+        | Code::Movaps_xmm_xmmm128
+        | Code::Movups_xmm_xmmm128
+        | Code::Movdqa_xmmm128_xmm
+        | Code::Movdqu_xmmm128_xmm
+        | Code::Movaps_xmmm128_xmm
+        | Code::Movups_xmmm128_xmm => sse::MOV,
+        Code::Pand_xmm_xmmm128 => sse::PAND,
+        Code::Pandn_xmm_xmmm128 => sse::PANDN,
+        Code::Por_xmm_xmmm128 => sse::POR,
+        Code::Pxor_xmm_xmmm128 => sse::PXOR,
+        Code::Pshufd_xmm_xmmm128_imm8 => sse::PSHUFD,
+        Code::Pcmpeqb_xmm_xmmm128 => sse::PCMPEQB,
+        Code::Pcmpeqw_xmm_xmmm128 => sse::PCMPEQW,
+        Code::Pcmpeqd_xmm_xmmm128 => sse::PCMPEQD,
+        Code::Paddb_xmm_xmmm128 => sse::PADDB,
+        Code::Paddw_xmm_xmmm128 => sse::PADDW,
+        Code::Paddd_xmm_xmmm128 => sse::PADDD,
+        Code::Paddq_xmm_xmmm128 => sse::PADDQ,
+        Code::Psubb_xmm_xmmm128 => sse::PSUBB,
+        Code::Psubw_xmm_xmmm128 => sse::PSUBW,
+        Code::Psubd_xmm_xmmm128 => sse::PSUBD,
+        Code::Psubq_xmm_xmmm128 => sse::PSUBQ,
+        Code::Movd_xmm_rm32 | Code::Movq_xmm_rm64 => {
+            let (s, sz) = gpr(ins.op1_register())?;
+            let mut u = Uop::new(K::MovXR, ins);
+            (u.d, u.s, u.sz) = (xmm_no(ins.op0_register())?, s, sz);
+            return Some(u);
+        }
+        Code::Movd_rm32_xmm | Code::Movq_rm64_xmm => {
+            let (d, sz) = gpr(ins.op0_register())?;
+            let mut u = Uop::new(K::MovRX, ins);
+            (u.d, u.s, u.sz) = (d, xmm_no(ins.op1_register())?, sz);
+            return Some(u);
+        }
+        _ => return None,
+    };
+    let aligned = matches!(
+        code,
+        Code::Movdqa_xmm_xmmm128
+            | Code::Movaps_xmm_xmmm128
+            | Code::Movdqa_xmmm128_xmm
+            | Code::Movaps_xmmm128_xmm
+    );
+    let mut u;
+    match (ins.op0_kind(), ins.op1_kind()) {
+        (OpKind::Register, OpKind::Register) => {
+            u = Uop::new(K::SseRR, ins);
+            (u.d, u.s) = (xmm_no(ins.op0_register())?, xmm_no(ins.op1_register())?);
+            if op == sse::PSHUFD {
+                u.imm = ins.immediate(2);
+            }
+        }
+        (OpKind::Register, OpKind::Memory) if op == sse::MOV => {
+            u = Uop::new(K::SseLd, ins);
+            u.d = xmm_no(ins.op0_register())?;
+            if !set_mem(&mut u, ins) {
+                return None;
+            }
+        }
+        (OpKind::Memory, OpKind::Register) if op == sse::MOV => {
+            u = Uop::new(K::SseSt, ins);
+            u.s = xmm_no(ins.op1_register())?;
+            if !set_mem(&mut u, ins) {
+                return None;
+            }
+            u.x = u8::from(aligned);
+            return Some(u);
+        }
+        _ => return None,
+    }
+    u.sz = 16;
+    if u.k == K::SseLd {
+        u.x = u8::from(aligned);
+    } else {
+        u.x = op;
+    }
+    Some(u)
 }
 
 /// ALU operations (`Uop::x` of the `Alu*` kinds).
@@ -130,6 +289,10 @@ pub struct Uop {
     pub scale: u8,
     /// Segment override and stack flag.
     pub seg: u8,
+    /// The status flags this instruction writes are all overwritten later
+    /// in the block before anything can observe them (see
+    /// `flag_liveness`): the executor may skip computing them.
+    pub nf: bool,
     /// Displacement (absolute address for RIP-relative operands).
     pub disp: u64,
     /// Immediate / branch target / generic index.
@@ -151,6 +314,7 @@ impl Uop {
             index: NOREG,
             scale: 0,
             seg: 0,
+            nf: false,
             disp: 0,
             imm: 0,
             rip: ins.ip(),
@@ -292,6 +456,11 @@ fn fast(ins: &Instruction) -> Option<Uop> {
         {
             return None;
         }
+    }
+    if ins.encoding() == iced_x86::EncodingKind::Legacy
+        && let Some(u) = fast_sse(ins)
+    {
+        return Some(u);
     }
     let m = ins.mnemonic();
     let n = ins.op_count();
@@ -695,6 +864,7 @@ pub(crate) fn translate_block(
     let mut pos = 0usize;
     let mut cur = rip;
     let mut n = 0usize;
+    let start = uops.len();
     let mut ins = Instruction::default();
     loop {
         if n >= MAX_BLOCK || pos >= first_len {
@@ -765,5 +935,74 @@ pub(crate) fn translate_block(
         uops.push(u);
     }
     out.fall = cur;
+    if let Some(block) = uops.get_mut(start..) {
+        flag_liveness(block);
+        specialise(block);
+    }
     Ok(out)
+}
+
+const ALL_FLAGS: u8 = 0x3f;
+const CF_BIT: u8 = 1;
+const OF_BIT: u8 = 0x20;
+
+/// Backward status-flag liveness over one block: marks [`Uop::nf`] on
+/// flag-producing micro-ops whose flags are dead.
+///
+/// Conservative: the flags are live at the block's end and before every
+/// micro-op that may fault or exit (any memory access, generic
+/// instructions, indirect branches), so the state at every point an
+/// exception or exit can observe is exact; conditions read all flags.
+/// Single-stepping ignores `nf` (see `exec::exec_block`).
+pub(crate) fn flag_liveness(block: &mut [Uop]) {
+    let mut live = ALL_FLAGS;
+    for u in block.iter_mut().rev() {
+        // (flags it may write, flags it surely writes, flags it reads when
+        // it computes its flags, flags it always reads, may fault/exit)
+        let (may, def, read_if, read, fault) = match u.k {
+            K::Nop | K::MovRR | K::MovRI | K::MovzxRR | K::MovsxRR | K::Lea | K::NotR => {
+                (0, 0, 0, 0, false)
+            }
+            K::XchgRR | K::Bswap => (0, 0, 0, 0, false),
+            K::AluRR | K::AluRI => {
+                let r = if u.x == alu::ADC || u.x == alu::SBB {
+                    CF_BIT
+                } else {
+                    0
+                };
+                (ALL_FLAGS, ALL_FLAGS, 0, r, false)
+            }
+            K::AluRM => {
+                let r = if u.x == alu::ADC || u.x == alu::SBB {
+                    CF_BIT
+                } else {
+                    0
+                };
+                (ALL_FLAGS, ALL_FLAGS, 0, r, true)
+            }
+            K::IncDecR => (ALL_FLAGS & !CF_BIT, ALL_FLAGS & !CF_BIT, CF_BIT, 0, false),
+            K::NegR | K::ImulRR | K::ImulRRI => (ALL_FLAGS, ALL_FLAGS, 0, 0, false),
+            K::ImulRM | K::ImulRMI => (ALL_FLAGS, ALL_FLAGS, 0, 0, true),
+            K::ShiftRI if u.imm == 0 => (0, 0, 0, 0, false),
+            K::ShiftRI if u.x == sh::ROL || u.x == sh::ROR => {
+                (CF_BIT | OF_BIT, CF_BIT | OF_BIT, ALL_FLAGS, 0, false)
+            }
+            K::ShiftRI => (ALL_FLAGS, ALL_FLAGS, 0, 0, false),
+            K::ShiftRC if u.x == sh::ROL || u.x == sh::ROR => {
+                (CF_BIT | OF_BIT, 0, ALL_FLAGS, 0, false)
+            }
+            K::ShiftRC => (ALL_FLAGS, 0, 0, 0, false),
+            _ => (0, 0, 0, ALL_FLAGS, true),
+        };
+        let nf = may != 0 && live & may == 0;
+        u.nf = nf;
+        let mut before = (live & !def) | read;
+        if !nf {
+            before |= read_if;
+        }
+        if fault {
+            before = ALL_FLAGS;
+        }
+        live = before;
+    }
 }

@@ -5,8 +5,10 @@
 //! from a per-family mnemonic list and filtered to what this generator can
 //! build operands for (legacy or BMI VEX encoding, 64-bit mode, no MMX, no
 //! segment or control registers) and what the host CPU supports; the rest
-//! are templates (string operations with their set-up, x87 load/store
-//! round trips, deliberate faults).
+//! are templates (string operations with their set-up, x87 state
+//! round trips, deliberate faults). x87 instructions get one form per
+//! encoding, each run on a random 80-bit stack and observed through FSW and
+//! an 80-bit dump of all eight registers (`gen_x87`).
 //!
 //! Sequences are deterministic functions of `(family, seed)`
 //! ([`generate`]). Memory operands are `[r15 + disp]` with R15 =
@@ -24,8 +26,11 @@
 //! `int n` other than `int3` (the backend reports it as a software
 //! interrupt, the host kernel as #GP or a signal), `smsw`/`sgdt`/`sidt`/
 //! `sldt`/`str` (the host kernel emulates them under UMIP),
-//! `syscall`/`sysenter` (they would enter the host kernel), x87 arithmetic
-//! (a backend may compute in 64-bit precision), and MMX.
+//! `syscall`/`sysenter` (they would enter the host kernel), MMX, and of
+//! the x87: transcendental and BCD instructions, `fprem`/`fprem1`/`fscale`/
+//! `fxtract`, the 16-bit-operand
+//! environment layouts, and FOP/FIP/FDP (cleared in saved images before they
+//! are compared: the interpreter does not keep them).
 
 use super::native::encode_at;
 use super::{ArchState, CODE_VA, SCRATCH_BASE, SCRATCH_LEN, STACK_LEN, STACK_TOP};
@@ -75,7 +80,8 @@ pub enum Family {
     SseInt,
     /// SSE/SSE2 floating point, conversions, MXCSR.
     SseFp,
-    /// A few x87 load/store round trips and control-word moves.
+    /// x87: every implemented instruction form, environment and FXSAVE
+    /// images, unmasked exceptions and #MF.
     X87,
     /// Deliberate exceptions: #PF, #GP, #UD, #BP, #DE, #XM.
     Faults,
@@ -318,6 +324,8 @@ enum FormKind {
     Code(Code),
     Str(StrOp, u32, RepPrefixKind),
     Template(TemplateFn),
+    /// One x87 instruction with a loaded stack and a dump (see `gen_x87`).
+    X87(Code),
 }
 
 /// One entry of the generator's catalogue.
@@ -763,6 +771,12 @@ fn build_forms() -> Vec<Form> {
         ("x87_fild_fstp_m64_rc", Family::X87, t_fild_fstp_rc),
         ("x87_fld_fistp_m64_rc", Family::X87, t_fld_fistp_rc),
         ("x87_fldcw_fnstcw", Family::X87, t_fldcw_fnstcw),
+        ("x87_fxsave_image", Family::X87, t_x87_fxsave),
+        ("x87_fxrstor_state", Family::X87, t_x87_fxrstor),
+        ("x87_unmasked_ou", Family::X87, t_x87_unmasked_ou),
+        ("x87_fnstenv", Family::X87, t_x87_fnstenv),
+        ("x87_fldenv", Family::X87, t_x87_fldenv),
+        ("x87_fnsave_frstor", Family::X87, t_x87_fnsave_frstor),
         ("pf_read_guard", Family::Faults, t_pf_read),
         ("pf_write_guard", Family::Faults, t_pf_write),
         ("pf_read_crossing", Family::Faults, t_pf_cross_read),
@@ -876,6 +890,7 @@ fn build_forms() -> Vec<Form> {
             kind: FormKind::Template(*f),
         });
     }
+    v.extend(x87_forms());
     v
 }
 
@@ -1338,6 +1353,670 @@ fn t_fldcw_fnstcw(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     with_cw(r, body)
 }
 
+// x87: one catalogue form per instruction encoding. Each instance starts
+// from `fninit`, maybe loads a random control word (rounding, precision,
+// sometimes unmasked exceptions, before or after the loads), pushes a random
+// stack of m32/m64/m80/integer/constant operands, runs the instruction, then
+// stores FSW to AX and pops all eight registers to memory as 80-bit values
+// (empty ones give the masked stack-underflow response), so every register
+// bit, tag and status flag reaches the compared state.
+
+/// x87 mnemonics the X87 family exercises.
+const X87: &[&str] = &[
+    "Fld", "Fst", "Fstp", "Fild", "Fist", "Fistp", "Fisttp", "Fxch", "Fld1", "Fldz", "Fchs",
+    "Fabs", "Fnstsw", "Fstsw", "Fnstcw", "Fstcw", "Fldcw", "Fnclex", "Fclex", "Fninit", "Finit",
+    "Wait", "Ffree", "Ffreep", "Fldpi", "Fldl2e", "Fldl2t", "Fldlg2", "Fldln2", "Fincstp",
+    "Fdecstp", "Fnop", "Fadd", "Faddp", "Fiadd", "Fsub", "Fsubp", "Fisub", "Fsubr", "Fsubrp",
+    "Fisubr", "Fmul", "Fmulp", "Fimul", "Fdiv", "Fdivp", "Fidiv", "Fdivr", "Fdivrp", "Fidivr",
+    "Fcom", "Fcomp", "Fcompp", "Fucom", "Fucomp", "Fucompp", "Ficom", "Ficomp", "Fcomi", "Fcomip",
+    "Fucomi", "Fucomip", "Ftst", "Fxam", "Fsqrt", "Frndint", "Fcmovb", "Fcmove", "Fcmovbe",
+    "Fcmovu", "Fcmovnb", "Fcmovne", "Fcmovnbe", "Fcmovnu",
+];
+
+const ST: [Register; 8] = [
+    Register::ST0,
+    Register::ST1,
+    Register::ST2,
+    Register::ST3,
+    Register::ST4,
+    Register::ST5,
+    Register::ST6,
+    Register::ST7,
+];
+
+fn x87_forms() -> Vec<Form> {
+    Code::values()
+        .filter(|c| {
+            let name = format!("{c:?}");
+            let mn = format!("{:?}", c.mnemonic());
+            // Undocumented alias encodings (`fcom` DC D0+i, `fxch` DD C8+i, …).
+            let alias = [
+                "_DCD0", "_DCD8", "_DED0", "_DDC8", "_DFC8", "_DFD0", "_DFD8",
+            ]
+            .iter()
+            .any(|s| name.ends_with(s));
+            let op = c.op_code();
+            X87.contains(&mn.as_str())
+                && !alias
+                && op.mode64()
+                && op.is_instruction()
+                && (c.mnemonic() != Mnemonic::Fisttp || std::is_x86_feature_detected!("sse3"))
+        })
+        .map(|c| Form {
+            name: format!("x87_{c:?}"),
+            family: Family::X87,
+            kind: FormKind::X87(c),
+        })
+        .collect()
+}
+
+/// A double converted exactly to the 80-bit format (little-endian bytes).
+fn f64_to_f80(b: u64) -> [u8; 10] {
+    let sign = if b >> 63 != 0 { 0x8000u16 } else { 0 };
+    #[allow(clippy::cast_possible_truncation)]
+    let e = ((b >> 52) & 0x7ff) as u16;
+    let f = b & ((1 << 52) - 1);
+    let (se, m) = match e {
+        0 if f == 0 => (0, 0),
+        0 => {
+            let lz = f.leading_zeros();
+            #[allow(clippy::cast_possible_truncation)]
+            (15372 - lz as u16, f << lz)
+        }
+        0x7ff => (0x7fff, (1 << 63) | (f << 11)),
+        _ => (e + (16383 - 1023), (1 << 63) | (f << 11)),
+    };
+    f80_bytes(se | sign, m)
+}
+
+fn f80_bytes(se: u16, m: u64) -> [u8; 10] {
+    let mut b = [0u8; 10];
+    b[..8].copy_from_slice(&m.to_le_bytes());
+    b[8..].copy_from_slice(&se.to_le_bytes());
+    b
+}
+
+/// A random 80-bit value: doubles, values near 1, exponent extremes, every
+/// special class (denormals, pseudo-denormals, unnormals, pseudo-NaNs,
+/// NaNs, infinities) and significands with few bits (rounding ties).
+#[allow(clippy::cast_possible_truncation)]
+fn x87_f80(r: &mut Rng) -> [u8; 10] {
+    let sign: u16 = if r.pct(50) { 0x8000 } else { 0 };
+    let mut m = r.next_u64() | (1 << 63);
+    if r.pct(30) {
+        m &= !0u64 << r.below(64);
+    }
+    if r.pct(10) {
+        // Rounding carries all the way up.
+        m = !0u64 << r.below(40);
+    }
+    let se = match r.below(13) {
+        // Around the single/double normal and overflow boundaries (stores
+        // that become tiny or overflow only after rounding).
+        12 => {
+            let b = r.pick(&[16383 - 126, 16383 - 1022, 16383 + 127, 16383 + 1023, 1]);
+            m = (!0u64 << r.below(12)) | (r.next_u64() & 0xffff_ffff) | (1 << 63);
+            u16::try_from(b + r.range(-2, 1)).unwrap_or(0)
+        }
+        0..=3 => return f64_to_f80(r.f64_bits()),
+        4..=7 => u16::try_from(0x3fff + r.range(-70, 70)).unwrap_or(0x3fff),
+        8 => match r.below(9) {
+            0 => {
+                m = 1 << 63;
+                0x7fff
+            }
+            1 => {
+                m |= 1 << 62;
+                0x7fff
+            }
+            2 => {
+                m = (m & !(1 << 62)) | 1;
+                0x7fff
+            }
+            3 => {
+                m >>= 1 + r.below(63) as u32;
+                0
+            }
+            4 => 0,
+            5 => {
+                m &= !(1 << 63);
+                u16::try_from(r.range(1, 0x7ffe)).unwrap_or(1)
+            }
+            6 => {
+                m &= !(1 << 63);
+                0x7fff
+            }
+            7 => {
+                m = !0;
+                0x7ffe
+            }
+            _ => {
+                m = 1 << 63;
+                1
+            }
+        },
+        9 => (0x7ffe - r.below(70)) as u16,
+        10 => (1 + r.below(70)) as u16,
+        _ => (r.next_u64() & 0x7fff) as u16,
+    };
+    f80_bytes(se | sign, m)
+}
+
+/// A displacement for an x87 memory operand of `size` bytes.
+fn x87_disp(r: &mut Rng, size: i64) -> i64 {
+    let d = r.range(-0x1000, 0x1000 - size);
+    if r.pct(90) { d & !7 } else { d }
+}
+
+/// Emit stores that put `bytes` (2, 4, 8 or 10 of them) at `[r15 + disp]`
+/// (8-byte chunks go through RAX).
+fn x87_poke(v: &mut Vec<Instruction>, disp: i64, bytes: &[u8]) -> Result<(), GenError> {
+    let mut off = 0usize;
+    while off < bytes.len() {
+        let rest = &bytes[off..];
+        let d = disp + i64::try_from(off).unwrap_or(0);
+        if rest.len() >= 8 {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&rest[..8]);
+            v.push(Instruction::with2(
+                Code::Mov_r64_imm64,
+                Register::RAX,
+                u64::from_le_bytes(b),
+            )?);
+            v.push(Instruction::with2(
+                Code::Mov_rm64_r64,
+                mem_at(d),
+                Register::RAX,
+            )?);
+            off += 8;
+        } else if rest.len() >= 4 {
+            let w = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+            v.push(Instruction::with2(Code::Mov_rm32_imm32, mem_at(d), w)?);
+            off += 4;
+        } else {
+            let w = u32::from(u16::from_le_bytes([
+                rest[0],
+                rest.get(1).copied().unwrap_or(0),
+            ]));
+            v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), w)?);
+            off += 2;
+        }
+    }
+    Ok(())
+}
+
+/// A random memory operand value of the kind named by a code suffix.
+fn x87_value(r: &mut Rng, kind: &str) -> Vec<u8> {
+    match kind {
+        "m32fp" => r.f32_bits().to_le_bytes().to_vec(),
+        "m64fp" => r.f64_bits().to_le_bytes().to_vec(),
+        "m80fp" => x87_f80(r).to_vec(),
+        "m16int" => r.int().to_le_bytes()[..2].to_vec(),
+        "m32int" => r.int().to_le_bytes()[..4].to_vec(),
+        "m64int" => r.int().to_le_bytes().to_vec(),
+        // m2byte: a control word with random rounding, precision, masks and
+        // reserved bits.
+        _ => {
+            #[allow(clippy::cast_possible_truncation)]
+            let cw = (x87_cw(r) as u16) ^ if r.pct(20) { r.next_u64() as u16 } else { 0 };
+            cw.to_le_bytes().to_vec()
+        }
+    }
+}
+
+fn mem_len(kind: &str) -> i64 {
+    match kind {
+        "m32fp" | "m32int" => 4,
+        "m64fp" | "m64int" => 8,
+        "m80fp" => 10,
+        _ => 2,
+    }
+}
+
+/// Push one random operand.
+fn x87_push(r: &mut Rng, v: &mut Vec<Instruction>) -> Result<(), GenError> {
+    let (code, kind) = match r.below(20) {
+        0..=5 => (Code::Fld_m64fp, "m64fp"),
+        6..=10 => (Code::Fld_m80fp, "m80fp"),
+        11..=13 => (Code::Fld_m32fp, "m32fp"),
+        14 => (Code::Fild_m16int, "m16int"),
+        15 => (Code::Fild_m32int, "m32int"),
+        16 | 17 => (Code::Fild_m64int, "m64int"),
+        18 => {
+            v.push(Instruction::with(Code::Fld1));
+            return Ok(());
+        }
+        _ => {
+            v.push(Instruction::with(Code::Fldz));
+            return Ok(());
+        }
+    };
+    let d = x87_disp(r, mem_len(kind));
+    x87_poke(v, d, &x87_value(r, kind))?;
+    v.push(Instruction::with1(code, mem_at(d))?);
+    Ok(())
+}
+
+/// Fill all eight physical registers with known values and reset: natively
+/// `fninit` keeps the old register contents, which `fxsave` shows for
+/// empty registers.
+fn x87_fill(r: &mut Rng, v: &mut Vec<Instruction>) -> Result<(), GenError> {
+    v.push(Instruction::with(Code::Fninit));
+    for _ in 0..8 {
+        x87_push(r, v)?;
+    }
+    v.push(Instruction::with(Code::Fninit));
+    Ok(())
+}
+
+/// A 16-byte aligned 512-byte area in the scratch pages.
+fn x87_fx_area(r: &mut Rng) -> i64 {
+    r.range(-0x100, 0xe0) * 16
+}
+
+/// `fxsave64`/`fxsave` of a random x87 state into a zeroed area; FOP, FIP
+/// and FDP (not kept by the interpreter) are cleared afterwards.
+fn t_x87_fxsave(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_fill(r, &mut v)?;
+    if r.pct(50) {
+        let d = x87_disp(r, 2);
+        v.push(Instruction::with2(
+            Code::Mov_rm16_imm16,
+            mem_at(d),
+            x87_cw(r),
+        )?);
+        v.push(Instruction::with1(Code::Fldcw_m2byte, mem_at(d))?);
+    }
+    for _ in 0..r.below(9) {
+        x87_push(r, &mut v)?;
+    }
+    let a = x87_fx_area(r);
+    x87_zero_area(&mut v, a)?;
+    let save = if r.pct(50) {
+        Code::Fxsave64_m512byte
+    } else {
+        Code::Fxsave_m512byte
+    };
+    v.push(Instruction::with1(save, mem_at(a))?);
+    x87_clear_pointers(&mut v, a)?;
+    Ok(v)
+}
+
+/// Zero the 512 bytes at `[r15 + a]` (the hardware `fxsave` leaves bytes
+/// 416..512 alone).
+fn x87_zero_area(v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
+    v.push(Instruction::with2(
+        Code::Lea_r64_m,
+        Register::RDI,
+        mem_at(a),
+    )?);
+    v.push(Instruction::with2(
+        Code::Xor_r32_rm32,
+        Register::EAX,
+        Register::EAX,
+    )?);
+    v.push(Instruction::with2(
+        Code::Mov_r32_imm32,
+        Register::ECX,
+        64u32,
+    )?);
+    v.push(Instruction::with(Code::Cld));
+    v.push(Instruction::with_stosq(64, RepPrefixKind::Repe)?);
+    Ok(())
+}
+
+/// Clear FOP, FIP and FDP in the image at `[r15 + a]`.
+fn x87_clear_pointers(v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
+    v.push(Instruction::with2(
+        Code::Mov_rm16_imm16,
+        mem_at(a + 6),
+        0u32,
+    )?);
+    v.push(Instruction::with2(Code::Mov_rm64_imm32, mem_at(a + 8), 0)?);
+    v.push(Instruction::with2(Code::Mov_rm64_imm32, mem_at(a + 16), 0)?);
+    Ok(())
+}
+
+/// `fxsave64`, a changed control word, status word (TOP, flags, condition
+/// codes) and tag byte in the image, `fninit`, `fxrstor64`, then the usual
+/// FSW + 80-bit dump of all eight registers.
+fn t_x87_fxrstor(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_fill(r, &mut v)?;
+    for _ in 0..r.below(9) {
+        x87_push(r, &mut v)?;
+    }
+    let a = x87_fx_area(r);
+    x87_zero_area(&mut v, a)?;
+    v.push(Instruction::with1(Code::Fxsave64_m512byte, mem_at(a))?);
+    x87_clear_pointers(&mut v, a)?;
+    if r.pct(60) {
+        v.push(Instruction::with2(
+            Code::Mov_rm16_imm16,
+            mem_at(a),
+            x87_cw(r),
+        )?);
+    }
+    if r.pct(60) {
+        #[allow(clippy::cast_possible_truncation)]
+        let sw = (r.next_u64() as u32) & 0x7f7f;
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 2), sw)?);
+    }
+    if r.pct(60) {
+        #[allow(clippy::cast_possible_truncation)]
+        let tw = (r.next_u64() as u32) & 0xff;
+        v.push(Instruction::with2(Code::Mov_rm8_imm8, mem_at(a + 4), tw)?);
+    }
+    v.push(Instruction::with(Code::Fninit));
+    v.push(Instruction::with1(Code::Fxrstor64_m512byte, mem_at(a))?);
+    v.push(Instruction::with1(Code::Fnstsw_AX, Register::AX)?);
+    let dump = r.range(-0x1000, 0x1000 - 82);
+    for j in 0..8 {
+        v.push(Instruction::with1(Code::Fstp_m80fp, mem_at(dump + 10 * j))?);
+    }
+    v.push(Instruction::with1(Code::Fnstsw_m2byte, mem_at(dump + 80))?);
+    Ok(v)
+}
+
+/// Arithmetic at the exponent extremes with overflow, underflow and
+/// precision exceptions unmasked: the exponent-biased results, flags and C1
+/// are observed with `fnstsw` and `fxsave64` (neither waits for the
+/// pending #MF); the next waiting instruction then raises #MF.
+fn t_x87_unmasked_ou(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_fill(r, &mut v)?;
+    #[allow(clippy::cast_possible_truncation)]
+    let unmask = (r.below(8) as u32) << 3; // OM, UM, PM
+    let cw = x87_cw(r) & !unmask;
+    let d = x87_disp(r, 2);
+    v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), cw)?);
+    v.push(Instruction::with1(Code::Fldcw_m2byte, mem_at(d))?);
+    for _ in 0..2 {
+        let sign: u16 = if r.pct(50) { 0x8000 } else { 0 };
+        let e = if r.pct(50) {
+            0x7ffe - r.below(40)
+        } else {
+            1 + r.below(40)
+        };
+        let mut m = r.next_u64() | (1 << 63);
+        if r.pct(30) {
+            m = !0u64 << r.below(40);
+        }
+        let dd = x87_disp(r, 10);
+        #[allow(clippy::cast_possible_truncation)]
+        x87_poke(&mut v, dd, &f80_bytes(sign | e as u16, m))?;
+        v.push(Instruction::with1(Code::Fld_m80fp, mem_at(dd))?);
+    }
+    let op = r.pick(&[
+        Code::Fmul_st0_sti,
+        Code::Fdiv_st0_sti,
+        Code::Fdivr_st0_sti,
+        Code::Fadd_st0_sti,
+        Code::Fsub_st0_sti,
+        Code::Fmulp_sti_st0,
+        Code::Fdivp_sti_st0,
+    ]);
+    let (a, b) = if op == Code::Fmulp_sti_st0 || op == Code::Fdivp_sti_st0 {
+        (Register::ST1, Register::ST0)
+    } else {
+        (Register::ST0, Register::ST1)
+    };
+    v.push(Instruction::with2(op, a, b)?);
+    v.push(Instruction::with1(Code::Fnstsw_AX, Register::AX)?);
+    let area = x87_fx_area(r);
+    x87_zero_area(&mut v, area)?;
+    v.push(Instruction::with1(Code::Fxsave64_m512byte, mem_at(area))?);
+    x87_clear_pointers(&mut v, area)?;
+    v.push(Instruction::with(Code::Wait));
+    Ok(v)
+}
+
+/// Random x87 state after [`x87_fill`]: a control word (sometimes with
+/// unmasked exceptions) and up to eight pushes.
+fn x87_random_state(r: &mut Rng, v: &mut Vec<Instruction>) -> Result<(), GenError> {
+    x87_fill(r, v)?;
+    if r.pct(60) {
+        let mut cw = x87_cw(r);
+        if r.pct(15) {
+            #[allow(clippy::cast_possible_truncation)]
+            let unmask = r.below(64) as u32;
+            cw &= !unmask;
+        }
+        let d = x87_disp(r, 2);
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), cw)?);
+        v.push(Instruction::with1(Code::Fldcw_m2byte, mem_at(d))?);
+    }
+    for _ in 0..r.below(9) {
+        x87_push(r, v)?;
+    }
+    Ok(())
+}
+
+/// Observe the x87 state: FSW to AX, FCW to memory, then FSW and all eight
+/// registers popped as 80-bit values.
+fn x87_observe(r: &mut Rng, v: &mut Vec<Instruction>) -> Result<(), GenError> {
+    v.push(Instruction::with1(Code::Fnstsw_AX, Register::AX)?);
+    let dump = r.range(-0x1000, 0x1000 - 84);
+    v.push(Instruction::with1(Code::Fnstcw_m2byte, mem_at(dump + 82))?);
+    for j in 0..8 {
+        v.push(Instruction::with1(Code::Fstp_m80fp, mem_at(dump + 10 * j))?);
+    }
+    v.push(Instruction::with1(Code::Fnstsw_m2byte, mem_at(dump + 80))?);
+    Ok(())
+}
+
+/// Clear FIP, FCS/FOP, FDP and FDS (bytes 12..28) of a 28-byte environment.
+fn x87_clear_env_pointers(v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
+    v.push(Instruction::with2(Code::Mov_rm64_imm32, mem_at(a + 12), 0)?);
+    v.push(Instruction::with2(Code::Mov_rm64_imm32, mem_at(a + 20), 0)?);
+    Ok(())
+}
+
+/// Random changes to FCW, FSW (TOP, flags, condition codes) and the full
+/// tag word of an environment image at `[r15 + a]`.
+fn x87_poke_env(r: &mut Rng, v: &mut Vec<Instruction>, a: i64) -> Result<(), GenError> {
+    if r.pct(50) {
+        let mut cw = x87_cw(r);
+        if r.pct(30) {
+            #[allow(clippy::cast_possible_truncation)]
+            let unmask = r.below(64) as u32;
+            cw &= !unmask;
+        }
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a), cw)?);
+    }
+    if r.pct(50) {
+        #[allow(clippy::cast_possible_truncation)]
+        let sw = (r.next_u64() as u32) & 0x7f7f;
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 4), sw)?);
+    }
+    if r.pct(50) {
+        #[allow(clippy::cast_possible_truncation)]
+        let tw = (r.next_u64() as u32) & 0xffff;
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 8), tw)?);
+    }
+    Ok(())
+}
+
+/// `fnstenv`/`fstenv` of a random state (the environment image, the masking
+/// that follows, and the state afterwards are compared).
+fn t_x87_fnstenv(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_random_state(r, &mut v)?;
+    let a = x87_disp(r, 28);
+    let code = if r.pct(70) {
+        Code::Fnstenv_m28byte
+    } else {
+        Code::Fstenv_m28byte
+    };
+    v.push(Instruction::with1(code, mem_at(a))?);
+    x87_clear_env_pointers(&mut v, a)?;
+    x87_observe(r, &mut v)?;
+    Ok(v)
+}
+
+/// `fnstenv`, random changes to the image, `fldenv`, observe.
+fn t_x87_fldenv(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_random_state(r, &mut v)?;
+    let a = x87_disp(r, 28);
+    v.push(Instruction::with1(Code::Fnstenv_m28byte, mem_at(a))?);
+    x87_clear_env_pointers(&mut v, a)?;
+    x87_poke_env(r, &mut v, a)?;
+    v.push(Instruction::with1(Code::Fldenv_m28byte, mem_at(a))?);
+    if r.pct(50) {
+        // Again, now maybe with unmasked exceptions pending.
+        v.push(Instruction::with1(Code::Fldenv_m28byte, mem_at(a))?);
+    }
+    x87_observe(r, &mut v)?;
+    Ok(v)
+}
+
+/// `fnsave`/`fsave` (image compared), random changes, `frstor`, observe.
+fn t_x87_fnsave_frstor(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let mut v = Vec::new();
+    x87_random_state(r, &mut v)?;
+    let a = x87_disp(r, 108);
+    let code = if r.pct(70) {
+        Code::Fnsave_m108byte
+    } else {
+        Code::Fsave_m108byte
+    };
+    v.push(Instruction::with1(code, mem_at(a))?);
+    x87_clear_env_pointers(&mut v, a)?;
+    x87_observe(r, &mut v)?;
+    x87_poke_env(r, &mut v, a)?;
+    v.push(Instruction::with1(Code::Frstor_m108byte, mem_at(a))?);
+    if r.pct(50) {
+        v.push(Instruction::with1(Code::Frstor_m108byte, mem_at(a))?);
+    }
+    x87_observe(r, &mut v)?;
+    Ok(v)
+}
+
+/// One instance of the x87 form `code` (see the section comment).
+fn gen_x87(r: &mut Rng, code: Code) -> Result<Vec<Instruction>, GenError> {
+    let name = format!("{code:?}");
+    let kind = name.rsplit('_').next().unwrap_or("");
+    let op = code.op_code();
+    let kinds = op.op_kinds();
+    let uses_sti = kinds.contains(&K::sti_opcode);
+    let i = if r.pct(75) { r.below(3) } else { r.below(8) };
+    let i = usize::try_from(i).unwrap_or(0);
+    let mn = code.mnemonic();
+    let need = if uses_sti {
+        i + 1
+    } else if matches!(mn, Mnemonic::Fcompp | Mnemonic::Fucompp) {
+        2
+    } else if matches!(
+        mn,
+        Mnemonic::Fld
+            | Mnemonic::Fild
+            | Mnemonic::Fld1
+            | Mnemonic::Fldz
+            | Mnemonic::Fldpi
+            | Mnemonic::Fldl2e
+            | Mnemonic::Fldl2t
+            | Mnemonic::Fldlg2
+            | Mnemonic::Fldln2
+            | Mnemonic::Fninit
+            | Mnemonic::Finit
+            | Mnemonic::Fldcw
+            | Mnemonic::Wait
+            | Mnemonic::Fnop
+    ) {
+        0
+    } else {
+        1
+    };
+    // `fxam` of an empty ST(0) reports the sign of whatever the register
+    // held before `fninit` (host state natively): keep ST(0) loaded.
+    let need = if mn == Mnemonic::Fxam {
+        need.max(1)
+    } else {
+        need
+    };
+    let depth = if r.pct(85) || mn == Mnemonic::Fxam {
+        (need + usize::try_from(r.below(3)).unwrap_or(0)).min(8)
+    } else {
+        usize::try_from(r.below(9)).unwrap_or(0)
+    };
+    let mut v = vec![Instruction::with(Code::Fninit)];
+    // Control word: often, before or after the loads; sometimes unmasked.
+    let cw = if r.pct(60) {
+        let mut cw = x87_cw(r);
+        if r.pct(10) {
+            #[allow(clippy::cast_possible_truncation)]
+            let unmask = r.below(64) as u32;
+            cw &= !unmask;
+        }
+        Some((cw, r.pct(75)))
+    } else {
+        None
+    };
+    let set_cw = |r: &mut Rng, v: &mut Vec<Instruction>, cw: u32| -> Result<(), GenError> {
+        let d = x87_disp(r, 2);
+        v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(d), cw)?);
+        v.push(Instruction::with1(Code::Fldcw_m2byte, mem_at(d))?);
+        Ok(())
+    };
+    if let Some((cw, true)) = cw {
+        set_cw(r, &mut v, cw)?;
+    }
+    for _ in 0..depth {
+        x87_push(r, &mut v)?;
+    }
+    if let Some((cw, false)) = cw {
+        set_cw(r, &mut v, cw)?;
+    }
+    // The instruction under test.
+    let mut regs = Vec::new();
+    let mut mem = None;
+    for &k in kinds {
+        match k {
+            K::st0 => regs.push(Register::ST0),
+            K::sti_opcode => regs.push(ST[i]),
+            K::ax => regs.push(Register::AX),
+            K::mem => {
+                let d = x87_disp(r, mem_len(kind));
+                let is_store = matches!(
+                    mn,
+                    Mnemonic::Fst
+                        | Mnemonic::Fstp
+                        | Mnemonic::Fist
+                        | Mnemonic::Fistp
+                        | Mnemonic::Fisttp
+                        | Mnemonic::Fnstcw
+                        | Mnemonic::Fstcw
+                        | Mnemonic::Fnstsw
+                        | Mnemonic::Fstsw
+                );
+                if !is_store {
+                    x87_poke(&mut v, d, &x87_value(r, kind))?;
+                }
+                mem = Some(mem_at(d));
+            }
+            _ => return Err(GenError::msg("x87 operand kind")),
+        }
+    }
+    let ins = match (mem, regs.as_slice()) {
+        (Some(m), []) => Instruction::with1(code, m)?,
+        (None, []) => Instruction::with(code),
+        (None, [a]) => Instruction::with1(code, *a)?,
+        (None, [a, b]) => Instruction::with2(code, *a, *b)?,
+        _ => return Err(GenError::msg("x87 operand shape")),
+    };
+    v.push(ins);
+    // Observe: FSW, then all eight registers as 80-bit values, then FSW.
+    v.push(Instruction::with1(Code::Fnstsw_AX, Register::AX)?);
+    let dump = r.range(-0x1000, 0x1000 - 82);
+    for j in 0..8 {
+        v.push(Instruction::with1(Code::Fstp_m80fp, mem_at(dump + 10 * j))?);
+    }
+    v.push(Instruction::with1(Code::Fnstsw_m2byte, mem_at(dump + 80))?);
+    Ok(v)
+}
+
 fn guard_disp(r: &mut Rng) -> i64 {
     0x1000 + r.range(0, 0xff8)
 }
@@ -1639,20 +2318,89 @@ impl Case {
 /// iced-x86 decides `rcl`/`rcr` by an immediate from the count *modulo 9 or
 /// 17*; the SDM (and the host) leave OF undefined whenever the masked count
 /// (`imm & 31`) is above 1, so that case is added here.
+///
+/// The x87 condition codes C0–C3 (which iced also tracks here) are not
+/// counted: the SDM calls them undefined after most x87 instructions, but
+/// the hardware leaves them unchanged (as does the interpreter), and the x87
+/// family observes them through `fnstsw` after every instruction it tests.
 #[must_use]
 pub fn insn_undefined(i: &Instruction) -> u32 {
     let rc = matches!(i.mnemonic(), Mnemonic::Rcl | Mnemonic::Rcr)
         && i.op_count() == 2
         && i.op1_kind() == iced_x86::OpKind::Immediate8
         && (i.immediate8() & 31) > 1;
-    i.rflags_undefined() | if rc { RflagsBits::OF } else { 0 }
+    let fpu_cc = RflagsBits::C0 | RflagsBits::C1 | RflagsBits::C2 | RflagsBits::C3;
+    (i.rflags_undefined() & !fpu_cc) | if rc { RflagsBits::OF } else { 0 }
+}
+
+/// Flags (iced [`RflagsBits`]) that `i` certainly writes whatever its
+/// operands: iced-x86's `rflags_modified`, except for instructions whose
+/// flag update depends on a run-time count and can be skipped entirely
+/// (they redefine nothing): `rep`/`repe`/`repne` `cmps`/`scas` (RCX may be
+/// 0), shifts and rotates by CL (the masked count may be 0) and by an
+/// immediate whose masked count (or `rcl`/`rcr` rotation count) is 0.
+#[must_use]
+pub fn rflags_written(i: &Instruction) -> u32 {
+    use iced_x86::OpKind;
+    let m = i.mnemonic();
+    let string_rep = (i.has_rep_prefix() || i.has_repe_prefix() || i.has_repne_prefix())
+        && matches!(
+            m,
+            Mnemonic::Cmpsb
+                | Mnemonic::Cmpsw
+                | Mnemonic::Cmpsd
+                | Mnemonic::Cmpsq
+                | Mnemonic::Scasb
+                | Mnemonic::Scasw
+                | Mnemonic::Scasd
+                | Mnemonic::Scasq
+        );
+    let shift = matches!(
+        m,
+        Mnemonic::Rol
+            | Mnemonic::Ror
+            | Mnemonic::Rcl
+            | Mnemonic::Rcr
+            | Mnemonic::Shl
+            | Mnemonic::Sal
+            | Mnemonic::Shr
+            | Mnemonic::Sar
+            | Mnemonic::Shld
+            | Mnemonic::Shrd
+    );
+    let count_may_be_zero = shift && {
+        let last = i.op_count().saturating_sub(1);
+        match i.op_kind(last) {
+            OpKind::Register => true, // CL
+            OpKind::Immediate8 => {
+                let bits = if i.op_count() > 0 && i.op0_kind() == OpKind::Register {
+                    i.op0_register().size() * 8
+                } else {
+                    i.memory_size().size() * 8
+                };
+                let c = u32::from(i.immediate8()) & if bits == 64 { 63 } else { 31 };
+                let c = match (m, bits) {
+                    (Mnemonic::Rcl | Mnemonic::Rcr, 8) => c % 9,
+                    (Mnemonic::Rcl | Mnemonic::Rcr, 16) => c % 17,
+                    _ => c,
+                };
+                c == 0
+            }
+            _ => false, // shift by 1
+        }
+    };
+    if string_rep || count_may_be_zero {
+        0
+    } else {
+        i.rflags_modified()
+    }
 }
 
 /// Flags (iced [`RflagsBits`]) left undefined after running `insns`.
 #[must_use]
 pub fn undefined_after(insns: &[Instruction]) -> u32 {
     insns.iter().fold(0, |undef, i| {
-        (undef & !i.rflags_modified()) | insn_undefined(i)
+        (undef & !rflags_written(i)) | insn_undefined(i)
     })
 }
 
@@ -1714,6 +2462,7 @@ fn build_form(r: &mut Rng, form: &Form) -> Result<Vec<Instruction>, GenError> {
         FormKind::Code(c) => gen_code(r, c),
         FormKind::Str(op, size, rep) => gen_str(r, op, size, rep),
         FormKind::Template(f) => f(r),
+        FormKind::X87(c) => gen_x87(r, c),
     }
 }
 
@@ -1771,7 +2520,7 @@ pub fn generate(family: Family, seed: u64) -> Case {
                     ok = false;
                     break;
                 }
-                u = (u & !i.rflags_modified()) | insn_undefined(i);
+                u = (u & !rflags_written(i)) | insn_undefined(i);
             }
             if !ok && attempt >= 12 {
                 // Define every status flag, then use the group.
@@ -1781,7 +2530,7 @@ pub fn generate(family: Family, seed: u64) -> Case {
                     undef = 0;
                     u = group
                         .iter()
-                        .fold(0, |u, i| (u & !i.rflags_modified()) | insn_undefined(i));
+                        .fold(0, |u, i| (u & !rflags_written(i)) | insn_undefined(i));
                     ok = true;
                 }
             }
