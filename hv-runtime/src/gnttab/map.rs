@@ -236,6 +236,11 @@ pub fn map_grant_ref(
     if !live(hv, granter) {
         return Err(MapGrantError::BadDomain(granter));
     }
+    // A domain that has ended had its mappings released; it takes no new
+    // ones (they would never be released).
+    if mapper != super::RUNTIME_DOMID && !live(hv, mapper) {
+        return Err(MapGrantError::BadDomain(mapper));
+    }
     let room = if mapper == super::RUNTIME_DOMID {
         hv.gnttab.runtime_table().has_free_handle()
     } else {

@@ -998,6 +998,11 @@ fn ending_a_domain_releases_its_mappings_and_revokes_its_grants() {
         map(&mut w, a, b, 81, GNTMAP_DEVICE_MAP, 0).status,
         GNTST_BAD_DOMAIN
     );
+    // And b takes no new mappings (they could never be released).
+    w.grant(a, 82, b, f0, false);
+    fails_cleanly(&mut w, GNTST_BAD_DOMAIN, |w| {
+        map(w, b, a, 82, GNTMAP_DEVICE_MAP, 0).status
+    });
     // a unmaps normally later.
     assert_eq!(unmap(&mut w, a, va, 0, mb.handle), GNTST_OKAY);
     assert_eq!(w.hv.ft.get(f1).unwrap().count, 1);
