@@ -293,8 +293,8 @@ const TESTED_ELSEWHERE: &[(&str, &str)] = &[
     ("pong", "examples/tests/evtchn_ping_pong.rs"),
     ("vchan-a", "examples/tests/vchan.rs"),
     ("vchan-b", "examples/tests/vchan.rs"),
-    ("flip-send", "examples/tests/page_flip.rs"),
-    ("flip-recv", "examples/tests/page_flip.rs"),
+    ("flip-send", "hv-runtime/tests/flip_guests.rs"),
+    ("flip-recv", "hv-runtime/tests/flip_guests.rs"),
 ];
 
 #[test]
