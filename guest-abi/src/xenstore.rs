@@ -19,8 +19,8 @@ use core::fmt;
 use crate::abi::errno::Errno;
 use crate::abi::xenstore::{
     XENSTORE_PAYLOAD_MAX, XENSTORE_RING_SIZE, XS_DIRECTORY, XS_ERROR, XS_GET_DOMAIN_PATH, XS_MKDIR,
-    XS_READ, XS_RM, XS_TRANSACTION_END, XS_TRANSACTION_START, XS_UNWATCH, XS_WATCH, XS_WATCH_EVENT,
-    XS_WRITE, XenstoreDomainInterface as Iface, mask_xenstore_idx, xs_error_errno,
+    XS_READ, XS_RM, XS_SET_PERMS, XS_TRANSACTION_END, XS_TRANSACTION_START, XS_UNWATCH, XS_WATCH,
+    XS_WATCH_EVENT, XS_WRITE, XenstoreDomainInterface as Iface, mask_xenstore_idx, xs_error_errno,
 };
 use crate::ring::RingMem;
 
@@ -136,6 +136,44 @@ impl fmt::Display for XsError {
             Self::Timeout => f.write_str("gave up waiting for xenstore"),
         }
     }
+}
+
+/// Entries [`XsClient::set_perms`] sends at most.
+pub const MAX_PERMS: usize = 16;
+
+/// What a domain may do with a node (the letter of a permission entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XsAccess {
+    /// `n`: nothing.
+    None,
+    /// `r`: read.
+    Read,
+    /// `w`: write.
+    Write,
+    /// `b`: read and write.
+    Both,
+}
+
+impl XsAccess {
+    /// The wire letter.
+    #[must_use]
+    pub const fn letter(self) -> u8 {
+        match self {
+            Self::None => b'n',
+            Self::Read => b'r',
+            Self::Write => b'w',
+            Self::Both => b'b',
+        }
+    }
+}
+
+/// One entry of a node's permission list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XsPerm {
+    /// The domain.
+    pub dom: u16,
+    /// Its access (for entry 0: the access of every unlisted domain).
+    pub access: XsAccess,
 }
 
 /// A watch event: the path that changed and the watch's token, borrowed
@@ -398,6 +436,32 @@ impl<M: RingMem, T: XsTransport> XsClient<M, T> {
     pub fn rm(&mut self, tx: u32, path: &str) -> Result<(), XsError> {
         let p = cstr(path)?;
         self.ack(XS_RM, tx, &[p, b"\0"])
+    }
+
+    /// `XS_SET_PERMS`: replace the permission list of `path`. Entry 0
+    /// names the owner and the access every domain not listed gets; later
+    /// entries give one domain its own access.
+    ///
+    /// # Errors
+    /// The server's error (`EACCES` unless the caller owns the node,
+    /// `ENOSPC` over quota), [`XsError::Invalid`] for an empty list or more
+    /// than [`MAX_PERMS`] entries.
+    pub fn set_perms(&mut self, tx: u32, path: &str, perms: &[XsPerm]) -> Result<(), XsError> {
+        let p = cstr(path)?;
+        if perms.is_empty() || perms.len() > MAX_PERMS {
+            return Err(XsError::Invalid);
+        }
+        // Each entry is a letter, at most 5 digits and a NUL.
+        let mut list = [0u8; MAX_PERMS * 7];
+        let mut n = 0;
+        for perm in perms {
+            list[n] = perm.access.letter();
+            let mut digits = [0u8; 5];
+            let d = decimal(u32::from(perm.dom), &mut digits);
+            list[n + 1..n + 1 + d.len()].copy_from_slice(d);
+            n += d.len() + 2; // letter + digits + NUL (already 0)
+        }
+        self.ack(XS_SET_PERMS, tx, &[p, b"\0", &list[..n]])
     }
 
     /// `XS_DIRECTORY`: NUL-separated child names into `buf` (iterate them

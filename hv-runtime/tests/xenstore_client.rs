@@ -233,3 +233,66 @@ fn release_removes_nodes_and_fires_release_domain_for_watchers() {
     assert!(!x.store.is_introduced(2));
     assert!(x.store.is_introduced(1));
 }
+
+#[test]
+fn set_perms_lets_a_named_peer_read_and_watch_a_domains_data() {
+    use guest_abi::xenstore::{XsAccess, XsPerm};
+    let mem = memory(4);
+    let xs = RefCell::new(Xenstored::default());
+    for d in 1..=3 {
+        xs.borrow_mut()
+            .add_domain(&mem, &info(d, u64::from(d)))
+            .unwrap();
+    }
+    let mut a = XsClient::new(page(&mem, 1), Pump::new(&xs, page(&mem, 1), 1));
+    let mut b = XsClient::new(page(&mem, 2), Pump::new(&xs, page(&mem, 2), 2));
+    let mut c = XsClient::new(page(&mem, 3), Pump::new(&xs, page(&mem, 3), 3));
+    let mut ev = [0u8; 128];
+    b.watch("/local/domain/1/data/chan/state", "peer").unwrap();
+    b.wait_watch_event(&mut ev).unwrap(); // the initial event
+    a.mkdir(0, "data/chan").unwrap();
+    let perms = [
+        XsPerm {
+            dom: 1,
+            access: XsAccess::None,
+        },
+        XsPerm {
+            dom: 2,
+            access: XsAccess::Read,
+        },
+    ];
+    a.set_perms(0, "data/chan", &perms).unwrap();
+    // New children inherit the list (with their creator as owner).
+    a.write(0, "data/chan/state", b"3").unwrap();
+    let e = b.wait_watch_event(&mut ev).unwrap();
+    assert_eq!(e.path, b"/local/domain/1/data/chan/state");
+    let mut buf = [0u8; 8];
+    let n = b
+        .read(0, "/local/domain/1/data/chan/state", &mut buf)
+        .unwrap();
+    assert_eq!(&buf[..n], b"3");
+    // Read is not write, and unlisted domains get entry 0's access.
+    assert_eq!(
+        xen_err(
+            b.write(0, "/local/domain/1/data/chan/state", b"4")
+                .unwrap_err()
+        ),
+        "EACCES"
+    );
+    assert_eq!(
+        xen_err(
+            c.read(0, "/local/domain/1/data/chan/state", &mut buf)
+                .unwrap_err()
+        ),
+        "EACCES"
+    );
+    // Only the owner may change the list; an empty list is refused locally.
+    assert_eq!(
+        xen_err(
+            b.set_perms(0, "/local/domain/1/data/chan", &perms)
+                .unwrap_err()
+        ),
+        "EACCES"
+    );
+    assert_eq!(a.set_perms(0, "data/chan", &[]), Err(XsError::Invalid));
+}
