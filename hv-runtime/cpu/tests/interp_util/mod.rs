@@ -147,6 +147,79 @@ impl Guest {
         bytes.len()
     }
 
+    /// Machine addresses of the PML4E, PDPTE, PDE and PTE walked for `lin`
+    /// under `cr3` (the upper three levels must be present; creates nothing).
+    pub fn entry_addrs_under(&self, cr3: u64, lin: u64) -> [u64; 4] {
+        let mut out = [0u64; 4];
+        let mut table = cr3 & 0x000f_ffff_ffff_f000;
+        for (i, level) in (1..=4u64).rev().enumerate() {
+            let ea = table + ((lin >> (12 + 9 * (level - 1))) & 511) * 8;
+            out[i] = ea;
+            let e = self.mem.read_u64(MachineAddr(ea)).unwrap();
+            assert!(
+                level == 1 || e & P != 0,
+                "level {level} of {lin:#x} not present"
+            );
+            table = e & 0x000f_ffff_ffff_f000;
+        }
+        out
+    }
+
+    /// [`Self::entry_addrs_under`] for the current `cr3`.
+    pub fn entry_addrs(&self, lin: u64) -> [u64; 4] {
+        self.entry_addrs_under(self.st.cr3, lin)
+    }
+
+    /// The values of the four entries walked for `lin` (PML4E first).
+    pub fn entries(&self, lin: u64) -> [u64; 4] {
+        self.entry_addrs(lin)
+            .map(|ea| self.mem.read_u64(MachineAddr(ea)).unwrap())
+    }
+
+    /// Machine address of the PTE for `lin` in the tables rooted at `cr3`
+    /// (creating missing tables with P|RW|US).
+    pub fn pte_addr_under(&mut self, cr3: u64, lin: u64) -> u64 {
+        let mut table = cr3 & 0x000f_ffff_ffff_f000;
+        for level in (2..=4).rev() {
+            let ea = table + ((lin >> (12 + 9 * (level - 1))) & 511) * 8;
+            let e = self.mem.read_u64(MachineAddr(ea)).unwrap();
+            if e & P == 0 {
+                let f = self.alloc();
+                self.mem
+                    .write_u64(MachineAddr(ea), (f << 12) | P | RW | US)
+                    .unwrap();
+                table = f << 12;
+            } else {
+                table = e & 0x000f_ffff_ffff_f000;
+            }
+        }
+        table + ((lin >> 12) & 511) * 8
+    }
+
+    /// Assemble code for address `ip` and write it into machine frame `mfn`
+    /// (at `ip`'s page offset), without touching any mapping.
+    pub fn asm_in_frame(&self, mfn: u64, ip: u64, f: impl FnOnce(&mut CodeAssembler)) -> usize {
+        let mut a = CodeAssembler::new(64).unwrap();
+        f(&mut a);
+        let bytes = a.assemble(ip).unwrap();
+        assert!((ip & 0xfff) as usize + bytes.len() <= 4096);
+        self.mem
+            .write(MachineAddr((mfn << 12) | (ip & 0xfff)), &bytes)
+            .unwrap();
+        bytes.len()
+    }
+
+    /// Read `n` bytes through the linear mapping (hypervisor side).
+    pub fn peek_bytes(&self, lin: u64, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|i| {
+                self.mem
+                    .read_u8(MachineAddr(self.maddr(lin + i as u64)))
+                    .unwrap()
+            })
+            .collect()
+    }
+
     pub fn run(&mut self) -> Exit {
         self.cpu.run(
             &mut self.st,
