@@ -649,3 +649,371 @@ fn straddling_instruction_sees_a_remapped_second_page_after_a_flush() {
     assert_eq!(g.run(), soft_int());
     assert_eq!(g.st.gpr[0], 0x1122_3344_5566_7788 ^ 0xffff_ffff_ffff_0000);
 }
+
+// ---------------------------------------------------------------------------
+// 4. Soft-TLB invalidation
+// ---------------------------------------------------------------------------
+
+/// `FRESH` mapped to a frame holding `0xaaaa`, a spare frame holding
+/// `0xbbbb`, and code reading `[FRESH]` into rax. Returns the spare frame.
+fn remap_setup(g: &mut Guest) -> u64 {
+    g.map_new(FRESH, P | RW | US | NX);
+    g.poke(FRESH, &0xaaaa_u64.to_le_bytes());
+    let b = g.alloc();
+    g.mem
+        .write_u64(MachineAddr(b << 12), 0xbbbb)
+        .unwrap();
+    with_rbx(g, FRESH, |a| a.mov(rax, qword_ptr(rbx)).unwrap());
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[0], 0xaaaa);
+    b
+}
+
+#[test]
+fn remapped_page_is_seen_after_a_page_flush() {
+    let mut g = Guest::new();
+    let b = remap_setup(&mut g);
+    g.set_pte(FRESH, (b << 12) | P | RW | US | NX);
+    // Without a flush the old translation may still be used (architecturally
+    // allowed), so this run's value is not checked.
+    assert_eq!(rerun(&mut g), soft_int());
+    g.cpu.flush_tlb(FlushScope::Page(FRESH));
+    assert_eq!(rerun(&mut g), soft_int());
+    assert_eq!(g.st.gpr[0], 0xbbbb);
+}
+
+#[test]
+fn remapped_page_is_seen_after_a_page_flush_of_any_address_in_it() {
+    let mut g = Guest::new();
+    let b = remap_setup(&mut g);
+    g.set_pte(FRESH, (b << 12) | P | RW | US | NX);
+    g.cpu.flush_tlb(FlushScope::Page(FRESH + 0xabc));
+    assert_eq!(rerun(&mut g), soft_int());
+    assert_eq!(g.st.gpr[0], 0xbbbb);
+}
+
+#[test]
+fn remapped_page_is_seen_after_a_full_flush() {
+    let mut g = Guest::new();
+    let b = remap_setup(&mut g);
+    g.set_pte(FRESH, (b << 12) | P | RW | US | NX);
+    g.cpu.flush_tlb(FlushScope::All);
+    assert_eq!(rerun(&mut g), soft_int());
+    assert_eq!(g.st.gpr[0], 0xbbbb);
+}
+
+#[test]
+fn unmapped_page_faults_after_a_page_flush() {
+    let mut g = Guest::new();
+    remap_setup(&mut g);
+    g.set_pte(FRESH, 0);
+    g.cpu.flush_tlb(FlushScope::Page(FRESH));
+    assert_eq!(rerun(&mut g), pf(E_U, FRESH));
+}
+
+#[test]
+fn cr3_switch_uses_the_new_tables_without_an_explicit_flush() {
+    let mut g = Guest::new();
+    let root1 = g.st.cr3;
+    // A second root sharing every existing PML4 slot.
+    let root2 = g.alloc() << 12;
+    for i in 0..512 {
+        let e = read_u64(&g, root1 + i * 8);
+        g.mem.write_u64(MachineAddr(root2 + i * 8), e).unwrap();
+    }
+    // FRESH (an unused PML4 slot) maps a different frame under each root.
+    let (fa, fb) = (g.alloc(), g.alloc());
+    g.mem.write_u64(MachineAddr(fa << 12), 0xaaaa).unwrap();
+    g.mem.write_u64(MachineAddr(fb << 12), 0xbbbb).unwrap();
+    let pa = g.pte_addr_under(root1, FRESH);
+    g.mem
+        .write_u64(MachineAddr(pa), (fa << 12) | P | RW | US | NX)
+        .unwrap();
+    let pb = g.pte_addr_under(root2, FRESH);
+    g.mem
+        .write_u64(MachineAddr(pb), (fb << 12) | P | RW | US | NX)
+        .unwrap();
+    assert_ne!(pa, pb);
+    with_rbx(&mut g, FRESH, |a| a.mov(rax, qword_ptr(rbx)).unwrap());
+    for (root, want) in [(root1, 0xaaaa), (root2, 0xbbbb), (root1, 0xaaaa)] {
+        g.st.cr3 = root;
+        assert_eq!(rerun(&mut g), soft_int());
+        assert_eq!(g.st.gpr[0], want, "cr3 {root:#x}");
+    }
+}
+
+#[test]
+fn write_faults_after_a_read_only_downgrade_and_a_flush() {
+    for scope in [FlushScope::Page(FRESH), FlushScope::All] {
+        let mut g = Guest::new();
+        g.map_new(FRESH, P | RW | US | NX);
+        g.st.gpr[0] = 7;
+        with_rbx(&mut g, FRESH, |a| a.mov(qword_ptr(rbx), rax).unwrap());
+        // The first store fills the TLB's write tag.
+        assert_eq!(g.run(), soft_int());
+        assert_eq!(g.peek_u64(FRESH), 7);
+        let pte = g.pte(FRESH);
+        g.set_pte(FRESH, pte & !RW);
+        g.cpu.flush_tlb(scope);
+        g.st.gpr[0] = 8;
+        assert_eq!(rerun(&mut g), pf(E_P | E_W | E_U, FRESH), "{scope:?}");
+        assert_eq!(g.peek_u64(FRESH), 7);
+    }
+}
+
+#[test]
+fn fetch_faults_after_an_nx_downgrade_and_a_flush() {
+    let mut g = Guest::new();
+    g.map_new(FRESH, P | RW | US);
+    g.asm(FRESH, |a| a.int(0x80).unwrap());
+    g.st.rip = FRESH;
+    assert_eq!(g.run(), soft_int());
+    let pte = g.pte(FRESH);
+    g.set_pte(FRESH, pte | NX);
+    g.cpu.flush_tlb(FlushScope::Page(FRESH));
+    g.st.rip = FRESH;
+    assert_eq!(g.run(), pf(E_P | E_U | E_I, FRESH));
+}
+
+#[test]
+fn page_flush_of_an_aliasing_tlb_slot_does_not_lose_other_translations() {
+    // Pages 256 apart share a direct-mapped TLB slot; flushing one and
+    // remapping the other must still give the right answers.
+    let mut g = Guest::new();
+    let other = FRESH + 256 * 0x1000;
+    g.map_new(FRESH, P | RW | US | NX);
+    g.map_new(other, P | RW | US | NX);
+    g.poke(FRESH, &1u64.to_le_bytes());
+    g.poke(other, &2u64.to_le_bytes());
+    let n = g.asm(CODE, |a| {
+        a.mov(rbx, FRESH).unwrap();
+        a.mov(rsi, other).unwrap();
+        a.mov(rax, qword_ptr(rbx)).unwrap();
+        a.mov(rdx, qword_ptr(rsi)).unwrap();
+        a.mov(rcx, qword_ptr(rbx)).unwrap();
+        a.int(0x80).unwrap();
+    });
+    assert!(n > 0);
+    assert_eq!(g.run(), soft_int());
+    assert_eq!((g.st.gpr[0], g.st.gpr[2], g.st.gpr[1]), (1, 2, 1));
+    let f = g.pages[&other];
+    let pte = g.pte(FRESH);
+    g.set_pte(FRESH, (f << 12) | (pte & 0xfff) | NX);
+    g.cpu.flush_tlb(FlushScope::Page(FRESH));
+    assert_eq!(rerun(&mut g), soft_int());
+    assert_eq!((g.st.gpr[0], g.st.gpr[2], g.st.gpr[1]), (2, 2, 2));
+}
+
+// ---------------------------------------------------------------------------
+// 5. Block-cache invalidation: self-modifying and remapped code
+// ---------------------------------------------------------------------------
+
+/// Make the code page at `lin` writable (it is P|US by default).
+fn make_code_writable(g: &mut Guest, lin: u64) {
+    let pte = g.pte(lin);
+    g.set_pte(lin, pte | RW);
+}
+
+#[test]
+fn store_into_a_later_instruction_of_the_same_block_is_executed() {
+    let mut g = Guest::new();
+    make_code_writable(&mut g, CODE);
+    g.asm(CODE, |a| {
+        let mut target = a.create_label();
+        a.lea(rbx, ptr(target)).unwrap();
+        // `mov eax, imm32` is B8 id: the immediate starts one byte in.
+        a.mov(dword_ptr(rbx + 1), 0x4242_4242).unwrap();
+        a.mov(ecx, 5).unwrap();
+        a.set_label(&mut target).unwrap();
+        a.mov(eax, 0x1111_1111).unwrap();
+        a.int(0x80).unwrap();
+    });
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[0], 0x4242_4242);
+    assert_eq!(g.st.gpr[1], 5);
+}
+
+#[test]
+fn byte_store_into_the_very_next_instruction_is_executed() {
+    let mut g = Guest::new();
+    make_code_writable(&mut g, CODE);
+    g.asm(CODE, |a| {
+        let mut target = a.create_label();
+        a.lea(rbx, ptr(target)).unwrap();
+        a.mov(byte_ptr(rbx + 1), 0x77).unwrap();
+        a.set_label(&mut target).unwrap();
+        a.mov(eax, 0x11).unwrap();
+        a.int(0x80).unwrap();
+    });
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[0], 0x77);
+}
+
+#[test]
+fn self_modifying_loop_sees_each_new_immediate() {
+    // A loop rewrites the immediate of an instruction inside its own body
+    // (a cached, chained block) on every iteration.
+    let mut g = Guest::new();
+    make_code_writable(&mut g, CODE);
+    g.asm(CODE, |a| {
+        let mut top = a.create_label();
+        let mut imm = a.create_label();
+        a.lea(rbx, ptr(imm)).unwrap();
+        a.xor(esi, esi).unwrap();
+        a.mov(ecx, 10).unwrap();
+        a.set_label(&mut top).unwrap();
+        a.mov(dword_ptr(rbx + 1), ecx).unwrap();
+        a.set_label(&mut imm).unwrap();
+        a.mov(eax, 0).unwrap();
+        a.add(esi, eax).unwrap();
+        a.dec(ecx).unwrap();
+        a.jnz(top).unwrap();
+        a.int(0x80).unwrap();
+    });
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[6], 55, "sum of the immediates written, 10..=1");
+}
+
+#[test]
+fn code_rewritten_by_the_hypervisor_between_runs_is_retranslated() {
+    let mut g = Guest::new();
+    g.asm(CODE, |a| {
+        a.mov(eax, 0x11).unwrap();
+        a.int(0x80).unwrap();
+    });
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[0], 0x11);
+    let translated = g.cpu.stats().translated_blocks;
+    // Same again: the cached block is reused.
+    assert_eq!(rerun(&mut g), soft_int());
+    assert_eq!(g.cpu.stats().translated_blocks, translated);
+    // A MachineMemory write to the immediate (no TLB flush).
+    g.poke(CODE + 1, &[0x22]);
+    assert_eq!(rerun(&mut g), soft_int());
+    assert_eq!(g.st.gpr[0], 0x22);
+    assert!(g.cpu.stats().translated_blocks > translated);
+}
+
+#[test]
+fn store_through_a_writable_alias_of_a_code_frame_invalidates_its_blocks() {
+    let mut g = Guest::new();
+    let func = CODE + 0x1000;
+    let alias = 0x70_0000;
+    let frame = g.pages[&func];
+    g.map(alias, frame, P | RW | US | NX);
+    g.asm(func, |a| {
+        a.mov(eax, 0x11).unwrap();
+        a.ret().unwrap();
+    });
+    g.asm(CODE, |a| {
+        a.mov(rbx, alias).unwrap();
+        // Fill the alias's write tag while the frame holds no code yet.
+        a.mov(byte_ptr(rbx + 0x800), 0x90).unwrap();
+        a.call(func).unwrap();
+        a.mov(ecx, eax).unwrap();
+        // Rewrite `func`'s immediate through the alias, call it again.
+        a.mov(byte_ptr(rbx + 1), 0x33).unwrap();
+        a.call(func).unwrap();
+        a.int(0x80).unwrap();
+    });
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[1], 0x11, "first call ran the original code");
+    assert_eq!(g.st.gpr[0], 0x33, "second call ran the rewritten code");
+    // And across runs: rewrite again through the alias from a second run.
+    g.asm(CODE + 0x800, |a| {
+        a.mov(byte_ptr(rbx + 1), 0x44).unwrap();
+        a.call(func).unwrap();
+        a.int(0x80).unwrap();
+    });
+    g.st.rip = CODE + 0x800;
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[0], 0x44);
+}
+
+#[test]
+fn locked_and_string_stores_into_code_are_seen() {
+    let mut g = Guest::new();
+    let func = CODE + 0x1000;
+    make_code_writable(&mut g, func);
+    g.asm(func, |a| {
+        a.mov(eax, 0x10).unwrap();
+        a.ret().unwrap();
+    });
+    g.asm(CODE, |a| {
+        a.mov(rbx, func).unwrap();
+        a.call(func).unwrap();
+        a.mov(r8d, eax).unwrap();
+        // lock add to the immediate: 0x10 + 5.
+        a.lock().add(byte_ptr(rbx + 1), 5).unwrap();
+        a.call(func).unwrap();
+        a.mov(r9d, eax).unwrap();
+        // rep stosb over the immediate's low byte.
+        a.lea(rdi, qword_ptr(rbx + 1)).unwrap();
+        a.mov(al, 0x66).unwrap();
+        a.mov(ecx, 1).unwrap();
+        a.rep().stosb().unwrap();
+        a.call(func).unwrap();
+        a.int(0x80).unwrap();
+    });
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[8], 0x10);
+    assert_eq!(g.st.gpr[9], 0x15);
+    assert_eq!(g.st.gpr[0], 0x66);
+}
+
+#[test]
+fn code_page_remapped_to_another_frame_runs_the_new_code_after_a_flush() {
+    for scope in [FlushScope::Page(CODE + 0x1000), FlushScope::All] {
+        let mut g = Guest::new();
+        let func = CODE + 0x1000;
+        g.asm(func, |a| {
+            a.mov(eax, 0x11).unwrap();
+            a.ret().unwrap();
+        });
+        g.asm(CODE, |a| {
+            a.call(func).unwrap();
+            a.int(0x80).unwrap();
+        });
+        assert_eq!(g.run(), soft_int());
+        assert_eq!(g.st.gpr[0], 0x11);
+        let f = g.alloc();
+        g.asm_in_frame(f, func, |a| {
+            a.mov(eax, 0x22).unwrap();
+            a.ret().unwrap();
+        });
+        let pte = g.pte(func);
+        g.set_pte(func, (f << 12) | (pte & 0xfff));
+        g.cpu.flush_tlb(scope);
+        // Reached through the (chained) call from the unchanged block.
+        assert_eq!(rerun(&mut g), soft_int());
+        assert_eq!(g.st.gpr[0], 0x22, "{scope:?}");
+    }
+}
+
+#[test]
+fn same_code_frame_mapped_at_two_addresses_runs_at_both() {
+    // Blocks are keyed by linear rip and validated by machine address: a
+    // second mapping of the frame runs (with its own rip-relative view).
+    let mut g = Guest::new();
+    let other = 0x50_0000;
+    let frame = g.pages[&CODE];
+    g.map(other, frame, P | US);
+    g.asm(CODE, |a| {
+        let mut here = a.create_label();
+        a.set_label(&mut here).unwrap();
+        a.lea(rax, ptr(here)).unwrap();
+        a.int(0x80).unwrap();
+    });
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[0], CODE);
+    g.st.rip = other;
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[0], other);
+    // Rewriting the frame (hypervisor) is seen at the second address too.
+    g.poke(CODE, &[0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90]);
+    g.st.gpr[0] = 0;
+    g.st.rip = other;
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[0], 0, "the lea was overwritten with nops");
+    assert_eq!(g.st.rip, other + 9);
+}
