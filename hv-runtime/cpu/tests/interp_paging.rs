@@ -167,6 +167,48 @@ fn instruction_fetch_sets_accessed_on_every_level_and_no_dirty() {
     }
 }
 
+/// Map `FRESH` as a 2 MiB page over machine frames 0..512 (frame 0 is
+/// never allocated by the helper); returns the PDE's machine address.
+fn map_large(g: &mut Guest, flags: u64) -> u64 {
+    g.pte_addr(FRESH);
+    let pde = g.entry_addrs(FRESH)[2];
+    g.mem.write_u64(MachineAddr(pde), flags | (1 << 7)).unwrap();
+    pde
+}
+
+#[test]
+fn two_mib_page_read_and_write_set_accessed_and_dirty_on_the_pde() {
+    let mut g = Guest::new();
+    let pde = map_large(&mut g, P | RW | US | NX);
+    g.mem.write_u64(MachineAddr(0x800), 0xfeed).unwrap();
+    let before = g.entries(FRESH);
+    with_rbx(&mut g, FRESH + 0x800, |a| {
+        a.mov(rax, qword_ptr(rbx)).unwrap()
+    });
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[0], 0xfeed);
+    assert_eq!(read_u64(&g, pde), before[2] | A);
+    with_rbx(&mut g, FRESH + 0x810, |a| {
+        a.mov(qword_ptr(rbx), rax).unwrap()
+    });
+    assert_eq!(rerun(&mut g), soft_int());
+    assert_eq!(g.mem.read_u64(MachineAddr(0x810)).unwrap(), 0xfeed);
+    let after = g.entries(FRESH);
+    assert_eq!(after[0], before[0] | A);
+    assert_eq!(after[1], before[1] | A);
+    assert_eq!(after[2], before[2] | A | D, "D on the large leaf");
+}
+
+#[test]
+fn two_mib_page_with_low_address_bits_set_is_a_reserved_bit_fault() {
+    let mut g = Guest::new();
+    map_large(&mut g, P | RW | US | NX | (1 << 13));
+    with_rbx(&mut g, FRESH + 0x800, |a| {
+        a.mov(rax, qword_ptr(rbx)).unwrap()
+    });
+    assert_eq!(g.run(), pf(E_P | E_U | E_RSVD, FRESH + 0x800));
+}
+
 // ---------------------------------------------------------------------------
 // 2. Permission faults: error code, CR2, rip, no D on a faulting write
 // ---------------------------------------------------------------------------
@@ -478,12 +520,12 @@ fn eight_and_sixteen_byte_loads_straddling_two_pages_read_both() {
 
 #[test]
 fn eight_and_sixteen_byte_stores_straddling_two_pages_write_both_and_dirty_both() {
-    for (size, off) in [(8u64, 3u64), (16, 9), (16, 8)] {
+    for (size, off) in [(8usize, 3u64), (16, 9), (16, 8)] {
         let mut g = Guest::new();
         two_fresh_pages(&mut g);
         let lin = FRESH + 0x1000 - off;
         let val: u128 = 0x0f1e_2d3c_4b5a_6978_8796_a5b4_c3d2_e1f0;
-        g.st.gpr[0] = val as u64;
+        g.st.gpr[0] = u64::from_le_bytes(val.to_le_bytes()[..8].try_into().unwrap());
         g.st.xmm[2] = val;
         with_rbx(&mut g, lin, |a| {
             if size == 8 {
@@ -493,8 +535,8 @@ fn eight_and_sixteen_byte_stores_straddling_two_pages_write_both_and_dirty_both(
             }
         });
         assert_eq!(g.run(), soft_int());
-        let got = g.peek_bytes(lin, size as usize);
-        assert_eq!(got, val.to_le_bytes()[..size as usize], "{size}-byte store");
+        let got = g.peek_bytes(lin, size);
+        assert_eq!(got, val.to_le_bytes()[..size], "{size}-byte store");
         assert_eq!(g.pte(FRESH) & (A | D), A | D, "first page dirty");
         assert_eq!(g.pte(FRESH + 0x1000) & (A | D), A | D, "second page dirty");
     }
@@ -574,6 +616,54 @@ fn straddling_store_to_a_read_only_second_page_writes_nothing() {
     assert_eq!(g.peek_bytes(FRESH + 0xff8, 8), [0x11; 8]);
     assert_eq!(g.peek_bytes(FRESH + 0x1000, 8), [0x22; 8]);
     assert_eq!(g.pte(FRESH + 0x1000) & D, 0);
+}
+
+#[test]
+fn straddling_read_modify_writes_with_a_read_only_second_page_fault_and_write_nothing() {
+    type Op = fn(&mut CodeAssembler);
+    let ops: [(&str, Op); 3] = [
+        ("add", |a| a.add(qword_ptr(rbx), 1).unwrap()),
+        ("lock add", |a| a.lock().add(qword_ptr(rbx), 1).unwrap()),
+        ("xchg", |a| a.xchg(qword_ptr(rbx), rax).unwrap()),
+    ];
+    for (name, op) in ops {
+        let mut g = Guest::new();
+        g.map_new(FRESH, P | RW | US | NX);
+        g.map_new(FRESH + 0x1000, P | US | NX);
+        g.poke(FRESH + 0xff8, &[0x11; 8]);
+        g.poke(FRESH + 0x1000, &[0x22; 8]);
+        expect_pf_cr2(&mut g, FRESH + 0xffa, op, E_P | E_W | E_U, FRESH + 0x1000);
+        assert_eq!(g.peek_bytes(FRESH + 0xff8, 8), [0x11; 8], "{name}");
+        assert_eq!(g.peek_bytes(FRESH + 0x1000, 8), [0x22; 8], "{name}");
+        assert_eq!(g.st.gpr[0], 0, "{name}: register untouched");
+    }
+}
+
+#[test]
+fn push_and_call_straddling_into_an_absent_stack_page_fault_and_write_nothing() {
+    // The stack's lowest mapped page is 0x7f_c000; with rsp 4 bytes above
+    // it, an 8-byte push covers 0x7f_bffc..0x7f_c004.
+    let low = 0x7f_c000u64;
+    type Op = fn(&mut CodeAssembler);
+    let ops: [(&str, Op); 2] = [
+        ("push", |a| a.push(rcx).unwrap()),
+        ("call", |a| a.call(0x40_0800).unwrap()),
+    ];
+    for (name, op) in ops {
+        let mut g = Guest::new();
+        g.poke(low, &[0x5e; 8]);
+        let n = g.asm(CODE, |a| a.mov(ecx, 1).unwrap());
+        let at = CODE + n as u64;
+        g.asm(at, |a| {
+            op(a);
+            a.int(0x80).unwrap();
+        });
+        g.st.gpr[4] = low + 4;
+        assert_eq!(g.run(), pf(E_U | E_W, low - 4), "{name}");
+        assert_eq!(g.st.rip, at, "{name}");
+        assert_eq!(g.st.gpr[4], low + 4, "{name}: rsp unchanged");
+        assert_eq!(g.peek_bytes(low, 8), [0x5e; 8], "{name}: no partial write");
+    }
 }
 
 /// Where a 10-byte `mov rax, imm64` straddling the end of the first code
@@ -660,9 +750,7 @@ fn remap_setup(g: &mut Guest) -> u64 {
     g.map_new(FRESH, P | RW | US | NX);
     g.poke(FRESH, &0xaaaa_u64.to_le_bytes());
     let b = g.alloc();
-    g.mem
-        .write_u64(MachineAddr(b << 12), 0xbbbb)
-        .unwrap();
+    g.mem.write_u64(MachineAddr(b << 12), 0xbbbb).unwrap();
     with_rbx(g, FRESH, |a| a.mov(rax, qword_ptr(rbx)).unwrap());
     assert_eq!(g.run(), soft_int());
     assert_eq!(g.st.gpr[0], 0xaaaa);
@@ -928,6 +1016,34 @@ fn store_through_a_writable_alias_of_a_code_frame_invalidates_its_blocks() {
     g.st.rip = CODE + 0x800;
     assert_eq!(g.run(), soft_int());
     assert_eq!(g.st.gpr[0], 0x44);
+}
+
+#[test]
+fn store_through_an_alias_whose_write_tag_predates_the_translation_is_seen_by_the_same_block() {
+    // The alias's TLB write tag is filled while the frame holds no code;
+    // translating the block must withdraw it, so the store in the block
+    // takes the code-write path and the rewritten instruction after it in
+    // the same block runs with the new immediate.
+    let mut g = Guest::new();
+    let func = CODE + 0x1000;
+    let alias = 0x70_0000;
+    let frame = g.pages[&func];
+    g.map(alias, frame, P | RW | US | NX);
+    // func: mov byte [rbx+5], 0x33 (4 bytes) ; mov eax, imm32 (imm at +5)
+    let n = g.asm(func, |a| a.mov(byte_ptr(rbx + 5), 0x33).unwrap());
+    assert_eq!(n, 4);
+    g.asm(func + 4, |a| {
+        a.mov(eax, 0x11).unwrap();
+        a.int(0x80).unwrap();
+    });
+    g.asm(CODE, |a| {
+        a.mov(rbx, alias).unwrap();
+        a.mov(byte_ptr(rbx + 0x800), 0x90).unwrap();
+        a.mov(rax, func).unwrap();
+        a.jmp(rax).unwrap();
+    });
+    assert_eq!(g.run(), soft_int());
+    assert_eq!(g.st.gpr[0], 0x33);
 }
 
 #[test]
