@@ -151,7 +151,7 @@ impl ReleaseQueue {
 /// Released by [`GrantAccess::unmap_grant`], or — deferred to the next
 /// grant operation or run-loop pass — by dropping it (module docs).
 #[derive(Debug)]
-#[must_use = "a mapping is released as soon as it is dropped; use it or do not map"]
+#[must_use = "dropping a mapping releases it (at the next grant operation); bind it while the page is in use"]
 pub struct GrantMapping<R: Right> {
     granter: DomId,
     gref: u32,
