@@ -12,9 +12,13 @@
 //!
 //! Access to the bytes goes through `MachineMemory`'s bounds-checked copy
 //! APIs; no Rust reference into guest memory is ever made (the guest may
-//! write the page concurrently). A mapping is released with
-//! [`GrantAccess::unmap_grant`]; dropping it unreleased logs a warning and
-//! leaves it pinned until the granting domain ends.
+//! write the page concurrently). A mapping is released at once with
+//! [`GrantAccess::unmap_grant`]. Dropping it unreleased releases it too, but
+//! deferred (mod-level Note [Deferred release]): the drop queues its
+//! handle, and the unmap happens at the start of the next [`GrantAccess`]
+//! operation or `grant_table_op` hypercall, or in [`super::reap`] — so
+//! within the current run-loop pass at the latest. Until then the grant
+//! stays pinned.
 //!
 //! ```
 //! use hv_runtime::gnttab::{GrantAccess, testing::World, RUNTIME_DOMID};
@@ -30,9 +34,16 @@
 //! assert_eq!(&back, b"hello");
 //! assert!(m.write(&w.hv.mem, 4093, b"toolong").is_err());
 //! w.hv.unmap_grant(m);
+//!
+//! // Dropping a mapping releases it at the next grant operation or pass.
+//! let m = w.hv.map_grant_ro(d, 9).unwrap();
+//! drop(m);
+//! hv_runtime::gnttab::reap(&mut w.hv);
+//! assert!(w.hv.gnttab.table(d).unwrap().active(9).is_none());
 //! ```
 
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use guest_abi::abi::gnttab::{GNTMAP_DEVICE_MAP, GNTMAP_READONLY};
 use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn, PAGE_SIZE};
@@ -78,15 +89,76 @@ pub struct GrantIoError {
     pub len: usize,
 }
 
+/// One runtime mapping: its maptrack handle and the generation the slot
+/// had when the mapping was made (a reused handle has a newer generation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaptrackHandle {
+    /// Index in the runtime's maptrack.
+    pub handle: u32,
+    /// Generation of the slot ([`super::GrantTable::generation`]).
+    pub generation: u64,
+}
+
+/// Handles of runtime mappings dropped unreleased, shared by every
+/// [`GrantMapping`] with the [`super::GnttabSystem`] that drains it (Note
+/// [Deferred release]). Cloning shares the queue.
+#[derive(Clone, Default)]
+pub(crate) struct ReleaseQueue(Arc<Mutex<Vec<MaptrackHandle>>>);
+
+impl std::fmt::Debug for ReleaseQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseQueue")
+            .field("pending", &self.len())
+            .finish()
+    }
+}
+
+impl ReleaseQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<MaptrackHandle>> {
+        // Nothing can panic while the lock is held (a push or a take), but
+        // a poisoned queue is still a valid Vec: keep using it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queue `h` (called from `Drop`: a push under a short lock).
+    fn push(&self, h: MaptrackHandle) {
+        self.lock().push(h);
+    }
+
+    /// Take every queued handle.
+    pub(crate) fn take(&self) -> Vec<MaptrackHandle> {
+        let mut q = self.lock();
+        if q.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut *q)
+        }
+    }
+
+    /// Queued handles.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether `self` and `other` are the same queue.
+    fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// A frontend's grant, mapped by the runtime with right `R`.
+///
+/// Released by [`GrantAccess::unmap_grant`], or — deferred to the next
+/// grant operation or run-loop pass — by dropping it (module docs).
 #[derive(Debug)]
-#[must_use = "a mapping stays pinned until released with GrantAccess::unmap_grant"]
+#[must_use = "dropping a mapping releases it (at the next grant operation); bind it while the page is in use"]
 pub struct GrantMapping<R: Right> {
     granter: DomId,
     gref: u32,
     frame: Mfn,
-    handle: u32,
+    handle: MaptrackHandle,
     released: bool,
+    queue: ReleaseQueue,
     _right: PhantomData<R>,
 }
 
@@ -101,6 +173,12 @@ impl<R: Right> GrantMapping<R> {
     #[must_use]
     pub fn gref(&self) -> u32 {
         self.gref
+    }
+
+    /// The runtime maptrack handle and its generation.
+    #[must_use]
+    pub fn handle(&self) -> MaptrackHandle {
+        self.handle
     }
 
     fn at(&self, offset: usize, len: usize) -> Result<MachineAddr, GrantIoError> {
@@ -164,13 +242,18 @@ impl GrantMapping<Rw> {
 }
 
 impl<R: Right> Drop for GrantMapping<R> {
+    /// Queue the mapping for release (Note [Deferred release]); nothing if
+    /// `unmap_grant` already released it.
     fn drop(&mut self) {
         if !self.released {
-            tracing::warn!(
+            self.released = true;
+            tracing::trace!(
                 granter = self.granter,
                 gref = self.gref,
-                "grant mapping dropped without unmap_grant; it stays pinned until the granter ends"
+                handle = ?self.handle,
+                "grant mapping dropped; release deferred"
             );
+            self.queue.push(self.handle);
         }
     }
 }
@@ -197,7 +280,10 @@ pub trait GrantAccess {
         gref: u32,
     ) -> Result<GrantMapping<Rw>, MapGrantError>;
 
-    /// Release a mapping.
+    /// Release a mapping now (pins dropped, `GTF_reading` / `GTF_writing`
+    /// cleared when the last pin goes). A mapping made by another
+    /// hypervisor is not this one's to release: it is dropped instead,
+    /// which queues it on its own hypervisor.
     fn unmap_grant<R: Right>(&mut self, m: GrantMapping<R>);
 
     /// Copy from `gref` of `granter` at `offset` into `buf`.
@@ -232,12 +318,21 @@ fn map<R: Right>(
 ) -> Result<GrantMapping<R>, MapGrantError> {
     let flags = GNTMAP_DEVICE_MAP | if R::READONLY { GNTMAP_READONLY } else { 0 };
     let m = super::map::map_grant_ref(hv, RUNTIME_DOMID, 0, 0, flags, gref, granter)?;
+    let generation = hv
+        .gnttab
+        .table(RUNTIME_DOMID)
+        .and_then(|t| t.generation(m.handle))
+        .unwrap_or(u64::MAX);
     Ok(GrantMapping {
         granter,
         gref,
         frame: Mfn(m.dev_bus_addr >> 12),
-        handle: m.handle,
+        handle: MaptrackHandle {
+            handle: m.handle,
+            generation,
+        },
         released: false,
+        queue: hv.gnttab.releases.clone(),
         _right: PhantomData,
     })
 }
@@ -285,6 +380,7 @@ impl GrantAccess for Hypervisor {
         granter: DomId,
         gref: u32,
     ) -> Result<GrantMapping<Ro>, MapGrantError> {
+        super::release_dropped(self);
         map(self, granter, gref)
     }
 
@@ -293,12 +389,22 @@ impl GrantAccess for Hypervisor {
         granter: DomId,
         gref: u32,
     ) -> Result<GrantMapping<Rw>, MapGrantError> {
+        super::release_dropped(self);
         map(self, granter, gref)
     }
 
     fn unmap_grant<R: Right>(&mut self, mut m: GrantMapping<R>) {
+        super::release_dropped(self);
+        if !m.queue.same(&self.gnttab.releases) {
+            tracing::warn!(
+                granter = m.granter,
+                gref = m.gref,
+                "unmap_grant of another hypervisor's mapping; queued on its own"
+            );
+            return;
+        }
         m.released = true;
-        super::map::release_mapping(self, RUNTIME_DOMID, m.handle);
+        super::release_runtime_mapping(self, m.handle);
     }
 
     fn copy_from_grant(
@@ -308,6 +414,7 @@ impl GrantAccess for Hypervisor {
         offset: u16,
         buf: &mut [u8],
     ) -> Result<(), CopyError> {
+        super::release_dropped(self);
         with_grant(self, granter, gref, offset, buf.len(), false, |mem, at| {
             mem.read(at, buf).is_ok()
         })
@@ -320,6 +427,7 @@ impl GrantAccess for Hypervisor {
         offset: u16,
         buf: &[u8],
     ) -> Result<(), CopyError> {
+        super::release_dropped(self);
         with_grant(self, granter, gref, offset, buf.len(), true, |mem, at| {
             mem.write(at, buf).is_ok()
         })

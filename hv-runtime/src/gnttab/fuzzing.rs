@@ -8,7 +8,9 @@
 //! maps, unmaps, copies, transfers and table operations with values picked
 //! from what exists (so they often succeed), hostile ones with raw values,
 //! and raw argument bytes with lying counts — plus the runtime's own
-//! [`GrantAccess`] mappings and domains ending. Checked after every step:
+//! [`GrantAccess`] mappings (released explicitly or by dropping them, which
+//! defers the release to the next grant operation or [`super::reap`]) and
+//! domains ending. Checked after every step:
 //!
 //! * nothing panics and every hypercall returns;
 //! * [`super::testing::check_invariants`]: pins equal outstanding mappings,
@@ -130,13 +132,18 @@ pub fn grant_ops(data: &[u8]) {
             panic!("invariant broken after step {steps}: {e}");
         }
     }
-    // Release what the runtime holds, end every domain: all pins go.
-    for m in s.runtime.drain(..) {
+    // Release what the runtime holds (half by dropping), end every domain:
+    // all pins go.
+    for (i, m) in s.runtime.drain(..).enumerate() {
         match m {
-            RtMap::Ro(m) => s.w.hv.unmap_grant(m),
-            RtMap::Rw(m) => s.w.hv.unmap_grant(m),
+            RtMap::Ro(m) if i % 2 == 0 => s.w.hv.unmap_grant(m),
+            RtMap::Rw(m) if i % 2 == 0 => s.w.hv.unmap_grant(m),
+            RtMap::Ro(m) => drop(m),
+            RtMap::Rw(m) => drop(m),
         }
     }
+    super::reap(&mut s.w.hv);
+    assert_eq!(s.w.hv.gnttab.pending_releases(), 0);
     let doms = s.w.doms.clone();
     for d in doms {
         super::domain_ended(&mut s.w.hv, d);
@@ -368,10 +375,14 @@ fn step(s: &mut State, input: &mut Input<'_>) {
                 }
                 2 => {
                     if !s.runtime.is_empty() {
-                        let i = usize::from(input.byte()) % s.runtime.len();
+                        // Top bit: drop (deferred release) instead of unmap.
+                        let k = input.byte();
+                        let i = usize::from(k) % s.runtime.len();
                         match s.runtime.swap_remove(i) {
-                            RtMap::Ro(m) => s.w.hv.unmap_grant(m),
-                            RtMap::Rw(m) => s.w.hv.unmap_grant(m),
+                            RtMap::Ro(m) if k & 0x80 == 0 => s.w.hv.unmap_grant(m),
+                            RtMap::Rw(m) if k & 0x80 == 0 => s.w.hv.unmap_grant(m),
+                            RtMap::Ro(m) => drop(m),
+                            RtMap::Rw(m) => drop(m),
                         }
                     }
                 }

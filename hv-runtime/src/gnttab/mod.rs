@@ -70,6 +70,26 @@
 //! references without an entry; a copy holds them for its duration. A
 //! transfer needs the frame to have *no* reference but its allocation, so a
 //! mapped or pinned frame can never change owner.
+//!
+//! Note [Deferred release]: a runtime mapping ([`GrantMapping`]) cannot
+//! borrow the hypervisor for its life, so dropping one cannot unmap it on
+//! the spot. Instead its `Drop` pushes a [`MaptrackHandle`] (maptrack index
+//! plus the generation the slot had when the mapping was made) onto a queue
+//! shared with [`GnttabSystem`] — a short mutex-held push, never a panic —
+//! and [`release_dropped`] later releases each queued mapping through the
+//! same path as [`GrantAccess::unmap_grant`] (device references dropped,
+//! pins decremented, `GTF_reading` / `GTF_writing` cleared when the last
+//! pin, or last writable pin, goes). The queue is drained at the start of
+//! every [`GrantAccess`] operation, of every `grant_table_op` hypercall,
+//! and by [`reap`], which the run loop calls on every pass. So a dropped
+//! mapping is released no later than the next grant operation or the end
+//! of the current run-loop pass, whichever comes first; until then it stays
+//! pinned exactly as if it were still held. A handle is released only if
+//! the slot still holds the same generation: a mapping already released
+//! (by `unmap_grant`, which marks it so its drop queues nothing) or a slot
+//! since reused by a newer mapping is left alone. A granter that ended
+//! meanwhile changes nothing: mappings of its grants stay valid until
+//! released, and the release unpins its (revoked) table as usual.
 
 pub mod access;
 pub mod copy;
@@ -79,6 +99,8 @@ pub mod ops;
 pub mod testing;
 pub mod transfer;
 
+#[cfg(test)]
+mod drop_tests;
 #[cfg(test)]
 mod prop;
 #[cfg(test)]
@@ -92,8 +114,10 @@ use guest_abi::abi::gnttab::{
 };
 use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn};
 
-pub use access::{GrantAccess, GrantMapping, Ro, Rw};
+pub use access::{GrantAccess, GrantMapping, MaptrackHandle, Ro, Rw};
 pub use ops::grant_table_op;
+
+use access::ReleaseQueue;
 
 use crate::hv::Hypervisor;
 use crate::machine::{AllocError, DomId, FrameTable, M2P_INVALID, M2p, Owner};
@@ -245,6 +269,12 @@ pub struct GrantTable {
     frames: Vec<Mfn>,
     active: BTreeMap<u32, Active>,
     maptrack: Vec<Option<MapEntry>>,
+    /// Generation of each maptrack slot's current (or last) mapping; a
+    /// handle plus its generation names one mapping even after the handle
+    /// is reused (Note [Deferred release]).
+    generations: Vec<u64>,
+    /// Next generation handed out (never reused; 2^64 maps never happen).
+    next_generation: u64,
     free_handles: Vec<u32>,
     live_maps: u32,
     ended: bool,
@@ -307,6 +337,13 @@ impl GrantTable {
         self.ended
     }
 
+    /// The generation of live mapping `handle` (Note [Deferred release]).
+    #[must_use]
+    pub fn generation(&self, handle: u32) -> Option<u64> {
+        self.mapping(handle)?;
+        self.generations.get(usize::try_from(handle).ok()?).copied()
+    }
+
     fn has_free_handle(&self) -> bool {
         self.live_maps < MAX_MAPTRACK
     }
@@ -320,10 +357,14 @@ impl GrantTable {
             None => {
                 let h = u32::try_from(self.maptrack.len()).ok()?;
                 self.maptrack.push(None);
+                self.generations.push(0);
                 h
             }
         };
-        *self.maptrack.get_mut(usize::try_from(h).ok()?)? = Some(m);
+        let i = usize::try_from(h).ok()?;
+        *self.generations.get_mut(i)? = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        *self.maptrack.get_mut(i)? = Some(m);
         self.live_maps += 1;
         Some(h)
     }
@@ -366,6 +407,9 @@ impl GrantTable {
 #[derive(Debug, Default)]
 pub struct GnttabSystem {
     tables: BTreeMap<DomId, GrantTable>,
+    /// Runtime mappings dropped without `unmap_grant`, waiting for
+    /// [`release_dropped`] (Note [Deferred release]).
+    releases: ReleaseQueue,
 }
 
 impl GnttabSystem {
@@ -377,6 +421,13 @@ impl GnttabSystem {
 
     pub(crate) fn table_mut(&mut self, dom: DomId) -> Option<&mut GrantTable> {
         self.tables.get_mut(&dom)
+    }
+
+    /// Runtime mappings dropped but not yet released (Note [Deferred
+    /// release]).
+    #[must_use]
+    pub fn pending_releases(&self) -> usize {
+        self.releases.len()
     }
 
     /// The runtime's own table (maptrack only).
@@ -646,9 +697,37 @@ pub fn domain_ended(hv: &mut Hypervisor, dom: DomId) {
     map::flush(hv, dom, hv_cpu::FlushScope::All);
 }
 
-/// End the grant tables of every domain that has shut down (called by the
-/// run loop).
+/// Release the runtime mapping `h` if it is still the mapping `h` names
+/// (same handle *and* generation); a stale handle — its mapping already
+/// released, the slot perhaps reused by a newer one — is ignored. Returns
+/// whether a mapping was released. Same path as `unmap_grant`.
+pub(crate) fn release_runtime_mapping(hv: &mut Hypervisor, h: MaptrackHandle) -> bool {
+    let current = hv
+        .gnttab
+        .table(RUNTIME_DOMID)
+        .and_then(|t| t.generation(h.handle));
+    if current != Some(h.generation) {
+        tracing::debug!(?h, ?current, "stale runtime grant handle ignored");
+        return false;
+    }
+    map::release_mapping(hv, RUNTIME_DOMID, h.handle);
+    true
+}
+
+/// Release every runtime mapping dropped since the last call (Note
+/// [Deferred release]). Called at the start of every [`GrantAccess`]
+/// operation, of every `grant_table_op` hypercall and by [`reap`].
+pub fn release_dropped(hv: &mut Hypervisor) {
+    for h in hv.gnttab.releases.take() {
+        release_runtime_mapping(hv, h);
+    }
+}
+
+/// Release the runtime mappings dropped since the last pass
+/// ([`release_dropped`]) and end the grant tables of every domain that has
+/// shut down (called by the run loop on every pass).
 pub fn reap(hv: &mut Hypervisor) {
+    release_dropped(hv);
     let ended: Vec<DomId> = hv
         .domains
         .values()

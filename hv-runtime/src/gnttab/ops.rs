@@ -47,6 +47,9 @@ pub fn grant_table_op(
     a: [u64; 5],
     in_multicall: bool,
 ) -> Option<i64> {
+    // Runtime mappings dropped since the last grant operation go first
+    // (Note [Deferred release]), so a guest sees them released.
+    super::release_dropped(hv);
     let (cmd, uop) = (a[0], a[1]);
     let raw = a[2] & 0xffff_ffff;
     // `count` is a C int: negative values are refused.

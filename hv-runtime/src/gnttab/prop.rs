@@ -1,6 +1,9 @@
 //! The grant state machine against a small reference model: random
 //! sequences of grant / end-access / map / unmap / copy / offer / transfer
-//! over three domains. After every operation the status must be the one the
+//! over three domains, plus the runtime's own [`GrantAccess`] mappings
+//! (dom0), released by `unmap_grant` or by dropping them — the model keeps a
+//! dropped mapping pinned until the next grant operation or `reap` (Note
+//! [Deferred release]). After every operation the status must be the one the
 //! model predicts (Xen's rules, written down independently and simply), and:
 //! pins equal outstanding mappings, `GTF_reading`/`GTF_writing` are set iff
 //! pinned (read / writable), every data frame's owner is the model's and its
@@ -15,6 +18,7 @@ use hv_cpu::mem::{MachineAddr, Mfn};
 use proptest::prelude::*;
 
 use super::testing::World;
+use super::{GrantAccess, GrantMapping, RUNTIME_DOMID, Ro, Rw};
 use crate::machine::{DomId, Owner};
 
 /// What the guest last wrote into an entry (and the transfer progress).
@@ -49,12 +53,23 @@ struct Map {
 #[derive(Debug, Default)]
 struct Model {
     entries: BTreeMap<(DomId, u32), Entry>,
+    /// Outstanding mappings, runtime ones (mapper 0) included — a dropped
+    /// runtime mapping stays here until the queue is drained.
     maps: Vec<Map>,
+    /// Handles of runtime mappings dropped but not yet released.
+    dropped: Vec<u32>,
     owner: BTreeMap<Mfn, Option<DomId>>,
     tot: BTreeMap<DomId, u64>,
 }
 
 impl Model {
+    /// The hypervisor drained its release queue (any grant operation).
+    fn drain(&mut self) {
+        let dropped = std::mem::take(&mut self.dropped);
+        self.maps
+            .retain(|m| m.mapper != RUNTIME_DOMID || !dropped.contains(&m.handle));
+    }
+
     fn entry(&self, d: DomId, r: u32) -> Entry {
         self.entries.get(&(d, r)).copied().unwrap_or(Entry::Invalid)
     }
@@ -102,14 +117,31 @@ type Op = (u8, u8, u8, u8, u16);
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(
-        (0u8..8, any::<u8>(), any::<u8>(), any::<u8>(), any::<u16>()),
+        (0u8..11, any::<u8>(), any::<u8>(), any::<u8>(), any::<u16>()),
         1..64,
     )
+}
+
+/// A runtime mapping the test holds.
+enum Held {
+    Ro(GrantMapping<Ro>),
+    Rw(GrantMapping<Rw>),
+}
+
+impl Held {
+    fn handle(&self) -> u32 {
+        match self {
+            Self::Ro(m) => m.handle().handle,
+            Self::Rw(m) => m.handle().handle,
+        }
+    }
 }
 
 struct Env {
     w: World,
     m: Model,
+    /// Runtime mappings held (each also in `m.maps`, mapper 0).
+    held: Vec<Held>,
     /// Data frames: per domain, the first spare frames with their PFNs.
     frames: Vec<(DomId, u64, Mfn)>,
 }
@@ -128,7 +160,12 @@ impl Env {
             dd.max_pages += 64;
             m.tot.insert(d, dd.tot_pages);
         }
-        Self { w, m, frames }
+        Self {
+            w,
+            m,
+            held: Vec::new(),
+            frames,
+        }
     }
 
     fn dom(&self, b: u8) -> DomId {
@@ -157,19 +194,29 @@ impl Env {
 
     /// Mostly an existing grant `(granter, gref, grantee)`, so that maps and
     /// copies often succeed; otherwise random choices.
+    /// With `runtime`, grants to the runtime (the mapper is then dom0);
+    /// otherwise grants to guests.
     fn target(&self, a: u8, b: u8, c: u8) -> (DomId, DomId, u32) {
+        self.target_for(a, b, c, false)
+    }
+
+    fn target_for(&self, a: u8, b: u8, c: u8, runtime: bool) -> (DomId, DomId, u32) {
         let permits: Vec<(DomId, u32, DomId)> = self
             .m
             .entries
             .iter()
             .filter_map(|(&(g, r), e)| match e {
-                Entry::Permit { grantee, .. } => Some((g, r, *grantee)),
+                Entry::Permit { grantee, .. } if (*grantee == RUNTIME_DOMID) == runtime => {
+                    Some((g, r, *grantee))
+                }
                 _ => None,
             })
             .collect();
         if !c.is_multiple_of(4) && !permits.is_empty() {
             let (g, r, grantee) = permits[usize::from(a) % permits.len()];
             (grantee, g, r)
+        } else if runtime {
+            (RUNTIME_DOMID, self.dom(b), Self::gref(c))
         } else {
             (self.dom(a), self.dom(b), Self::gref(c))
         }
@@ -180,6 +227,13 @@ impl Env {
     }
 
     fn step(&mut self, (kind, a, b, c, x): Op) -> Result<(), TestCaseError> {
+        // Every hypercall and runtime grant operation first releases the
+        // dropped runtime mappings; guest-side writes (grant, end_access,
+        // offer) and drops do not.
+        // (`unmap_grant` drains in `runtime_release`.)
+        if matches!(kind, 2..=5 | 7 | 8 | 10) {
+            self.m.drain();
+        }
         match kind {
             0 => self.grant(a, b, c, x),
             1 => {
@@ -200,12 +254,85 @@ impl Env {
                 }
                 Ok(())
             }
-            _ => self.transfer(a, b, c),
+            7 => self.transfer(a, b, c),
+            8 => self.runtime_map(a, b, c, x),
+            9 => {
+                self.runtime_release(a, x);
+                Ok(())
+            }
+            _ => {
+                super::reap(&mut self.w.hv);
+                Ok(())
+            }
+        }
+    }
+
+    fn runtime_map(&mut self, a: u8, b: u8, c: u8, x: u16) -> Result<(), TestCaseError> {
+        let (_, g, r) = self.target_for(a, b, c, true);
+        let ro = x & 1 != 0;
+        let want = self.m.pin_status(g, r, RUNTIME_DOMID, ro);
+        let got = if ro {
+            self.w.hv.map_grant_ro(g, r).map(Held::Ro)
+        } else {
+            self.w.hv.map_grant_rw(g, r).map(Held::Rw)
+        };
+        match (got, want) {
+            (Ok(h), Ok(frame)) => {
+                self.m.maps.push(Map {
+                    mapper: RUNTIME_DOMID,
+                    handle: h.handle(),
+                    granter: g,
+                    gref: r,
+                    slot: None,
+                    ro,
+                    frame,
+                });
+                self.held.push(h);
+            }
+            (Err(e), Err(st)) => prop_assert_eq!(e.status(), st, "runtime map {}:{}", g, r),
+            (Ok(_), Err(st)) => {
+                return Err(TestCaseError::fail(format!(
+                    "runtime map {g}:{r} ro {ro} succeeded, model says {st}"
+                )));
+            }
+            (Err(e), Ok(_)) => {
+                return Err(TestCaseError::fail(format!(
+                    "runtime map {g}:{r} ro {ro} failed ({e}), model says ok"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Release a held runtime mapping: `unmap_grant` (even `x`) or drop.
+    fn runtime_release(&mut self, a: u8, x: u16) {
+        if self.held.is_empty() {
+            return;
+        }
+        let h = self.held.swap_remove(usize::from(a) % self.held.len());
+        let handle = h.handle();
+        if x & 1 == 0 {
+            self.m.drain();
+            match h {
+                Held::Ro(m) => self.w.hv.unmap_grant(m),
+                Held::Rw(m) => self.w.hv.unmap_grant(m),
+            }
+            self.m
+                .maps
+                .retain(|m| m.mapper != RUNTIME_DOMID || m.handle != handle);
+        } else {
+            drop(h);
+            self.m.dropped.push(handle);
         }
     }
 
     fn grant(&mut self, a: u8, b: u8, c: u8, x: u16) -> Result<(), TestCaseError> {
-        let (g, grantee, r) = (self.dom(a), self.dom(b), Self::gref(c));
+        let grantee = if b % 8 == 7 {
+            RUNTIME_DOMID
+        } else {
+            self.dom(b)
+        };
+        let (g, r) = (self.dom(a), Self::gref(c));
         if r >= 512 || self.m.entry(g, r) != Entry::Invalid {
             return Ok(());
         }
@@ -302,7 +429,10 @@ impl Env {
     }
 
     fn unmap(&mut self, a: u8, x: u16) -> Result<(), TestCaseError> {
-        if self.m.maps.is_empty() || x & 7 == 0 {
+        let guest_maps: Vec<usize> = (0..self.m.maps.len())
+            .filter(|&i| self.m.maps[i].mapper != RUNTIME_DOMID)
+            .collect();
+        if guest_maps.is_empty() || x & 7 == 0 {
             // A handle nobody holds.
             let mapper = self.dom(a);
             let handle = 9000 + u32::from(x);
@@ -322,7 +452,7 @@ impl Env {
             prop_assert_eq!(op.status, GNTST_BAD_HANDLE);
             return Ok(());
         }
-        let i = usize::from(x) % self.m.maps.len();
+        let i = guest_maps[usize::from(x) % guest_maps.len()];
         let m = self.m.maps.swap_remove(i);
         let (host_addr, dev) = match m.slot {
             Some(s) => (self.w.slot_va(m.mapper, s), 0),
@@ -553,7 +683,21 @@ proptest! {
             env.step(op)?;
             env.check()?;
         }
-        // Everything unmaps cleanly at the end.
+        // Everything unmaps cleanly at the end: the runtime's mappings
+        // (half dropped, released by reap), then the guests'.
+        let mut i = 0u16;
+        while !env.held.is_empty() {
+            env.runtime_release(0, i);
+            i += 1;
+        }
+        super::reap(&mut env.w.hv);
+        env.m.drain();
+        env.check()?;
+        prop_assert!(env.m.maps.iter().all(|m| m.mapper != RUNTIME_DOMID));
+        prop_assert_eq!(
+            env.w.hv.gnttab.table(RUNTIME_DOMID).map_or(0, |t| t.mappings().count()),
+            0
+        );
         while !env.m.maps.is_empty() {
             env.unmap(0, 1)?;
             env.check()?;
