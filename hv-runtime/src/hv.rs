@@ -6,7 +6,7 @@
 //! deterministic apart from wall-clock timers. Blocked vCPUs wait for an
 //! event; when nothing can run, the loop sleeps until the next timer.
 //!
-//! Clocks (Note [Clocks]): *system time* — what pvclock, `set_timer_op`,
+//! Clocks (Note \[Clocks\]): *system time* — what pvclock, `set_timer_op`,
 //! VCPUOP timers and `SCHEDOP_poll` timeouts use — is host monotonic time
 //! since `hv` started, as Xen's is time since boot; the guest TSC runs at
 //! [`TSC_HZ`] on the same clock. Each vCPU also keeps *virtual time*: the
@@ -40,7 +40,7 @@ pub const SLICE_INSTRUCTIONS: u64 = 200_000;
 /// PV vCPUs start with a 10 ms periodic timer (Xen's default).
 pub const DEFAULT_PERIOD_NS: u64 = 10_000_000;
 
-/// The two clocks (Note [Clocks]).
+/// The two clocks (Note \[Clocks\]).
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     start: Instant,
