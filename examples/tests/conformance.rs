@@ -2,10 +2,9 @@
 //! `hv_runtime` library, console captured in memory) and checks what it
 //! printed and how it shut down. Each run is bounded by a wall-time limit.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hv_runtime::console::ConsoleCapture;
 use hv_runtime::domain::image::GuestImage;
 use hv_runtime::hv::{DomainConfig, Hypervisor};
 
@@ -13,29 +12,13 @@ use hv_runtime::hv::{DomainConfig, Hypervisor};
 const LIMIT: Duration = Duration::from_secs(120);
 const MEMORY: u64 = 32 << 20;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Boot `name` with `cmdline`; returns its console output and the exit
 /// status `hv run` would give.
 fn run(name: &str, cmdline: &str) -> (String, u32) {
     let path = pvsdk_examples::guest_image(name).unwrap_or_else(|| panic!("guest {name} is built"));
     let data = std::fs::read(&path).expect("read guest image");
     let image = GuestImage::parse(&data).expect("guest image parses");
-    let out = Capture::default();
+    let out = ConsoleCapture::default();
     let mut hv = Hypervisor::new(Hypervisor::frames_for(&[MEMORY]), Box::new(out.clone()))
         .expect("machine memory");
     hv.create_domain(
@@ -49,7 +32,7 @@ fn run(name: &str, cmdline: &str) -> (String, u32) {
     )
     .expect("create domain");
     let outcome = hv.run_for(LIMIT);
-    let text = String::from_utf8_lossy(&out.0.lock().expect("output lock")).into_owned();
+    let text = out.text();
     match outcome {
         Ok(o) => (text, o.exit_status()),
         Err(t) => panic!("{name} did not finish: {t}\n--- console ---\n{text}"),

@@ -3,10 +3,9 @@
 //! hundred notifications; both must power off cleanly with matching counts.
 //! Timings are printed by ping but not asserted.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hv_runtime::console::ConsoleCapture;
 use hv_runtime::domain::image::GuestImage;
 use hv_runtime::hv::{DomainConfig, Hypervisor};
 
@@ -14,28 +13,6 @@ const MEMORY: u64 = 32 << 20;
 const ROUND_TRIPS: u32 = 300;
 /// Generous: the software CPU in an unoptimised test build on a busy host.
 const LIMIT: Duration = Duration::from_secs(120);
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("console lock")).into_owned()
-    }
-}
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn image(name: &str) -> GuestImage {
     let path = pvsdk_examples::guest_image(name).unwrap_or_else(|| panic!("guest {name} is built"));
@@ -46,7 +23,7 @@ fn image(name: &str) -> GuestImage {
 /// Boot `names` in order (domain ids 1, 2, ...) with `cmdline`; returns the
 /// console text and each domain's (name, shutdown reason).
 fn run(names: &[&str], cmdline: &str) -> (String, Vec<(String, Option<u32>)>) {
-    let out = Capture::default();
+    let out = ConsoleCapture::default();
     let mut hv = Hypervisor::new(
         Hypervisor::frames_for(&vec![MEMORY; names.len()]),
         Box::new(out.clone()),

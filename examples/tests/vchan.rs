@@ -3,10 +3,9 @@
 //! event channel and a verified byte stream both ways — and both must
 //! print `PASS` and power off. Each run is bounded by a wall-time limit.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hv_runtime::console::ConsoleCapture;
 use hv_runtime::domain::image::GuestImage;
 use hv_runtime::hv::{DomainConfig, Hypervisor};
 
@@ -14,27 +13,11 @@ use hv_runtime::hv::{DomainConfig, Hypervisor};
 const LIMIT: Duration = Duration::from_secs(180);
 const MEMORY: u64 = 32 << 20;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Boot `(guest, cmdline)` pairs as domains 1, 2, … in one hypervisor,
 /// console lines prefixed with the guest name as `hv run` does. Returns the
 /// console and each domain's (name, shutdown reason).
 fn run_together(guests: &[(&str, &str)]) -> (String, Vec<(String, Option<u32>)>) {
-    let out = Capture::default();
+    let out = ConsoleCapture::default();
     let mut hv = Hypervisor::new(
         Hypervisor::frames_for(&vec![MEMORY; guests.len()]),
         Box::new(out.clone()),
@@ -58,7 +41,7 @@ fn run_together(guests: &[(&str, &str)]) -> (String, Vec<(String, Option<u32>)>)
         .expect("create domain");
     }
     let outcome = hv.run_for(LIMIT);
-    let text = String::from_utf8_lossy(&out.0.lock().expect("output lock")).into_owned();
+    let text = out.text();
     match outcome {
         Ok(o) => (
             text,

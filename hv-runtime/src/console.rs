@@ -188,3 +188,32 @@ mod tests {
         assert_eq!(q.read_available(&mut b), 0);
     }
 }
+
+/// An in-memory console sink (for [`crate::hv::Hypervisor::new`]'s `out`):
+/// clones share one buffer, so a test or an embedding program keeps one
+/// clone and reads what the guests printed with [`ConsoleCapture::text`].
+#[derive(Clone, Debug, Default)]
+pub struct ConsoleCapture(Arc<Mutex<Vec<u8>>>);
+
+impl ConsoleCapture {
+    /// Everything written so far, as text (invalid UTF-8 replaced).
+    #[must_use]
+    pub fn text(&self) -> String {
+        let buf = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+impl std::io::Write for ConsoleCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -3,29 +3,10 @@
 //! own guest crates, with a Linux-style layout (kernel in the top 2 GiB,
 //! VIRT_BASE 0xffffffff80000000, PADDR_OFFSET 0).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use hv_runtime::console::ConsoleCapture;
 use hv_runtime::domain::builder::BootLayout;
 use hv_runtime::domain::image::GuestImage;
 use hv_runtime::hv::{DomainConfig, Hypervisor};
-
-#[derive(Clone, Default)]
-struct Out(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Out {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// What the kernel prints with 8 MiB and the test's command line: the
 /// page-table address is where the builder's layout puts them, the version
@@ -64,7 +45,7 @@ fn c_kernel_image_is_placed_at_virt_base_plus_physical_address() {
 
 #[test]
 fn c_kernel_boots_prints_and_powers_off() {
-    let out = Out::default();
+    let out = ConsoleCapture::default();
     let memory = 8 << 20;
     let mut hv = Hypervisor::new(Hypervisor::frames_for(&[memory]), Box::new(out.clone()))
         .expect("hypervisor");
@@ -80,7 +61,7 @@ fn c_kernel_boots_prints_and_powers_off() {
     )
     .expect("create domain");
     let outcome = hv.run();
-    let text = String::from_utf8_lossy(&out.0.lock().expect("output")).into_owned();
+    let text = out.text();
     assert_eq!(text, expected());
     assert_eq!(outcome.exit_status(), 0);
     assert_eq!(outcome.domains.len(), 1);

@@ -6,29 +6,14 @@
 //! and power off cleanly.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use hv_runtime::console::ConsoleCapture;
 use hv_runtime::domain::image::GuestImage;
 use hv_runtime::hv::{DomainConfig, Hypervisor};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn flip_send_transfers_pages_that_flip_recv_owns_and_reads() {
     let memory = 16 << 20;
-    let out = Capture::default();
+    let out = ConsoleCapture::default();
     let mut hv = Hypervisor::new(
         Hypervisor::frames_for(&[memory, memory]),
         Box::new(out.clone()),
@@ -47,7 +32,7 @@ fn flip_send_transfers_pages_that_flip_recv_owns_and_reads() {
         hv.create_domain(&image, &cfg).unwrap();
     }
     let outcome = hv.run();
-    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let text = out.text();
     assert_eq!(outcome.exit_status(), 0, "console:\n{text}");
     assert!(
         text.contains("[flip-send] flip-send: gave 4 pages"),

@@ -5,11 +5,10 @@
 //! by its last breach; the victim's output, exit status and memory must be
 //! exactly what they are when it runs alone; the runtime must not panic.
 
-use std::io::Write;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hv_runtime::console::ConsoleCapture;
 use hv_runtime::cpu::mem::MachineAddr;
 use hv_runtime::domain::image::GuestImage;
 use hv_runtime::hv::{DomainConfig, Hypervisor};
@@ -18,23 +17,6 @@ const VICTIM_MEMORY: u64 = 4 << 20;
 const HOSTILE_MEMORY: u64 = 8 << 20;
 /// Generous bound that only a hung hypervisor exceeds.
 const HANG: Duration = Duration::from_secs(900);
-
-#[derive(Clone, Default)]
-struct Out(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Out {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// What one run left behind.
 struct Run {
@@ -62,7 +44,7 @@ fn start(guests: &[(&'static str, u64)]) -> mpsc::Receiver<Run> {
     let guests = guests.to_vec();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let out = Out::default();
+        let out = ConsoleCapture::default();
         let frames = Hypervisor::frames_for(&[VICTIM_MEMORY, HOSTILE_MEMORY]);
         let mut hv = Hypervisor::new(frames, Box::new(out.clone())).expect("hypervisor");
         hv.prefix_console = true;
@@ -102,7 +84,7 @@ fn start(guests: &[(&'static str, u64)]) -> mpsc::Receiver<Run> {
                 )
             })
             .collect();
-        let output = String::from_utf8_lossy(&out.0.lock().expect("output")).into_owned();
+        let output = out.text();
         let _ = tx.send(Run { output, domains });
     });
     rx
