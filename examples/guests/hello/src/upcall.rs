@@ -111,10 +111,9 @@ pub fn set_handler(timer_port: u32, f: fn(u32, u32)) {
 
 fn word(offset: usize) -> &'static AtomicU64 {
     let base = SHARED.load(Ordering::SeqCst) as usize;
-    // SAFETY: only reached from the upcall, which needs the callback
-    // registered after `map_shared_info`; `offset` is an aligned word of the
-    // mapped page (pending_sel, evtchn_pending/mask), which Xen also
-    // updates atomically.
+    // Only reached from the upcall, registered after `map_shared_info`;
+    // Xen also updates these words (pending_sel, evtchn_pending/mask) atomically.
+    // SAFETY: `offset` is an aligned word of the mapped shared_info page.
     unsafe { AtomicU64::from_ptr((base + offset) as *mut u64) }
 }
 

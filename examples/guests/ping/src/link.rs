@@ -101,9 +101,8 @@ impl Link {
     /// Map `shared_info` (from `start_info`) and set up the clock. Crashes
     /// the domain if the mapping is refused.
     pub fn new(name: &'static str, start_info: &StartInfo) -> Self {
-        // SAFETY: the domain builder filled the hypercall page before entry
-        // and we run in guest kernel mode; the wrappers pass only pointers
-        // to live locals.
+        // The wrappers pass only pointers to live locals.
+        // SAFETY: the builder filled the hypercall page; we run in kernel mode.
         let hv = unsafe { XenHypercallPage::new(guest_abi::entry::hypercall_page_addr()) };
         let va = (&raw mut SHARED_INFO_VA) as u64;
         let pte = (start_info.shared_info & !0xfff) | PTE_P_RW_A_D;
@@ -137,10 +136,9 @@ impl Link {
     fn word(&self, field_off: usize, port: EvtchnPort) -> (&AtomicU64, u64) {
         let idx = (port.0 as usize / 64) % 64;
         let off = field_off + idx * 8;
-        // SAFETY: `off` is inside the shared_info page `new` mapped (the
-        // bitmaps are 64 naturally aligned words at the offsets checked in
-        // `guest_abi::abi::xen`), the page lives forever, and Xen and we only
-        // ever access these words atomically.
+        // The bitmaps are 64 aligned words at offsets checked in `guest_abi::abi::xen`;
+        // Xen and we only ever access them atomically, and the page lives forever.
+        // SAFETY: `off` is an aligned word inside the shared_info page `new` mapped.
         let w = unsafe { self.shared.byte_add(off).cast::<AtomicU64>().as_ref() };
         (w, 1u64 << (port.0 % 64))
     }
@@ -237,9 +235,8 @@ pub fn samples() -> Option<&'static mut [u32; MAX_ROUND_TRIPS]> {
     if SAMPLES_TAKEN.swap(true, Ordering::SeqCst) {
         return None;
     }
-    // SAFETY: the flag above hands the static out at most once, so this is
-    // the only reference to it; the guest has one vCPU and no other code
-    // touches `SAMPLES`.
+    // One vCPU, and no other code touches `SAMPLES`.
+    // SAFETY: the flag above hands the static out once: this is its only reference.
     unsafe { (&raw mut SAMPLES).as_mut() }
 }
 

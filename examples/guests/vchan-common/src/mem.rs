@@ -21,10 +21,9 @@ pub const ENTRIES_PER_FRAME: usize = 4096 / core::mem::size_of::<GrantEntryAtomi
 #[must_use]
 pub fn page(slot: &'static PageSlot) -> RawRingMem {
     let base = NonNull::new(slot.va() as *mut u8).expect("a slot is never at address 0");
-    // SAFETY: `slot` is a page-aligned, page-sized static whose bytes Rust
-    // never references (only its address is used); it stays mapped
-    // writable while the ring lives (see above), and the peer sharing it
-    // only follows the channel protocol (aligned 32-bit index accesses).
+    // Rust never references the slot's bytes (only its address); the peer only
+    // follows the channel protocol (aligned 32-bit index accesses).
+    // SAFETY: `slot` is page-aligned, page-sized, and mapped writable while the ring lives.
     unsafe { RawRingMem::new(base, 4096) }
 }
 
