@@ -13,24 +13,11 @@
 
 use std::path::{Path, PathBuf};
 
+mod corpus_util;
+use corpus_util::corpus;
+
 use hv_runtime::domain::fuzzing as elf_fuzz;
 use hv_runtime::mm::fuzzing as mm_fuzz;
-
-fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(target);
-    let mut inputs: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("read corpus {}: {e}", dir.display()))
-        .map(|e| {
-            let path = e.expect("corpus entry").path();
-            let data = std::fs::read(&path).expect("read corpus input");
-            (path, data)
-        })
-        .collect();
-    inputs.sort();
-    inputs
-}
 
 fn replay(target: &str, min: usize, run: fn(&[u8]) -> Result<(), String>) {
     let inputs = corpus(target);

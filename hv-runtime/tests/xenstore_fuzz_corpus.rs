@@ -7,31 +7,12 @@
 #![allow(clippy::unwrap_used)]
 
 use hv_runtime::xenstore::fuzzing::xenstore_msg;
-use std::path::Path;
+mod corpus_util;
+use corpus_util::{replay_all, xorshift};
 
 #[test]
 fn xenstore_msg_corpus_replays_cleanly() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/xenstore_msg");
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let data = std::fs::read(&path).unwrap();
-        xenstore_msg(&data);
-        count += 1;
-    }
-    assert!(
-        count >= 10,
-        "corpus at {} has only {count} inputs",
-        dir.display()
-    );
-}
-
-/// A small xorshift generator: the same inputs on every run.
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
+    replay_all("xenstore_msg", 10, xenstore_msg);
 }
 
 fn generated(state: &mut u64, len: usize) -> Vec<u8> {
