@@ -1132,19 +1132,12 @@ fn mm(hv: &mut Hypervisor) -> Mm<'_> {
 }
 
 fn mmu_update(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
-    let (reqs, count_arg, pdone, fd) = (a[0], a[1], a[2], a[3]);
+    let (reqs, pdone, fd) = (a[0], a[2], a[3]);
     let cr3v = cr3(hv, dom, v);
-    let mut done: u64 = 0;
-    let mut count = count_arg & 0xffff_ffff;
-    if count & MMU_UPDATE_PREEMPTED != 0 {
-        count &= !MMU_UPDATE_PREEMPTED;
-        if pdone != 0 {
-            done = match guestmem::read_obj::<u32>(&hv.mem, cr3v, pdone) {
-                Ok(d) => u64::from(d),
-                Err(f) => return f.into(),
-            };
-        }
-    }
+    let (count, done) = match batch_resume(hv, cr3v, a[1], pdone) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     if let Err(e) = foreign(dom, fd) {
         return Ret::Val(e);
     }
@@ -1214,43 +1207,30 @@ fn mmu_update(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
     if flush {
         flush_domain(hv, dom, FlushScope::All);
     }
-    let total = done + i;
-    if pdone != 0 {
-        let d = u32::try_from(total).unwrap_or(u32::MAX);
-        let r = guestmem::copy_to_guest(&hv.mem, &hv.ft, cr3v, pdone, d.as_bytes());
-        if r.is_err() && rc == 0 {
-            rc = EFAULT;
-        }
-    }
-    if rc == 0 && i < count {
-        // Continuation with the rest of the batch; `pdone` carries the
-        // running total.
-        return Ret::Preempted([
-            reqs.wrapping_add(i * 16),
-            (count - i) | MMU_UPDATE_PREEMPTED,
+    batch_finish(
+        hv,
+        cr3v,
+        rc,
+        Batch {
+            list: reqs,
+            stride: 16,
+            i,
+            count,
+            done,
             pdone,
             fd,
-            a[4],
-        ]);
-    }
-    Ret::Val(rc)
+            a4: a[4],
+        },
+    )
 }
 
 fn mmuext_op(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
     let (ops, pdone, fd) = (a[0], a[2], a[3]);
-    let mut count = a[1] & 0xffff_ffff;
     let cr3v = cr3(hv, dom, v);
-    let mut done: u64 = 0;
-    if count & MMU_UPDATE_PREEMPTED != 0 {
-        // A continuation: `pdone` holds what earlier invocations did.
-        count &= !MMU_UPDATE_PREEMPTED;
-        if pdone != 0 {
-            done = match guestmem::read_obj::<u32>(&hv.mem, cr3v, pdone) {
-                Ok(d) => u64::from(d),
-                Err(f) => return f.into(),
-            };
-        }
-    }
+    let (count, done) = match batch_resume(hv, cr3v, a[1], pdone) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     if let Err(e) = foreign(dom, fd) {
         return Ret::Val(e);
     }
@@ -1272,20 +1252,74 @@ fn mmuext_op(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
         }
         i += 1;
     }
-    if pdone != 0 {
-        let d = u32::try_from(done + i).unwrap_or(u32::MAX);
-        if guestmem::copy_to_guest(&hv.mem, &hv.ft, cr3v, pdone, d.as_bytes()).is_err() && rc == 0 {
+    batch_finish(
+        hv,
+        cr3v,
+        rc,
+        Batch {
+            list: ops,
+            stride: 24,
+            i,
+            count,
+            done,
+            pdone,
+            fd,
+            a4: a[4],
+        },
+    )
+}
+
+/// `mmu_update`/`mmuext_op` entry: the op count without the continuation
+/// marker, and (for a continuation) what earlier invocations did, read
+/// from `pdone`.
+fn batch_resume(hv: &Hypervisor, cr3v: u64, count_arg: u64, pdone: u64) -> Result<(u64, u64), Ret> {
+    let count = count_arg & 0xffff_ffff;
+    if count & MMU_UPDATE_PREEMPTED == 0 {
+        return Ok((count, 0));
+    }
+    let count = count & !MMU_UPDATE_PREEMPTED;
+    if pdone == 0 {
+        return Ok((count, 0));
+    }
+    match guestmem::read_obj::<u32>(&hv.mem, cr3v, pdone) {
+        Ok(d) => Ok((count, u64::from(d))),
+        Err(f) => Err(f.into()),
+    }
+}
+
+/// Where a `mmu_update`/`mmuext_op` invocation stopped.
+struct Batch {
+    /// Guest address of the op list and the size of one op.
+    list: u64,
+    stride: u64,
+    /// Ops done by this invocation, ops it was asked for, done before it.
+    i: u64,
+    count: u64,
+    done: u64,
+    /// The caller's `pdone`, foreign domain and fifth argument.
+    pdone: u64,
+    fd: u64,
+    a4: u64,
+}
+
+/// `mmu_update`/`mmuext_op` exit: write the running total to `pdone` and,
+/// if the batch was cut at the per-invocation limit without an error,
+/// continue with the rest (never truncate).
+fn batch_finish(hv: &Hypervisor, cr3v: u64, mut rc: i64, b: Batch) -> Ret {
+    if b.pdone != 0 {
+        let d = u32::try_from(b.done + b.i).unwrap_or(u32::MAX);
+        if guestmem::copy_to_guest(&hv.mem, &hv.ft, cr3v, b.pdone, d.as_bytes()).is_err() && rc == 0
+        {
             rc = EFAULT;
         }
     }
-    if rc == 0 && i < count {
-        // More than one invocation's worth: continue (never truncate).
+    if rc == 0 && b.i < b.count {
         return Ret::Preempted([
-            ops.wrapping_add(i * 24),
-            (count - i) | MMU_UPDATE_PREEMPTED,
-            pdone,
-            fd,
-            a[4],
+            b.list.wrapping_add(b.i * b.stride),
+            (b.count - b.i) | MMU_UPDATE_PREEMPTED,
+            b.pdone,
+            b.fd,
+            b.a4,
         ]);
     }
     Ret::Val(rc)
