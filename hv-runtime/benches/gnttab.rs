@@ -16,13 +16,13 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use guest_abi::abi::gnttab::*;
-use hv_runtime::gnttab::testing::World;
+use hv_runtime::gnttab::testing::{TEST_PAGES, World};
 use std::hint::black_box;
 
 const BATCH: usize = 16;
 
 fn bench(c: &mut Criterion) {
-    let mut w = World::new(2, 1100).unwrap();
+    let mut w = World::new(2, TEST_PAGES).unwrap();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frames = w.spare_frames(a);
     for (i, f) in frames.iter().take(BATCH).enumerate() {

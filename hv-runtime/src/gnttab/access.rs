@@ -21,9 +21,9 @@
 //! stays pinned.
 //!
 //! ```
-//! use hv_runtime::gnttab::{GrantAccess, testing::World, RUNTIME_DOMID};
+//! use hv_runtime::gnttab::{GrantAccess, testing::{TEST_PAGES, World}, RUNTIME_DOMID};
 //!
-//! let mut w = World::new(1, 1100).unwrap();
+//! let mut w = World::new(1, TEST_PAGES).unwrap();
 //! let d = w.doms[0];
 //! let frame = w.spare_frames(d)[0];
 //! w.grant(d, 9, RUNTIME_DOMID, frame, false);

@@ -5,11 +5,11 @@
 use guest_abi::abi::gnttab::*;
 use hv_cpu::mem::Mfn;
 
-use super::testing::World;
+use super::testing::{TEST_PAGES, World};
 use super::*;
 
 fn world() -> World {
-    World::new(3, 1100).unwrap()
+    World::new(3, TEST_PAGES).unwrap()
 }
 
 fn pins(w: &World, dom: DomId, gref: u32) -> Pins {

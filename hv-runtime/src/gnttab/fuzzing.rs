@@ -21,7 +21,7 @@
 use guest_abi::abi::gnttab as g;
 use hv_cpu::mem::Mfn;
 
-use super::testing::{SLOTS, World, check_invariants};
+use super::testing::{SLOTS, TEST_PAGES, World, check_invariants};
 use super::{GrantAccess, GrantMapping, Ro, Rw};
 use crate::machine::DomId;
 
@@ -111,7 +111,7 @@ impl State {
 /// # Panics
 /// When a checked property fails — that is the point.
 pub fn grant_ops(data: &[u8]) {
-    let Ok(mut w) = World::new(3, 1100) else {
+    let Ok(mut w) = World::new(3, TEST_PAGES) else {
         return;
     };
     // Reservation headroom, so that transfers can succeed.

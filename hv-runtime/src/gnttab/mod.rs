@@ -16,10 +16,10 @@
 //!   benchmarks and the `gnttab_ops` fuzz target.
 //!
 //! ```
-//! use hv_runtime::gnttab::testing::World;
+//! use hv_runtime::gnttab::testing::{TEST_PAGES, World};
 //! use guest_abi::abi::gnttab::*;
 //!
-//! let mut w = World::new(2, 1100).unwrap();
+//! let mut w = World::new(2, TEST_PAGES).unwrap();
 //! let (a, b) = (w.doms[0], w.doms[1]);
 //! let frame = w.spare_frames(a)[0];
 //! w.grant(a, 8, b, frame, false); // guest a grants a frame to b

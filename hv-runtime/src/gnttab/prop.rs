@@ -17,7 +17,7 @@ use guest_abi::abi::gnttab::*;
 use hv_cpu::mem::{MachineAddr, Mfn};
 use proptest::prelude::*;
 
-use super::testing::World;
+use super::testing::{TEST_PAGES, World};
 use super::{GrantAccess, GrantMapping, RUNTIME_DOMID, Ro, Rw};
 use crate::machine::{DomId, Owner};
 
@@ -148,7 +148,7 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        let mut w = World::new(3, 1100).unwrap();
+        let mut w = World::new(3, TEST_PAGES).unwrap();
         let mut m = Model::default();
         let mut frames = Vec::new();
         for &d in &w.doms.clone() {

@@ -30,8 +30,15 @@ use crate::hv::{CreateError, DomainConfig, Hypervisor};
 use crate::machine::{DomId, Owner, PageType};
 use crate::mm::pte;
 
-/// Kernel base of the test image.
-pub const VIRT_BASE: u64 = 0x40_0000;
+/// Kernel base of the test image. 1 MiB below a 4 MiB boundary, so the
+/// bootstrap mapping (which the builder ends on a 4 MiB boundary) is only
+/// 256 pages: small worlds keep the fuzz target and the models fast.
+pub const VIRT_BASE: u64 = 0x30_0000;
+/// Pages the bootstrap mapping of [`tiny_image`] takes; a domain needs at
+/// least this many, the rest are spare.
+pub const BOOTSTRAP_PAGES: u64 = 256;
+/// The usual test domain size: the bootstrap mapping plus 76 spare pages.
+pub const TEST_PAGES: u64 = BOOTSTRAP_PAGES + 76;
 /// Pages of hypercall-argument scratch space per domain.
 pub const SCRATCH_PAGES: u64 = 16;
 /// Host-mapping slot addresses per domain.
@@ -74,7 +81,8 @@ pub struct World {
 
 impl World {
     /// `n` domains of `pages` pages each. The test image's bootstrap mapping
-    /// takes 1024 pages (it ends on a 4 MiB boundary); the rest are spare.
+    /// takes [`BOOTSTRAP_PAGES`] (it ends on a 4 MiB boundary); the rest are
+    /// spare.
     ///
     /// # Errors
     /// Machine memory or domain building failed.
@@ -401,25 +409,33 @@ pub fn check_invariants(hv: &Hypervisor, guest_honest: bool) -> Result<(), Strin
         }
     }
     // 3. Every data frame's references are its allocation, the L1 entries
-    //    mapping it and the device mappings holding it.
-    let mut l1_refs: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
+    //    mapping it and the device mappings holding it. Counters are indexed
+    //    by frame number and each L1 table is read in one copy: this runs
+    //    after every fuzz step.
+    let frames = usize::try_from(hv.ft.frames()).map_err(|e| e.to_string())?;
+    let mut l1_refs = vec![(0u32, 0u32); frames];
+    let mut page = [0u8; PAGE_SIZE as usize];
     for (mfn, p) in hv.ft.iter() {
         if p.ty != PageType::L1 || p.type_count == 0 || !matches!(p.owner, Owner::Dom(_)) {
             continue;
         }
-        for i in 0..512u64 {
-            let e = hv
-                .mem
-                .read_u64(MachineAddr(mfn.addr().0 + i * 8))
-                .unwrap_or(0);
-            if e & pte::P != 0 {
-                let r = l1_refs.entry(pte::mfn(e)).or_default();
+        hv.mem
+            .read(mfn.addr(), &mut page)
+            .map_err(|e| format!("read L1 {:#x}: {e}", mfn.0))?;
+        crate::mm::fuzzing::for_each_present(&page, |_, e| {
+            let t = usize::try_from(pte::mfn(e)).unwrap_or(usize::MAX);
+            if let Some(r) = l1_refs.get_mut(t) {
                 r.0 += 1;
                 r.1 += u32::from(e & pte::RW != 0);
             }
-        }
+            Ok(())
+        })?;
     }
     for (mfn, p) in hv.ft.iter() {
+        // 4. Free frames are free.
+        if p.owner == Owner::Free && (p.count != 0 || p.type_count != 0) {
+            return Err(format!("free frame {:#x} has references", mfn.0));
+        }
         if !matches!(p.owner, Owner::Dom(_)) || !matches!(p.ty, PageType::None | PageType::Writable)
         {
             continue;
@@ -427,7 +443,8 @@ pub fn check_invariants(hv: &Hypervisor, guest_honest: bool) -> Result<(), Strin
         if p.type_count > 0 && p.ty == PageType::None {
             return Err(format!("frame {:#x} typed None with refs", mfn.0));
         }
-        let (l1, l1w) = l1_refs.get(&mfn.0).copied().unwrap_or_default();
+        let i = usize::try_from(mfn.0).unwrap_or(usize::MAX);
+        let (l1, l1w) = l1_refs.get(i).copied().unwrap_or_default();
         let (dv, dvw) = dev_refs.get(&mfn.0).copied().unwrap_or_default();
         let want = u32::from(p.allocated) + l1 + dv;
         let want_ty = l1w + dvw;
@@ -441,12 +458,6 @@ pub fn check_invariants(hv: &Hypervisor, guest_honest: bool) -> Result<(), Strin
                 "frame {:#x} ({:?}) count {} type {} but allocation+L1+device = {want}, writable refs = {want_ty}",
                 mfn.0, p.owner, p.count, p.type_count
             ));
-        }
-    }
-    // 4. Free frames are free.
-    for (mfn, p) in hv.ft.iter() {
-        if p.owner == Owner::Free && (p.count != 0 || p.type_count != 0) {
-            return Err(format!("free frame {:#x} has references", mfn.0));
         }
     }
     Ok(())

@@ -6,13 +6,13 @@
 use guest_abi::abi::gnttab::*;
 use hv_cpu::mem::{MachineAddr, Mfn, PAGE_SIZE};
 
-use super::testing::World;
+use super::testing::{TEST_PAGES, World};
 use super::*;
 use crate::machine::{Owner, PageInfo, PageType};
 use crate::mm::pte;
 
 fn world() -> World {
-    World::new(3, 1100).unwrap()
+    World::new(3, TEST_PAGES).unwrap()
 }
 
 /// Everything a failed operation must leave alone.
