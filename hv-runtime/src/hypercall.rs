@@ -729,8 +729,12 @@ fn set_trap_table(hv: &mut Hypervisor, dom: DomId, v: usize, table: u64) -> Ret 
             0
         });
     }
-    // Entries until one with address 0; bounded so a hostile table ends.
-    for i in 0..4096u64 {
+    // Entries until one with address 0, as in Xen: there is no length
+    // limit, so a long (or endless, hostile) table is taken [`BATCH`]
+    // entries per call and continued like any other preempted hypercall —
+    // the guest re-issues it from where it stopped, and can be descheduled
+    // or shut down in between.
+    for i in 0..u64::from(BATCH) {
         let e: guest_abi::abi::callback::TrapInfo =
             match read(hv, dom, v, table.wrapping_add(i * 16)) {
                 Ok(e) => e,
@@ -749,7 +753,7 @@ fn set_trap_table(hv: &mut Hypervisor, dom: DomId, v: usize, table: u64) -> Ret 
             };
         }
     }
-    Ret::Val(EINVAL)
+    Ret::Preempted([table.wrapping_add(u64::from(BATCH) * 16), 0, 0, 0, 0])
 }
 
 fn set_segment_base(hv: &mut Hypervisor, dom: DomId, v: usize, which: u64, base: u64) -> Ret {
