@@ -414,7 +414,7 @@ pub fn check_invariants(hv: &Hypervisor, guest_honest: bool) -> Result<(), Strin
     //    after every fuzz step.
     let frames = usize::try_from(hv.ft.frames()).map_err(|e| e.to_string())?;
     let mut l1_refs = vec![(0u32, 0u32); frames];
-    let mut page = [0u8; PAGE_SIZE as usize];
+    let mut page = [0u8; 4096];
     for (mfn, p) in hv.ft.iter() {
         if p.ty != PageType::L1 || p.type_count == 0 || !matches!(p.owner, Owner::Dom(_)) {
             continue;
