@@ -1,5 +1,6 @@
 //! `set_trap_table` has no length limit (as in Xen): a long table is taken
 //! in batches, each batch a continuation that re-issues the `syscall`.
+#![allow(clippy::unwrap_used)]
 
 use guest_abi::abi::callback::TrapInfo;
 use hv_cpu::Exit;
