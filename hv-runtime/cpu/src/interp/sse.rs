@@ -11,7 +11,7 @@
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
 use super::exec::{getr, setr};
-use super::generic::{ld, loc, mem_ea, op_size, set_status, st};
+use super::generic::{ld, loc, mem_ea, op_size, seg_base, set_status, st};
 use super::hostfp::{self, DE, FpToInt, IE, ImmOp, IntToFp, OE, UE, XOp, ZE};
 use super::mmu::Fault;
 use super::translate::{Uop, gpr};
@@ -587,6 +587,29 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
                 r |= (u128::from(v) & ((1u128 << to) - 1)) << (to * i);
             }
             r
+        }
+        M::Maskmovdqu => {
+            // Store the bytes of operand 1 whose mask byte (operand 2) has
+            // its top bit set to [DS:RDI]; nothing is written unless every
+            // selected byte is writable.
+            let mask = rdx(cpu, ins, 2)?;
+            let rdi = getr(cpu.st, 7, 8);
+            let off = if ins.op0_kind() == OpKind::MemorySegEDI {
+                rdi & 0xffff_ffff
+            } else {
+                rdi
+            };
+            let a = off.wrapping_add(seg_base(cpu, ins.memory_segment()));
+            let picked: Vec<u64> = (0..16u64)
+                .filter(|&i| (mask >> (8 * i + 7)) & 1 != 0)
+                .collect();
+            for &i in &picked {
+                cpu.probe_write(a.wrapping_add(i), 1, false)?;
+            }
+            for &i in &picked {
+                cpu.wr(a.wrapping_add(i), 1, (s >> (8 * i)) as u64 & 0xff, false)?;
+            }
+            return Ok(());
         }
         M::Movshdup => from_els(32, 4, |i| el(s, 32, i | 1)),
         M::Movsldup => from_els(32, 4, |i| el(s, 32, i & !1)),
