@@ -298,3 +298,32 @@ fn advertised_instructions_with_implicit_operands_are_implemented() {
     }
     assert!(missing.is_empty(), "advertised but #UD: {missing:?}");
 }
+
+/// MMX is not advertised (CPUID.1:EDX bit 23 is masked), and the MMX-register
+/// forms of SSE/SSE2/SSSE3 instructions raise #UD rather than running
+/// half-implemented.
+#[test]
+fn mmx_is_not_advertised_and_its_forms_are_ud() {
+    use hv_cpu::testing::generator::case_of;
+    use iced_x86::{Instruction as I, Register as R};
+    let [_, _, _, d1] = mask_cpuid(1, 0, [u32::MAX; 4]);
+    assert_eq!(d1 >> 23 & 1, 0, "MMX advertised");
+    let forms = [
+        I::with2(Code::Pshufb_mm_mmm64, R::MM0, R::MM1),
+        I::with2(Code::Phaddw_mm_mmm64, R::MM2, R::MM3),
+        I::with2(Code::Pminub_mm_mmm64, R::MM4, R::MM5),
+        I::with2(Code::Cvtpi2ps_xmm_mmm64, R::XMM0, R::MM1),
+        I::with2(Code::Movq2dq_xmm_mm, R::XMM1, R::MM2),
+        I::with2(Code::Paddb_mm_mmm64, R::MM0, R::MM7),
+    ];
+    let mut runner = VcpuRunner::new("interp", InterpVcpu::new).expect("machine memory");
+    for f in forms {
+        let i = f.expect("encodable MMX form");
+        let case = case_of(&[i], 3).expect("encodes");
+        let stop = runner.run(&case).stop;
+        assert!(
+            matches!(stop, Stop::Exception { vector: UD, .. }),
+            "{i}: {stop:?}"
+        );
+    }
+}
