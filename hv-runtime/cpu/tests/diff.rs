@@ -37,6 +37,12 @@ fn base_seed() -> u64 {
 }
 
 fn run(family: Family) -> Report {
+    let missing = generator::host_missing_features();
+    if !missing.is_empty() {
+        eprintln!(
+            "{family}: the host CPU lacks {missing:?}; forms needing them are skipped (not generated)"
+        );
+    }
     let mut native = NativeBackend::new().expect("map the native test region");
     let mut interp = VcpuRunner::new("interp", InterpVcpu::new).expect("machine memory");
     let rep = diff::run_family(family, cases(), base_seed(), &mut native, &mut interp);

@@ -7,7 +7,7 @@
 //! post-computation exceptions, PE with unmasked OE/UE by the
 //! unbounded-exponent result); the interpreter must agree bit for bit.
 //! `diff_faults` only covers eight instructions this way; this covers every
-//! SSE/SSE2 floating-point form of the catalogue.
+//! SSE/SSE2/SSE3/SSE4.1 floating-point form of the catalogue.
 
 use hv_cpu::interp::InterpVcpu;
 use hv_cpu::testing::diff;
@@ -142,7 +142,9 @@ fn edge_xmm(r: &mut Rng) -> u128 {
     }
 }
 
-/// The register forms of the instructions that can overflow or underflow,
+/// The forms of the instructions that can overflow or underflow (SSE/SSE2
+/// arithmetic and narrowing conversions, the SSE3 horizontal and
+/// add/subtract forms, the SSE4.1 dot products),
 /// with all XMM inputs at the edges of the exponent range and random
 /// masks: exact and inexact tiny and huge results, the PE rule with OE/UE
 /// unmasked, FTZ against unmasked UE.
@@ -167,6 +169,14 @@ fn diff_sse_fp_overflow_underflow_edges() {
         "Divsd_xmm_xmmm64",
         "Cvtpd2ps_xmm_xmmm128",
         "Cvtsd2ss_xmm_xmmm64",
+        "Addsubps_xmm_xmmm128",
+        "Addsubpd_xmm_xmmm128",
+        "Haddps_xmm_xmmm128",
+        "Haddpd_xmm_xmmm128",
+        "Hsubps_xmm_xmmm128",
+        "Hsubpd_xmm_xmmm128",
+        "Dpps_xmm_xmmm128_imm8",
+        "Dppd_xmm_xmmm128_imm8",
     ];
     let mut native = NativeBackend::new().expect("map the native test region");
     let mut interp = VcpuRunner::new("interp", InterpVcpu::new).expect("machine memory");

@@ -1103,8 +1103,10 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
         | Mnemonic::Prefetchw
         | Mnemonic::Endbr64
         | Mnemonic::Endbr32
+        | Mnemonic::Reservednop
         | Mnemonic::Clflush
         | Mnemonic::Clflushopt => {}
+        _ if hint_nop(ins.code()) => {}
         _ => {
             if let Some(r) = super::sse::exec(cpu, ins, u) {
                 return r;
@@ -1548,4 +1550,28 @@ fn bulk_len(count: u64, sz: u8, src: u64, dst: u64) -> u64 {
     let s = u64::from(sz);
     let room = |a: u64| (4096 - (a & 0xfff)) / s;
     count.min(room(src)).min(room(dst)).min(4096 / s)
+}
+
+/// Encodings of the hint-NOP space (`0F 0D`, `0F 18`–`0F 1F`) that decode
+/// to an instruction of a feature the guest is not offered (AMD `prefetch`,
+/// `prefetchwt1`, the reserved prefetch hints, `prefetchit0/1`, `cldemote`,
+/// CET `rdssp` without shadow stacks): the hardware executes them as NOPs
+/// (no memory access) when the feature is absent or disabled.
+fn hint_nop(code: iced_x86::Code) -> bool {
+    use iced_x86::Code as C;
+    matches!(
+        code,
+        C::Prefetch_m8
+            | C::Prefetchwt1_m8
+            | C::Prefetchreserved3_m8
+            | C::Prefetchreserved4_m8
+            | C::Prefetchreserved5_m8
+            | C::Prefetchreserved6_m8
+            | C::Prefetchreserved7_m8
+            | C::Prefetchit0_m8
+            | C::Prefetchit1_m8
+            | C::Cldemote_m8
+            | C::Rdsspd_r32
+            | C::Rdsspq_r64
+    )
 }

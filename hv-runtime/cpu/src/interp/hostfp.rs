@@ -1,4 +1,5 @@
-//! SSE/SSE2 floating point executed by the host CPU under the guest's MXCSR.
+//! SSE/SSE2/SSE3/SSE4.1 floating point executed by the host CPU under the
+//! guest's MXCSR.
 //!
 //! Every function here runs exactly **one** SSE instruction on the host
 //! inside **one** `asm!` block: save the host MXCSR, load the guest's
@@ -11,6 +12,12 @@
 //! indefinite). Because all exceptions are masked on the host, nothing here
 //! can trap; deciding whether the guest takes #XM from the returned flags
 //! and its masks is the caller's job (`sse.rs`).
+//!
+//! The SSE3 (`addsub*`, `hadd*`, `hsub*`) and SSE4.1 (`round*`, `dpps`,
+//! `dppd`) operations must only be called when the host has the feature
+//! (`sse.rs` checks, and gives the guest #UD otherwise). Instructions with an
+//! immediate get one `asm!` text per immediate value that changes the
+//! computation ([`xmm_imm`]).
 //!
 //! The only memory the blocks touch is a two-word local array holding the
 //! MXCSR values (`ldmxcsr`/`stmxcsr` have no register form). The host is
@@ -84,7 +91,7 @@ fn join(l: u64, h: u64) -> u128 {
 /// `xmm0 = insn(xmm0 = d, xmm1 = s)` under `$csr`; evaluates to
 /// `(xmm0, new status flags)`.
 macro_rules! run_xx {
-    ($text:literal, $d:expr, $s:expr, $csr:expr) => {{
+    ($text:expr, $d:expr, $s:expr, $csr:expr) => {{
         let (mut l, mut h) = (lo($d), hi($d));
         let (sl, sh) = (lo($s), hi($s));
         let mut csr: [u32; 2] = [run_csr($csr), 0];
@@ -187,6 +194,12 @@ xmm_ops! {
     Cvtdq2pd => "cvtdq2pd xmm0, xmm1",
     Cvtpd2dq => "cvtpd2dq xmm0, xmm1",
     Cvttpd2dq => "cvttpd2dq xmm0, xmm1",
+    Addsubps => "addsubps xmm0, xmm1",
+    Addsubpd => "addsubpd xmm0, xmm1",
+    Haddps => "haddps xmm0, xmm1",
+    Haddpd => "haddpd xmm0, xmm1",
+    Hsubps => "hsubps xmm0, xmm1",
+    Hsubpd => "hsubpd xmm0, xmm1",
     Cmpeqps => "cmpps xmm0, xmm1, 0",
     Cmpltps => "cmpps xmm0, xmm1, 1",
     Cmpleps => "cmpps xmm0, xmm1, 2",
@@ -219,6 +232,72 @@ xmm_ops! {
     Cmpnltsd => "cmpsd xmm0, xmm1, 5",
     Cmpnlesd => "cmpsd xmm0, xmm1, 6",
     Cmpordsd => "cmpsd xmm0, xmm1, 7",
+}
+
+/// SSE4.1 floating-point instructions with an immediate operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ImmOp {
+    /// `roundps` (imm8 bits 0–3).
+    Roundps,
+    /// `roundpd`.
+    Roundpd,
+    /// `roundss`.
+    Roundss,
+    /// `roundsd`.
+    Roundsd,
+    /// `dpps` with the product mask `imm8[7:4]` and every result lane
+    /// written (the caller applies the broadcast mask `imm8[3:0]`, which
+    /// does not change the computation or its flags).
+    Dpps,
+    /// `dppd` with the product mask `imm8[5:4]` and both result lanes
+    /// written (the caller applies `imm8[1:0]`).
+    Dppd,
+}
+
+/// `run_xx!` with the text `$op` followed by one of the 16 immediates
+/// `$base + 16·k` (`$k` = `k`, 0–15) or `k | $base` for round (`$base` 0).
+macro_rules! imm16 {
+    ($op:literal, $k:expr, $d:expr, $s:expr, $csr:expr; $($n:literal => $i:literal,)*) => {
+        match $k {
+            $($n => run_xx!(concat!($op, $i), $d, $s, $csr),)*
+            _ => unreachable!("imm16: index above 15"),
+        }
+    };
+}
+
+macro_rules! imm16_arms {
+    ($op:literal, $k:expr, $d:expr, $s:expr, $csr:expr, low) => {
+        imm16!($op, $k, $d, $s, $csr;
+            0 => "0", 1 => "1", 2 => "2", 3 => "3", 4 => "4", 5 => "5", 6 => "6", 7 => "7",
+            8 => "8", 9 => "9", 10 => "10", 11 => "11", 12 => "12", 13 => "13", 14 => "14",
+            15 => "15",)
+    };
+    ($op:literal, $k:expr, $d:expr, $s:expr, $csr:expr, high) => {
+        imm16!($op, $k, $d, $s, $csr;
+            0 => "0x0f", 1 => "0x1f", 2 => "0x2f", 3 => "0x3f", 4 => "0x4f", 5 => "0x5f",
+            6 => "0x6f", 7 => "0x7f", 8 => "0x8f", 9 => "0x9f", 10 => "0xaf", 11 => "0xbf",
+            12 => "0xcf", 13 => "0xdf", 14 => "0xef", 15 => "0xff",)
+    };
+}
+
+/// Run the immediate form `op` (`xmm0 = op(xmm0 = d, xmm1 = s, imm8)`)
+/// under the guest MXCSR (exceptions masked). Only the immediate bits
+/// that select the computation are used (see [`ImmOp`]): one `asm!` text
+/// per distinct computation.
+pub(crate) fn xmm_imm(op: ImmOp, imm: u8, d: u128, s: u128, mxcsr: u32) -> (u128, u32) {
+    match op {
+        ImmOp::Roundps => imm16_arms!("roundps xmm0, xmm1, ", imm & 15, d, s, mxcsr, low),
+        ImmOp::Roundpd => imm16_arms!("roundpd xmm0, xmm1, ", imm & 15, d, s, mxcsr, low),
+        ImmOp::Roundss => imm16_arms!("roundss xmm0, xmm1, ", imm & 15, d, s, mxcsr, low),
+        ImmOp::Roundsd => imm16_arms!("roundsd xmm0, xmm1, ", imm & 15, d, s, mxcsr, low),
+        ImmOp::Dpps => imm16_arms!("dpps xmm0, xmm1, ", imm >> 4, d, s, mxcsr, high),
+        ImmOp::Dppd => match (imm >> 4) & 3 {
+            0 => run_xx!("dppd xmm0, xmm1, 0x03", d, s, mxcsr),
+            1 => run_xx!("dppd xmm0, xmm1, 0x13", d, s, mxcsr),
+            2 => run_xx!("dppd xmm0, xmm1, 0x23", d, s, mxcsr),
+            _ => run_xx!("dppd xmm0, xmm1, 0x33", d, s, mxcsr),
+        },
+    }
 }
 
 /// The compare of `width` (`ps`, `pd`, `ss`, `sd` as 0–3) with predicate
@@ -490,6 +569,9 @@ mod tests {
         let _ = comis(Comis::Comisd, 0, 0, 0x7fc0);
         let _ = int_to_fp(IntToFp::Sd, 0, 3, true, 0x7fc0);
         let _ = fp_to_int(FpToInt::Sd, ONE_F64, true, 0x7fc0);
+        if std::is_x86_feature_detected!("sse4.1") {
+            let _ = xmm_imm(ImmOp::Roundsd, 4, 0, 0, 0x7fc0);
+        }
         assert_eq!(host_csr(), before);
     }
 
@@ -500,6 +582,52 @@ mod tests {
             asm!("stmxcsr dword ptr [{p}]", p = in(reg) &raw mut c, options(nostack, preserves_flags));
         }
         c
+    }
+
+    #[test]
+    fn round_uses_the_immediate_or_the_guest_rc() {
+        if !std::is_x86_feature_detected!("sse4.1") {
+            eprintln!("skipped: the host CPU has no SSE4.1");
+            return;
+        }
+        let two_and_half = u128::from(0x4004_0000_0000_0000u64);
+        let (two, three) = (0x4000_0000_0000_0000u64, 0x4008_0000_0000_0000u64);
+        // imm 0: nearest-even; imm 2: up; imm 4: MXCSR.RC (here up); bit 3
+        // suppresses PE.
+        let up = 0x1f80 | (2 << 13);
+        assert_eq!(
+            xmm_imm(ImmOp::Roundsd, 0, 0, two_and_half, up),
+            (u128::from(two), PE)
+        );
+        assert_eq!(
+            xmm_imm(ImmOp::Roundsd, 2, 0, two_and_half, 0x1f80),
+            (u128::from(three), PE)
+        );
+        assert_eq!(
+            xmm_imm(ImmOp::Roundsd, 4, 0, two_and_half, up),
+            (u128::from(three), PE)
+        );
+        assert_eq!(
+            xmm_imm(ImmOp::Roundsd, 8, 0, two_and_half, up),
+            (u128::from(two), 0)
+        );
+    }
+
+    #[test]
+    fn dpps_runs_with_every_result_lane_written() {
+        if !std::is_x86_feature_detected!("sse4.1") {
+            eprintln!("skipped: the host CPU has no SSE4.1");
+            return;
+        }
+        // (1, 2, 3, 4) · (1, 1, 1, 1) over products 0 and 2 = 4.0 in all
+        // lanes whatever the broadcast bits of the immediate.
+        let one = 0x3f80_0000u128;
+        let d = one | (0x4000_0000 << 32) | (0x4040_0000 << 64) | (0x4080_0000 << 96);
+        let s = one | (one << 32) | (one << 64) | (one << 96);
+        let four = 0x4080_0000u128;
+        let all4 = four | (four << 32) | (four << 64) | (four << 96);
+        assert_eq!(xmm_imm(ImmOp::Dpps, 0x51, d, s, 0x1f80), (all4, 0));
+        assert_eq!(xmm_imm(ImmOp::Dpps, 0x5e, d, s, 0x1f80), (all4, 0));
     }
 
     #[test]

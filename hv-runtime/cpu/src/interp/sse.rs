@@ -1,4 +1,5 @@
-//! SSE/SSE2 (and a few SSE3/SSSE3/SSE4.1) instructions on `CpuState::xmm`.
+//! SSE/SSE2/SSE3/SSSE3/SSE4.1 instructions on `CpuState::xmm` (legacy
+//! encodings; MMX forms are #UD: MMX is not advertised).
 //!
 //! Floating-point arithmetic, compares, `(u)comis*` and conversions run on
 //! the host CPU under the guest's MXCSR ([`super::hostfp`]), so results,
@@ -10,8 +11,8 @@
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
 use super::exec::{getr, setr};
-use super::generic::{ld, loc, mem_ea, op_size, set_status, st};
-use super::hostfp::{self, DE, FpToInt, IE, IntToFp, OE, UE, XOp, ZE};
+use super::generic::{ld, loc, mem_ea, op_size, seg_base, set_status, st};
+use super::hostfp::{self, DE, FpToInt, IE, ImmOp, IntToFp, OE, UE, XOp, ZE};
 use super::mmu::Fault;
 use super::translate::{Uop, gpr};
 use super::{Cpu, Stop};
@@ -130,8 +131,69 @@ fn lo64(v: u128) -> u64 {
 fn hi64(v: u128) -> u64 {
     (v >> 64) as u64
 }
-fn f64_lane(v: u128, i: u32) -> f64 {
-    f64::from_bits((v >> (64 * i)) as u64)
+/// Element `i` of width `w` bits.
+fn el(v: u128, w: u32, i: u32) -> u64 {
+    ((v >> (w * i)) & ((1u128 << w) - 1)) as u64
+}
+
+/// `n` elements of `w` bits from `f(i)`.
+fn from_els(w: u32, n: u32, f: impl Fn(u32) -> u64) -> u128 {
+    let m = (1u128 << w) - 1;
+    (0..n).fold(0, |r, i| r | ((u128::from(f(i)) & m) << (w * i)))
+}
+
+/// Horizontal pairs: result element `i` of `w` bits is `f(x[2i], x[2i+1])`
+/// with `x` the destination elements then the source elements.
+fn horiz(d: u128, s: u128, w: u32, f: impl Fn(u64, u64) -> u64) -> u128 {
+    let half = 64 / w;
+    from_els(w, 2 * half, |i| {
+        let (v, j) = if i < half { (d, i) } else { (s, i - half) };
+        f(el(v, w, 2 * j), el(v, w, 2 * j + 1))
+    })
+}
+
+/// Sign-extend the low `w` bits of `v`.
+fn sx(v: u64, w: u32) -> i64 {
+    ((v << (64 - w)) as i64) >> (64 - w)
+}
+
+/// `psign*`: each destination element negated, zeroed or kept by the sign
+/// of the source element.
+fn psign(d: u128, s: u128, w: u32) -> u128 {
+    from_els(w, 128 / w, |i| {
+        let b = sx(el(s, w, i), w);
+        let a = el(d, w, i);
+        match b.cmp(&0) {
+            std::cmp::Ordering::Less => a.wrapping_neg(),
+            std::cmp::Ordering::Equal => 0,
+            std::cmp::Ordering::Greater => a,
+        }
+    })
+}
+
+/// Element-wise select: element `i` of `w` bits from `s` when `pick(i)`.
+fn blend(d: u128, s: u128, w: u32, pick: impl Fn(u32) -> bool) -> u128 {
+    from_els(
+        w,
+        128 / w,
+        |i| if pick(i) { el(s, w, i) } else { el(d, w, i) },
+    )
+}
+
+/// Whether the host runs the SSE3/SSE4.1 instruction the interpreter
+/// executes natively for `m` (otherwise the guest gets #UD, as on a CPU
+/// without the feature).
+fn host_can(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    match m {
+        M::Addsubps | M::Addsubpd | M::Haddps | M::Haddpd | M::Hsubps | M::Hsubpd => {
+            std::is_x86_feature_detected!("sse3")
+        }
+        M::Roundps | M::Roundpd | M::Roundss | M::Roundsd | M::Dpps | M::Dppd => {
+            std::is_x86_feature_detected!("sse4.1")
+        }
+        _ => true,
+    }
 }
 
 /// Execute an SSE instruction, or `None` when `ins` is not one.
@@ -168,7 +230,14 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
         0
     };
     let s = if n > 1 { rdx(cpu, ins, 1)? } else { 0 };
-    let imm = if n > 2 { ins.immediate(2) } else { 0 };
+    let imm = if n > 2 && ins.op2_kind() == OpKind::Immediate8 {
+        ins.immediate(2)
+    } else {
+        0
+    };
+    if !host_can(m) {
+        return Err(Stop::Fault(Fault::ud()));
+    }
     let s_is_mem = n > 1 && ins.op1_kind() == OpKind::Memory;
     let r: u128 = match m {
         M::Movaps
@@ -422,11 +491,11 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             let l = loc(cpu, ins, 0)?;
             return st(cpu, l, op_size(ins, 0), r);
         }
-        M::Pextrw | M::Pextrb | M::Pextrd | M::Pextrq => {
+        M::Pextrw | M::Pextrb | M::Pextrd | M::Pextrq | M::Extractps => {
             let (w, cnt) = match m {
                 M::Pextrw => (16, 8),
                 M::Pextrb => (8, 16),
-                M::Pextrd => (32, 4),
+                M::Pextrd | M::Extractps => (32, 4),
                 _ => (64, 2),
             };
             let sel = u32::from(ins.immediate8()) % cnt;
@@ -519,10 +588,124 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             }
             r
         }
-        M::Haddpd => {
-            let a = f64_lane(d, 0) + f64_lane(d, 1);
-            let b = f64_lane(s, 0) + f64_lane(s, 1);
-            u128::from(a.to_bits()) | (u128::from(b.to_bits()) << 64)
+        M::Maskmovdqu => {
+            // Store the bytes of operand 1 whose mask byte (operand 2) has
+            // its top bit set to [DS:RDI]; nothing is written unless every
+            // selected byte is writable.
+            let mask = rdx(cpu, ins, 2)?;
+            let rdi = getr(cpu.st, 7, 8);
+            let off = if ins.op0_kind() == OpKind::MemorySegEDI {
+                rdi & 0xffff_ffff
+            } else {
+                rdi
+            };
+            let a = off.wrapping_add(seg_base(cpu, ins.memory_segment()));
+            let picked: Vec<u64> = (0..16u64)
+                .filter(|&i| (mask >> (8 * i + 7)) & 1 != 0)
+                .collect();
+            for &i in &picked {
+                cpu.probe_write(a.wrapping_add(i), 1, false)?;
+            }
+            for &i in &picked {
+                cpu.wr(a.wrapping_add(i), 1, (s >> (8 * i)) as u64 & 0xff, false)?;
+            }
+            return Ok(());
+        }
+        M::Movshdup => from_els(32, 4, |i| el(s, 32, i | 1)),
+        M::Movsldup => from_els(32, 4, |i| el(s, 32, i & !1)),
+        M::Phaddw => horiz(d, s, 16, u64::wrapping_add),
+        M::Phaddd => horiz(d, s, 32, u64::wrapping_add),
+        M::Phsubw => horiz(d, s, 16, u64::wrapping_sub),
+        M::Phsubd => horiz(d, s, 32, u64::wrapping_sub),
+        M::Phaddsw => horiz(d, s, 16, |a, b| {
+            u64::from(sat_i16((sx(a, 16) + sx(b, 16)) as i32))
+        }),
+        M::Phsubsw => horiz(d, s, 16, |a, b| {
+            u64::from(sat_i16((sx(a, 16) - sx(b, 16)) as i32))
+        }),
+        M::Pmaddubsw => from_els(16, 8, |i| {
+            let p = |j: u32| el(d, 8, j) as i32 * sx(el(s, 8, j), 8) as i32;
+            u64::from(sat_i16(p(2 * i) + p(2 * i + 1)))
+        }),
+        M::Pmulhrsw => from_els(16, 8, |i| {
+            let p = sx(el(d, 16, i), 16) * sx(el(s, 16, i), 16);
+            (((p >> 14) + 1) >> 1) as u64
+        }),
+        M::Psignb => psign(d, s, 8),
+        M::Psignw => psign(d, s, 16),
+        M::Psignd => psign(d, s, 32),
+        M::Blendps => blend(d, s, 32, |i| imm >> i & 1 != 0),
+        M::Blendpd => blend(d, s, 64, |i| imm >> i & 1 != 0),
+        M::Pblendw => blend(d, s, 16, |i| imm >> i & 1 != 0),
+        M::Blendvps | M::Blendvpd | M::Pblendvb => {
+            let w = match m {
+                M::Blendvps => 32,
+                M::Blendvpd => 64,
+                _ => 8,
+            };
+            let mask = cpu.st.xmm.first().copied().unwrap_or(0);
+            blend(d, s, w, |i| el(mask, w, i) >> (w - 1) != 0)
+        }
+        M::Insertps => {
+            let v = if s_is_mem {
+                el(s, 32, 0)
+            } else {
+                el(s, 32, (imm >> 6) as u32 & 3)
+            };
+            let at = (imm >> 4) as u32 & 3;
+            from_els(32, 4, |i| {
+                if imm >> i & 1 != 0 {
+                    0
+                } else if i == at {
+                    v
+                } else {
+                    el(d, 32, i)
+                }
+            })
+        }
+        M::Mpsadbw => {
+            let doff = 4 * ((imm >> 2) as u32 & 1);
+            let soff = 4 * (imm as u32 & 3);
+            from_els(16, 8, |i| {
+                (0..4)
+                    .map(|j| {
+                        let a = el(d, 8, doff + i + j) as u8;
+                        let b = el(s, 8, soff + j) as u8;
+                        u64::from(a.abs_diff(b))
+                    })
+                    .sum()
+            })
+        }
+        M::Phminposuw => {
+            let (v, i) = (0..8u32).map(|i| (el(s, 16, i), i)).min().unwrap_or((0, 0));
+            u128::from(v) | (u128::from(i) << 16)
+        }
+        M::Roundps | M::Roundpd | M::Roundss | M::Roundsd | M::Dpps | M::Dppd => {
+            let op = match m {
+                M::Roundps => ImmOp::Roundps,
+                M::Roundpd => ImmOp::Roundpd,
+                M::Roundss => ImmOp::Roundss,
+                M::Roundsd => ImmOp::Roundsd,
+                M::Dpps => ImmOp::Dpps,
+                _ => ImmOp::Dppd,
+            };
+            let imm8 = (imm & 0xff) as u8;
+            let (r, f) = hostfp::xmm_imm(op, imm8, d, s, cpu.st.mxcsr);
+            let unmasked = !(cpu.st.mxcsr >> 7) & hostfp::FLAGS;
+            // Tiny or huge intermediate results can raise an unmasked UE/OE
+            // that the masked run does not flag (exact underflow).
+            if matches!(op, ImmOp::Dpps | ImmOp::Dppd)
+                && (f & unmasked != 0 || unmasked & (OE | UE) != 0)
+            {
+                dp_stages(cpu, op == ImmOp::Dppd, imm8, d, s)?;
+            }
+            settle(cpu, f, Vec::new)?;
+            match op {
+                // The broadcast mask: unselected lanes are +0.0.
+                ImmOp::Dpps => blend(0, r, 32, |i| imm8 >> i & 1 != 0),
+                ImmOp::Dppd => blend(0, r, 64, |i| imm8 >> i & 1 != 0),
+                _ => r,
+            }
         }
         M::Cmpps | M::Cmppd | M::Cmpss | M::Cmpsd => {
             let w = match m {
@@ -686,6 +869,12 @@ fn xop(m: Mnemonic) -> Option<XOp> {
         M::Cvtdq2pd => X::Cvtdq2pd,
         M::Cvtpd2dq => X::Cvtpd2dq,
         M::Cvttpd2dq => X::Cvttpd2dq,
+        M::Addsubps => X::Addsubps,
+        M::Addsubpd => X::Addsubpd,
+        M::Haddps => X::Haddps,
+        M::Haddpd => X::Haddpd,
+        M::Hsubps => X::Hsubps,
+        M::Hsubpd => X::Hsubpd,
         _ => return None,
     })
 }
@@ -716,33 +905,79 @@ struct Lane {
 }
 
 /// Per-element [`Lane`]s of the operations that can overflow or underflow
-/// (empty for the others).
+/// (empty for the others): each element as the scalar operation that
+/// computes it, on its two input elements.
 fn lanes(op: XOp, d: u128, s: u128, mx: u32) -> Vec<Lane> {
     use XOp as X;
-    let (scalar, w, n, out32) = match op {
-        X::Addps => (X::Addss, 32, 4, true),
-        X::Subps => (X::Subss, 32, 4, true),
-        X::Mulps => (X::Mulss, 32, 4, true),
-        X::Divps => (X::Divss, 32, 4, true),
-        X::Addpd => (X::Addsd, 64, 2, false),
-        X::Subpd => (X::Subsd, 64, 2, false),
-        X::Mulpd => (X::Mulsd, 64, 2, false),
-        X::Divpd => (X::Divsd, 64, 2, false),
-        X::Cvtpd2ps => (X::Cvtsd2ss, 64, 2, true),
-        X::Addss | X::Subss | X::Mulss | X::Divss => (op, 32, 1, true),
-        X::Cvtsd2ss => (op, 64, 1, true),
-        X::Addsd | X::Subsd | X::Mulsd | X::Divsd => (op, 64, 1, false),
+    let e32 = |v: u128, i: u32| u64::from((v >> (32 * i)) as u32);
+    let e64 = |v: u128, i: u32| (v >> (64 * i)) as u64;
+    let packed32 = |sc: XOp| {
+        (0..4)
+            .map(|i| (sc, e32(d, i), e32(s, i)))
+            .collect::<Vec<_>>()
+    };
+    let packed64 = |sc: XOp| {
+        (0..2)
+            .map(|i| (sc, e64(d, i), e64(s, i)))
+            .collect::<Vec<_>>()
+    };
+    let horiz32 = |sc: XOp| {
+        vec![
+            (sc, e32(d, 0), e32(d, 1)),
+            (sc, e32(d, 2), e32(d, 3)),
+            (sc, e32(s, 0), e32(s, 1)),
+            (sc, e32(s, 2), e32(s, 3)),
+        ]
+    };
+    let horiz64 = |sc: XOp| vec![(sc, e64(d, 0), e64(d, 1)), (sc, e64(s, 0), e64(s, 1))];
+    // (f32 result, elements as (scalar op, a, b))
+    let (out32, els): (bool, Vec<(XOp, u64, u64)>) = match op {
+        X::Addps => (true, packed32(X::Addss)),
+        X::Subps => (true, packed32(X::Subss)),
+        X::Mulps => (true, packed32(X::Mulss)),
+        X::Divps => (true, packed32(X::Divss)),
+        X::Addpd => (false, packed64(X::Addsd)),
+        X::Subpd => (false, packed64(X::Subsd)),
+        X::Mulpd => (false, packed64(X::Mulsd)),
+        X::Divpd => (false, packed64(X::Divsd)),
+        X::Cvtpd2ps => (true, packed64(X::Cvtsd2ss)),
+        X::Haddps => (true, horiz32(X::Addss)),
+        X::Hsubps => (true, horiz32(X::Subss)),
+        X::Haddpd => (false, horiz64(X::Addsd)),
+        X::Hsubpd => (false, horiz64(X::Subsd)),
+        X::Addsubps => (
+            true,
+            (0..4)
+                .map(|i| {
+                    let sc = if i % 2 == 0 { X::Subss } else { X::Addss };
+                    (sc, e32(d, i), e32(s, i))
+                })
+                .collect(),
+        ),
+        X::Addsubpd => (
+            false,
+            vec![
+                (X::Subsd, e64(d, 0), e64(s, 0)),
+                (X::Addsd, e64(d, 1), e64(s, 1)),
+            ],
+        ),
+        X::Addss | X::Subss | X::Mulss | X::Divss => (true, vec![(op, e32(d, 0), e32(s, 0))]),
+        X::Cvtsd2ss => (true, vec![(op, e64(d, 0), e64(s, 0))]),
+        X::Addsd | X::Subsd | X::Mulsd | X::Divsd => (false, vec![(op, e64(d, 0), e64(s, 0))]),
         _ => return Vec::new(),
     };
-    let lm = (1u128 << w) - 1;
+    lanes_of(out32, els, mx)
+}
+
+/// The [`Lane`]s of elements computed by scalar operations on `(a, b)`
+/// (`out32`: single-precision results).
+fn lanes_of(out32: bool, els: Vec<(XOp, u64, u64)>, mx: u32) -> Vec<Lane> {
     let daz = mx & hostfp::DAZ != 0;
-    (0..n)
-        .map(|i| {
-            let (a, b) = ((d >> (w * i)) & lm, (s >> (w * i)) & lm);
-            // Scalar forms keep the rest of the destination; only the low
-            // element is looked at below.
-            let (dd, ss) = if n == 1 { (d, s) } else { (a, b) };
-            let (r, f) = hostfp::xmm(scalar, dd, ss, mx);
+    els.into_iter()
+        .map(|(scalar, a, b)| {
+            // A scalar operation's result and flags depend on the low
+            // elements only.
+            let (r, f) = hostfp::xmm(scalar, u128::from(a), u128::from(b), mx);
             let denormal = if out32 {
                 let b = r as u32 & 0x7fff_ffff;
                 b != 0 && b < 0x0080_0000
@@ -753,10 +988,55 @@ fn lanes(op: XOp, d: u128, s: u128, mx: u32) -> Vec<Lane> {
             Lane {
                 flags: f,
                 tiny: f & UE != 0 || denormal,
-                inexact: inexact_unbounded(scalar, a as u64, b as u64, daz),
+                inexact: inexact_unbounded(scalar, a, b, daz),
             }
         })
         .collect()
+}
+
+/// `dpps`/`dppd` with an unmasked exception: the hardware computes the dot
+/// product in steps (SDM "DPPS": the products, then pairwise sums, then
+/// their sum; `dppd`: products, then one sum) and takes #XM at the first
+/// step that raises an unmasked exception, with the flags of the earlier
+/// steps already set. Each step is settled like an instruction of its own
+/// ([`settle`] over its elements); `Ok` when no step faults (the caller then
+/// settles the whole instruction's flags).
+fn dp_stages(cpu: &mut Cpu<'_>, double: bool, imm8: u8, d: u128, s: u128) -> Result<(), Stop> {
+    use XOp as X;
+    let mx = cpu.st.mxcsr;
+    let (w, n, mul, add) = if double {
+        (64, 2, X::Mulsd, X::Addsd)
+    } else {
+        (32, 4, X::Mulss, X::Addss)
+    };
+    // Runs the scalar `op` on each pair; the results and the step's flags.
+    let step = |cpu: &mut Cpu<'_>, op: XOp, pairs: &[(u64, u64)]| -> Result<Vec<u64>, Stop> {
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut f = 0;
+        for &(a, b) in pairs {
+            let (r, fl) = hostfp::xmm(op, u128::from(a), u128::from(b), mx);
+            out.push(el(r, w, 0));
+            f |= fl;
+        }
+        let els: Vec<(XOp, u64, u64)> = pairs.iter().map(|&(a, b)| (op, a, b)).collect();
+        settle(cpu, f, || lanes_of(!double, els, mx))?;
+        Ok(out)
+    };
+    let picked: Vec<u32> = (0..n).filter(|i| imm8 >> (4 + i) & 1 != 0).collect();
+    let pairs: Vec<(u64, u64)> = picked.iter().map(|&i| (el(d, w, i), el(s, w, i))).collect();
+    let prods = step(cpu, mul, &pairs)?;
+    // Unselected products are +0.0.
+    let mut p = vec![0u64; n as usize];
+    for (&i, &v) in picked.iter().zip(&prods) {
+        p[i as usize] = v;
+    }
+    if double {
+        step(cpu, add, &[(p[0], p[1])])?;
+    } else {
+        let t = step(cpu, add, &[(p[0], p[1]), (p[2], p[3])])?;
+        step(cpu, add, &[(t[0], t[1])])?;
+    }
+    Ok(())
 }
 
 /// A finite operand as `(negative, integer significand, exponent)` with

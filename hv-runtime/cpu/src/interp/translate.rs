@@ -488,6 +488,7 @@ fn fast(ins: &Instruction) -> Option<Uop> {
         | Mnemonic::Prefetcht1
         | Mnemonic::Prefetcht2
         | Mnemonic::Prefetchw
+        | Mnemonic::Reservednop
         | Mnemonic::Endbr64 => Some(Uop::new(K::Nop, ins)),
         Mnemonic::Mov => {
             match (k0, k1) {

@@ -185,6 +185,12 @@ fn is_x87(m: M) -> bool {
         m,
         M::Fninit
             | M::Finit
+            | M::Fneni
+            | M::Feni
+            | M::Fndisi
+            | M::Fdisi
+            | M::Fnsetpm
+            | M::Fsetpm
             | M::Fldcw
             | M::Fnstcw
             | M::Fstcw
@@ -278,7 +284,15 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> R {
     }
     let waiting = !matches!(
         m,
-        M::Fninit | M::Fnclex | M::Fnstcw | M::Fnstsw | M::Fnstenv | M::Fnsave
+        M::Fninit
+            | M::Fnclex
+            | M::Fnstcw
+            | M::Fnstsw
+            | M::Fnstenv
+            | M::Fnsave
+            | M::Fneni
+            | M::Fndisi
+            | M::Fnsetpm
     );
     if waiting && fsw(&cpu.st.fx.0) & FSW_ES != 0 {
         return Some(Err(Stop::Fault(Fault::new(vector::MF, None))));
@@ -470,7 +484,9 @@ fn load_env(fx: &mut Fx, e: &[u8]) {
 fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
     let is_mem = ins.op_count() > 0 && ins.op0_kind() == OpKind::Memory;
     match m {
-        M::Wait | M::Fnop => {}
+        // The 8087/80287 interrupt-enable and protected-mode controls do
+        // nothing on the 80387 and later.
+        M::Wait | M::Fnop | M::Fneni | M::Feni | M::Fndisi | M::Fdisi | M::Fnsetpm | M::Fsetpm => {}
         M::Fninit | M::Finit => {
             let fx = &mut cpu.st.fx.0;
             fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes());

@@ -430,6 +430,7 @@ const ALU: &[&str] = &[
     "Setge",
     "Setle",
     "Setg",
+    "Reservednop",
 ];
 const SHIFT: &[&str] = &[
     "Shl", "Shr", "Sar", "Rol", "Ror", "Rcl", "Rcr", "Shld", "Shrd",
@@ -505,6 +506,62 @@ const SSE_INT: &[&str] = &[
     "Pmaxub",
     "Pminsw",
     "Pminub",
+    // SSE3
+    "Lddqu",
+    // SSSE3
+    "Pshufb",
+    "Palignr",
+    "Phaddw",
+    "Phaddd",
+    "Phaddsw",
+    "Phsubw",
+    "Phsubd",
+    "Phsubsw",
+    "Pmaddubsw",
+    "Pmulhrsw",
+    "Psignb",
+    "Psignw",
+    "Psignd",
+    "Pabsb",
+    "Pabsw",
+    "Pabsd",
+    // SSE4.1
+    "Pblendvb",
+    "Pblendw",
+    "Mpsadbw",
+    "Phminposuw",
+    "Pmulld",
+    "Pmuldq",
+    "Pminsb",
+    "Pmaxsb",
+    "Pminuw",
+    "Pmaxuw",
+    "Pminsd",
+    "Pmaxsd",
+    "Pminud",
+    "Pmaxud",
+    "Pcmpeqq",
+    "Packusdw",
+    "Ptest",
+    "Pmovzxbw",
+    "Pmovzxbd",
+    "Pmovzxbq",
+    "Pmovzxwd",
+    "Pmovzxwq",
+    "Pmovzxdq",
+    "Pmovsxbw",
+    "Pmovsxbd",
+    "Pmovsxbq",
+    "Pmovsxwd",
+    "Pmovsxwq",
+    "Pmovsxdq",
+    "Pextrb",
+    "Pextrd",
+    "Pextrq",
+    "Pinsrb",
+    "Pinsrd",
+    "Pinsrq",
+    "Movntdqa",
 ];
 const SSE_FP: &[&str] = &[
     "Movaps",
@@ -588,6 +645,29 @@ const SSE_FP: &[&str] = &[
     "Movmskps",
     "Movmskpd",
     "Stmxcsr",
+    // SSE3
+    "Addsubps",
+    "Addsubpd",
+    "Haddps",
+    "Haddpd",
+    "Hsubps",
+    "Hsubpd",
+    "Movshdup",
+    "Movsldup",
+    "Movddup",
+    // SSE4.1
+    "Blendps",
+    "Blendpd",
+    "Blendvps",
+    "Blendvpd",
+    "Dpps",
+    "Dppd",
+    "Extractps",
+    "Insertps",
+    "Roundps",
+    "Roundpd",
+    "Roundss",
+    "Roundsd",
 ];
 
 /// Codes excluded even though their mnemonic is listed (see the module docs).
@@ -613,14 +693,39 @@ fn host_has(f: CpuidFeature) -> bool {
         | CpuidFeature::CX8
         | CpuidFeature::FXSR
         | CpuidFeature::SSE
-        | CpuidFeature::SSE2 => true,
+        | CpuidFeature::SSE2
+        | CpuidFeature::MULTIBYTENOP => true,
         CpuidFeature::POPCNT => std::is_x86_feature_detected!("popcnt"),
         CpuidFeature::LZCNT => std::is_x86_feature_detected!("lzcnt"),
         CpuidFeature::BMI1 => std::is_x86_feature_detected!("bmi1"),
         CpuidFeature::BMI2 => std::is_x86_feature_detected!("bmi2"),
         CpuidFeature::CMPXCHG16B => std::is_x86_feature_detected!("cmpxchg16b"),
+        CpuidFeature::SSE3 => std::is_x86_feature_detected!("sse3"),
+        CpuidFeature::SSSE3 => std::is_x86_feature_detected!("ssse3"),
+        CpuidFeature::SSE4_1 => std::is_x86_feature_detected!("sse4.1"),
         _ => false,
     }
+}
+
+/// The optional SIMD extensions whose forms the catalogue leaves out because
+/// the host CPU lacks them (the differential tests print this as the reason
+/// those forms are skipped).
+#[must_use]
+pub fn host_missing_features() -> Vec<&'static str> {
+    [
+        (CpuidFeature::SSE3, "SSE3"),
+        (CpuidFeature::SSSE3, "SSSE3"),
+        (CpuidFeature::SSE4_1, "SSE4.1"),
+        (CpuidFeature::POPCNT, "POPCNT"),
+        (CpuidFeature::LZCNT, "LZCNT"),
+        (CpuidFeature::BMI1, "BMI1"),
+        (CpuidFeature::BMI2, "BMI2"),
+        (CpuidFeature::CMPXCHG16B, "CMPXCHG16B"),
+    ]
+    .into_iter()
+    .filter(|(f, _)| !host_has(*f))
+    .map(|(_, n)| n)
+    .collect()
 }
 
 fn supported_kind(k: K) -> bool {
@@ -764,6 +869,7 @@ fn build_forms() -> Vec<Form> {
     v.extend(code_forms(Family::SseFp, SSE_FP));
     let templates: &[(&str, Family, TemplateFn)] = &[
         ("ldmxcsr_valid", Family::SseFp, t_ldmxcsr),
+        ("maskmovdqu", Family::SseInt, t_maskmovdqu),
         ("x87_fld_fstp_m64", Family::X87, t_fld_fstp),
         ("x87_fild_fistp_m16", Family::X87, |r| t_fild_fistp(r, 2)),
         ("x87_fild_fistp_m32", Family::X87, |r| t_fild_fistp(r, 4)),
@@ -1054,6 +1160,14 @@ fn imm_for(r: &mut Rng, code: Code, kind: K) -> i64 {
     ) {
         return r.range(0, 7);
     }
+    // round*: imm8[3:0] select the rounding; the reserved bits 7:4 are
+    // sometimes set too.
+    if matches!(
+        mn,
+        Mnemonic::Roundps | Mnemonic::Roundpd | Mnemonic::Roundss | Mnemonic::Roundsd
+    ) {
+        return r.range(0, 15) | if r.pct(15) { r.range(1, 15) << 4 } else { 0 };
+    }
     if matches!(mn, Mnemonic::Shld | Mnemonic::Shrd) && operand_width(code) == 16 {
         return shld16_count(r);
     }
@@ -1272,6 +1386,15 @@ fn random_mxcsr(r: &mut Rng, unmask: bool) -> u32 {
     rc | ftz | daz | status | masks
 }
 
+/// `maskmovdqu` stores through RDI: point it into the scratch pages.
+fn t_maskmovdqu(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
+    let d = r.range(-0x1000, 0x1000 - 16);
+    Ok(vec![
+        Instruction::with2(Code::Lea_r64_m, Register::RDI, mem_at(d))?,
+        Instruction::with_maskmovdqu(64, r.pick(XMM), r.pick(XMM), Register::None)?,
+    ])
+}
+
 fn t_ldmxcsr(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     let m = scratch_mem(r, 4);
     let v = random_mxcsr(r, false);
@@ -1370,7 +1493,8 @@ const X87: &[&str] = &[
     "Fisubr", "Fmul", "Fmulp", "Fimul", "Fdiv", "Fdivp", "Fidiv", "Fdivr", "Fdivrp", "Fidivr",
     "Fcom", "Fcomp", "Fcompp", "Fucom", "Fucomp", "Fucompp", "Ficom", "Ficomp", "Fcomi", "Fcomip",
     "Fucomi", "Fucomip", "Ftst", "Fxam", "Fsqrt", "Frndint", "Fcmovb", "Fcmove", "Fcmovbe",
-    "Fcmovu", "Fcmovnb", "Fcmovne", "Fcmovnbe", "Fcmovnu",
+    "Fcmovu", "Fcmovnb", "Fcmovne", "Fcmovnbe", "Fcmovnu", "Fneni", "Feni", "Fndisi", "Fdisi",
+    "Fnsetpm", "Fsetpm",
 ];
 
 const ST: [Register; 8] = [
@@ -2565,6 +2689,39 @@ pub fn generate_form(name: &str, seed: u64) -> Option<Case> {
     let scratch = random_memory(&mut r, SCRATCH_LEN);
     let stack = random_memory(&mut r, STACK_LEN);
     Case::assemble(form.family, seed, vec![fi], &built, input, scratch, stack).ok()
+}
+
+/// A case made of one instance of `code` with random operands of the kinds
+/// the generator supports (registers, `[r15 + disp]` scratch memory,
+/// immediates), whatever the catalogue holds; `None` if `code` has an
+/// operand kind the generator cannot build or no instance encodes. For
+/// tests that sweep iced-x86's whole `Code` table.
+#[must_use]
+pub fn generate_code(code: Code, seed: u64) -> Option<Case> {
+    if !code.op_code().op_kinds().iter().all(|&k| supported_kind(k)) {
+        return None;
+    }
+    let mut r = Rng::new(seed);
+    let built = (0..16).find_map(|_| {
+        gen_code(&mut r, code)
+            .ok()
+            .filter(|v| encode_at(CODE_VA, v).is_ok())
+    })?;
+    let input = random_input(&mut r, Family::Alu);
+    let scratch = random_memory(&mut r, SCRATCH_LEN);
+    let stack = random_memory(&mut r, STACK_LEN);
+    Case::assemble(Family::Alu, seed, Vec::new(), &built, input, scratch, stack).ok()
+}
+
+/// A case running exactly `insns` from a random input state (seeded by
+/// `seed`); `None` if they do not encode.
+#[must_use]
+pub fn case_of(insns: &[Instruction], seed: u64) -> Option<Case> {
+    let mut r = Rng::new(seed);
+    let input = random_input(&mut r, Family::Alu);
+    let scratch = random_memory(&mut r, SCRATCH_LEN);
+    let stack = random_memory(&mut r, STACK_LEN);
+    Case::assemble(Family::Alu, seed, Vec::new(), insns, input, scratch, stack).ok()
 }
 
 /// Per-family form counts (for reports).
