@@ -222,8 +222,8 @@ impl fmt::Display for WaitError {
 }
 
 fn rdtsc() -> u64 {
-    // SAFETY: `rdtsc` only reads the time-stamp counter.
     #[allow(unused_unsafe)]
+    // SAFETY: `rdtsc` only reads the time-stamp counter.
     unsafe {
         core::arch::x86_64::_rdtsc()
     }
