@@ -21,3 +21,16 @@ fn random_code_never_panics() {
         run_random(&buf);
     }
 }
+
+/// Inputs the `interp_code` fuzz target once crashed on, replayed.
+#[test]
+fn fuzz_findings_replay_without_panics() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/interp_code");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("read the interp_code corpus") {
+        let data = std::fs::read(entry.expect("corpus entry").path()).expect("read input");
+        run_random(&data);
+        n += 1;
+    }
+    assert!(n >= 1, "corpus {} is empty", dir.display());
+}

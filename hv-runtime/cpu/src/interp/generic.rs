@@ -71,6 +71,25 @@ pub(crate) fn op_size(ins: &Instruction, i: u32) -> u8 {
     }
 }
 
+/// Operand `i` as an immediate, or #UD when it is some other kind.
+/// `Instruction::immediate` panics on a non-immediate operand, and which
+/// kind an operand has depends on guest bytes (found by the `interp_code`
+/// fuzz target: an implicit-XMM0 third operand reached an immediate read).
+pub(crate) fn imm(ins: &Instruction, i: u32) -> Result<u64, Stop> {
+    match ins.op_kind(i) {
+        OpKind::Immediate8
+        | OpKind::Immediate8_2nd
+        | OpKind::Immediate16
+        | OpKind::Immediate32
+        | OpKind::Immediate64
+        | OpKind::Immediate8to16
+        | OpKind::Immediate8to32
+        | OpKind::Immediate8to64
+        | OpKind::Immediate32to64 => Ok(ins.immediate(i)),
+        _ => Err(Stop::Fault(Fault::ud())),
+    }
+}
+
 pub(crate) fn loc(cpu: &Cpu<'_>, ins: &Instruction, i: u32) -> Result<Loc, Stop> {
     match ins.op_kind(i) {
         OpKind::Register => match gpr(ins.op_register(i)) {
@@ -81,7 +100,7 @@ pub(crate) fn loc(cpu: &Cpu<'_>, ins: &Instruction, i: u32) -> Result<Loc, Stop>
             let (a, ss) = mem_ea(cpu, ins);
             Ok(Loc::Mem(a, ss))
         }
-        _ => Ok(Loc::Imm(ins.immediate(i))),
+        _ => Ok(Loc::Imm(imm(ins, i)?)),
     }
 }
 

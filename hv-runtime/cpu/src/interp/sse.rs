@@ -62,7 +62,7 @@ fn rdx(cpu: &mut Cpu<'_>, ins: &Instruction, i: u32) -> Result<u128, Stop> {
             Some((n, sz)) => Ok(u128::from(getr(cpu.st, n, sz))),
             None => Err(Stop::Fault(Fault::ud())),
         },
-        _ => Ok(u128::from(ins.immediate(i))),
+        _ => Ok(u128::from(super::generic::imm(ins, i)?)),
     }
 }
 
