@@ -6,7 +6,7 @@ use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 use super::exec::{alu_op, getr, imul_op, setr, shift_op, trap};
 use super::flags::{FOp, Lazy, mask, sext, sign_bit};
 use super::mmu::{Acc, Fault, canonical};
-use super::translate::{Uop, alu, gpr, sh};
+use super::translate::{Uop, alu, gpr, is_imm, sh};
 use super::{Cpu, Stop};
 use crate::mem::MachineAddr;
 use crate::state::rflags::{self, AF, CF, DF, IF, OF, PF, SF, ZF};
@@ -76,17 +76,11 @@ pub(crate) fn op_size(ins: &Instruction, i: u32) -> u8 {
 /// kind an operand has depends on guest bytes (found by the `interp_code`
 /// fuzz target: an implicit-XMM0 third operand reached an immediate read).
 pub(crate) fn imm(ins: &Instruction, i: u32) -> Result<u64, Stop> {
-    match ins.op_kind(i) {
-        OpKind::Immediate8
-        | OpKind::Immediate8_2nd
-        | OpKind::Immediate16
-        | OpKind::Immediate32
-        | OpKind::Immediate64
-        | OpKind::Immediate8to16
-        | OpKind::Immediate8to32
-        | OpKind::Immediate8to64
-        | OpKind::Immediate32to64 => Ok(ins.immediate(i)),
-        _ => Err(Stop::Fault(Fault::ud())),
+    let k = ins.op_kind(i);
+    if is_imm(k) || k == OpKind::Immediate8_2nd {
+        Ok(ins.immediate(i))
+    } else {
+        Err(Stop::Fault(Fault::ud()))
     }
 }
 

@@ -399,7 +399,7 @@ fn set_mem(u: &mut Uop, ins: &Instruction) -> bool {
     true
 }
 
-fn is_imm(k: OpKind) -> bool {
+pub(crate) fn is_imm(k: OpKind) -> bool {
     matches!(
         k,
         OpKind::Immediate8
