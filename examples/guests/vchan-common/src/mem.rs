@@ -30,10 +30,10 @@ pub fn page(slot: &'static PageSlot) -> RawRingMem {
 /// The grant entries of the grant frame mapped (writable) at `slot`.
 #[must_use]
 pub fn grant_entries(slot: &'static PageSlot) -> &'static [GrantEntryAtomic] {
-    // SAFETY: the caller mapped this domain's grant-table frame 0 over the
-    // slot for the rest of the guest's life; the frame holds
-    // `ENTRIES_PER_FRAME` 8-byte entries, and `GrantEntryAtomic` is made
-    // only of atomics, so Xen updating `flags` concurrently is sound. The
-    // slot's own bytes are never referenced elsewhere.
+    // The caller mapped this domain's grant-table frame 0 over the slot for
+    // the rest of the guest's life; the slot's own bytes are never
+    // referenced elsewhere.
+    // SAFETY: the mapped frame holds `ENTRIES_PER_FRAME` 8-byte entries, and
+    // `GrantEntryAtomic` is only atomics, so Xen's concurrent updates are sound.
     unsafe { core::slice::from_raw_parts(slot.va() as *const GrantEntryAtomic, ENTRIES_PER_FRAME) }
 }

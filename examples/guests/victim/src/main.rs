@@ -35,9 +35,9 @@ fn first_bad(buf: &[u64]) -> Option<usize> {
 
 fn main(start_info: &'static StartInfo) -> ! {
     let _ = start_info;
-    // SAFETY: the hypercall page is the one the domain builder filled for
-    // this image (its HYPERCALL_PAGE note), mapped executable, and we only
-    // call it from guest kernel mode.
+    // The hypercall page is the one the domain builder filled for this image
+    // (its HYPERCALL_PAGE note).
+    // SAFETY: that page is mapped executable and called only in kernel mode.
     let hc = unsafe { XenHypercallPage::new(hypercall_page_addr()) };
     let mut buf = [0u64; WORDS];
     for (i, w) in buf.iter_mut().enumerate() {

@@ -258,19 +258,18 @@ static XTF_EXPECT_RSP: AtomicU64 = AtomicU64::new(0);
 /// The hypercall page.
 #[must_use]
 pub fn hypercall_page() -> XenHypercallPage {
-    // SAFETY: `hypercall_page_addr` is the page the domain builder filled
-    // (guest-rt's linker-visible symbol, named in the HYPERCALL_PAGE note);
-    // every caller here runs in guest kernel mode.
+    // `hypercall_page_addr` is guest-rt's linker-visible symbol, named in the
+    // HYPERCALL_PAGE note.
+    // SAFETY: the builder filled that page; every caller runs in kernel mode.
     unsafe { XenHypercallPage::new(guest_abi::entry::hypercall_page_addr()) }
 }
 
 /// Read the 8 bytes at `va` (which must be mapped).
 #[must_use]
 pub fn peek(va: u64) -> u64 {
-    // SAFETY: the callers name addresses that are mapped readable (the
-    // bootstrap mapping, the M2P, pages they mapped); a volatile read has no
-    // other effect. A wrong address faults into the trap handlers, which
-    // report it.
+    // Callers name the bootstrap mapping, the M2P or pages they mapped; a
+    // wrong address faults into the trap handlers, which report it.
+    // SAFETY: `va` is mapped readable and a volatile read has no other effect.
     unsafe { (va as *const u64).read_volatile() }
 }
 
@@ -366,10 +365,9 @@ pub fn vcpu0() -> SharedVcpuInfo {
 }
 
 fn shared_word(offset: usize) -> &'static AtomicU64 {
-    // SAFETY: `offset` is an 8-byte-aligned offset inside the shared_info
-    // page (callers pass evtchn_pending/mask words or pending_sel), which is
-    // mapped for the guest's lifetime; Xen updates these words atomically
-    // too, so atomics are the right access.
+    // Callers pass evtchn_pending/mask words or pending_sel; Xen updates
+    // these words atomically too, so atomics are the right access.
+    // SAFETY: `offset` is 8-byte aligned inside the lifetime-mapped shared_info page.
     unsafe { AtomicU64::from_ptr(shared_info_ptr().add(offset).cast::<u64>()) }
 }
 
