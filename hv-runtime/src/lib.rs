@@ -25,6 +25,7 @@ pub mod cpuid;
 pub mod domain;
 pub mod emulate;
 pub mod evtchn;
+mod fuzz_input;
 pub mod gnttab;
 pub mod guestmem;
 pub mod hv;

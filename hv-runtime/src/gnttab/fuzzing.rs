@@ -23,40 +23,8 @@ use hv_cpu::mem::Mfn;
 
 use super::testing::{SLOTS, TEST_PAGES, World, check_invariants};
 use super::{GrantAccess, GrantMapping, Ro, Rw};
+use crate::fuzz_input::Input;
 use crate::machine::DomId;
-
-/// A byte cursor over the fuzz input; yields zeros when exhausted.
-struct Input<'a> {
-    data: &'a [u8],
-}
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((&b, rest)) => {
-                self.data = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.byte(), self.byte()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
-    }
-
-    fn u64(&mut self) -> u64 {
-        u64::from(self.u32()) | (u64::from(self.u32()) << 32)
-    }
-
-    fn done(&self) -> bool {
-        self.data.is_empty()
-    }
-}
 
 enum RtMap {
     Ro(GrantMapping<Ro>),
@@ -123,7 +91,7 @@ pub fn grant_ops(data: &[u8]) {
         handles: Vec::new(),
         runtime: Vec::new(),
     };
-    let mut input = Input { data };
+    let mut input = Input::new(data);
     let mut steps = 0;
     while !input.done() && steps < 256 {
         steps += 1;

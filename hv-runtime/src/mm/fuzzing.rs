@@ -15,6 +15,7 @@
 use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn};
 
 use super::{Mm, MmLayout, XEN_L4_SLOTS, pte};
+use crate::fuzz_input::Input;
 use crate::machine::{DomId, FrameTable, MAX_REFS, Owner, PageType};
 
 /// Frames in the fuzzed machine.
@@ -30,30 +31,15 @@ const XEN_END: u64 = 28;
 /// Operations per input (inputs are cut there).
 pub const MAX_OPS: usize = 400;
 
-/// A byte cursor over the fuzz input; yields zeros when exhausted.
-struct Input<'a> {
-    data: &'a [u8],
+/// The page-table vocabulary of the fuzz input.
+trait MmInput {
+    fn frame(&mut self) -> u64;
+    fn slot(&mut self) -> usize;
+    fn dom(&mut self) -> DomId;
+    fn flags(&mut self) -> u64;
 }
 
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((&b, rest)) => {
-                self.data = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.byte(), self.byte()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
-    }
-
+impl MmInput for Input<'_> {
     /// A frame number: mostly inside the machine, sometimes just outside.
     fn frame(&mut self) -> u64 {
         let b = self.byte();
@@ -531,9 +517,9 @@ pub fn run(data: &[u8]) -> Result<(), String> {
 }
 
 fn run_on(w: &mut World, data: &[u8]) -> Result<(), String> {
-    let mut input = Input { data };
+    let mut input = Input::new(data);
     let mut ops = 0;
-    while !input.data.is_empty() && ops < MAX_OPS {
+    while !input.done() && ops < MAX_OPS {
         step(w, &mut input)?;
         ops += 1;
     }
