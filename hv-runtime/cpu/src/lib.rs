@@ -21,6 +21,7 @@
 
 pub mod interp;
 pub mod mem;
+pub mod model;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;

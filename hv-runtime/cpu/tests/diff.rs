@@ -6,10 +6,11 @@
 //! variables.
 
 use hv_cpu::interp::InterpVcpu;
+use hv_cpu::model::{CpuModel, HostCpu};
 use hv_cpu::testing::diff::{self, Report};
 use hv_cpu::testing::generator::{self, Family, case_seed, generate};
 use hv_cpu::testing::native::NativeBackend;
-use hv_cpu::testing::vcpu::VcpuRunner;
+use hv_cpu::testing::vcpu::{FixedEnv, VcpuRunner};
 use std::collections::BTreeMap;
 
 /// Cases per family in the CI run (8 families: 20 800 cases in all).
@@ -37,11 +38,13 @@ fn base_seed() -> u64 {
 }
 
 fn run(family: Family) -> Report {
-    let missing = generator::host_missing_features();
-    if !missing.is_empty() {
-        eprintln!(
-            "{family}: the host CPU lacks {missing:?}; forms needing them are skipped (not generated)"
-        );
+    eprintln!(
+        "{family}: host CPU {}; the interpreter models {:?}",
+        HostCpu::detect(),
+        CpuModel::from_env(&FixedEnv)
+    );
+    for f in generator::skipped_forms(family) {
+        eprintln!("{family}: form {} not generated: {}", f.name, f.reason);
     }
     let mut native = NativeBackend::new().expect("map the native test region");
     let mut interp = VcpuRunner::new("interp", InterpVcpu::new).expect("machine memory");

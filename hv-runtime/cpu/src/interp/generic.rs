@@ -9,6 +9,7 @@ use super::mmu::{Acc, Fault, canonical};
 use super::translate::{Uop, alu, gpr, is_imm, sh};
 use super::{Cpu, Stop};
 use crate::mem::MachineAddr;
+use crate::model::Vendor;
 use crate::state::rflags::{self, AF, CF, DF, IF, OF, PF, SF, ZF};
 use crate::state::sreg;
 use crate::{Exit, vector};
@@ -1104,6 +1105,13 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             };
             st(cpu, l, sz, r)?;
         }
+        // AMD: `0F 0D` is the PREFETCH group, and its register forms are
+        // invalid; Intel runs them as reserved NOPs (docs/CPU-VENDORS.md).
+        Mnemonic::Reservednop
+            if cpu.c.model.vendor == Vendor::Amd && prefetch_group_register_form(ins) =>
+        {
+            return Err(Stop::Fault(Fault::ud()));
+        }
         Mnemonic::Nop
         | Mnemonic::Pause
         | Mnemonic::Lfence
@@ -1392,13 +1400,17 @@ fn bmi(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), Stop> {
 /// String instructions (64-bit addressing; 32-bit address size is #UD).
 ///
 /// A fault part-way through a `rep` string instruction leaves RCX/RSI/RDI
-/// reflecting the completed iterations but restores RFLAGS to its value
-/// before the instruction (SDM: "REP/REPE/REPZ/REPNE/REPNZ"; `cmps`/`scas`
-/// do not read the flags, so the instruction resumes correctly).
+/// reflecting the completed iterations. On Intel it restores RFLAGS to its
+/// value before the instruction (SDM: "REP/REPE/REPZ/REPNE/REPNZ"); on AMD
+/// RFLAGS keeps the flags of the last completed `cmps`/`scas` iteration, as
+/// if the instruction had been interrupted between iterations. Either way
+/// the instruction resumes correctly (`cmps`/`scas` do not read the flags).
 fn string_op(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Option<u64>, Stop> {
     let (lz, rf) = (cpu.c.lz, cpu.c.rf);
     let r = string_op_inner(cpu, ins, u);
-    if let Err(Stop::Fault(_)) = r {
+    if let Err(Stop::Fault(_)) = r
+        && cpu.c.model.vendor == Vendor::Intel
+    {
         cpu.c.lz = lz;
         cpu.c.rf = rf;
     }
@@ -1563,6 +1575,16 @@ fn bulk_len(count: u64, sz: u8, src: u64, dst: u64) -> u64 {
     let s = u64::from(sz);
     let room = |a: u64| (4096 - (a & 0xfff)) / s;
     count.min(room(src)).min(room(dst)).min(4096 / s)
+}
+
+/// `0F 0D /r` with a register operand: AMD's PREFETCH/PREFETCHW group,
+/// which is #UD there and a reserved NOP on Intel.
+pub(crate) fn prefetch_group_register_form(ins: &Instruction) -> bool {
+    use iced_x86::Code as C;
+    matches!(
+        ins.code(),
+        C::Reservednop_rm16_r16_0F0D | C::Reservednop_rm32_r32_0F0D | C::Reservednop_rm64_r64_0F0D
+    ) && ins.op0_kind() == OpKind::Register
 }
 
 /// Encodings of the hint-NOP space (`0F 0D`, `0F 18`–`0F 1F`) that decode

@@ -74,6 +74,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use iced_x86::Instruction;
 
 use crate::mem::{CodeInvalidations, MachineMemory};
+use crate::model::CpuModel;
 use crate::state::rflags;
 use crate::{CpuEnv, CpuState, Deadline, Exit, FlushScope, VcpuBackend, vector};
 use flags::Lazy;
@@ -109,6 +110,9 @@ pub(crate) struct Core {
     pub rf: u64,
     /// Set when a store hit a frame holding translated code.
     pub smc: bool,
+    /// The CPU being modelled, read from the guest's `cpuid` at the start
+    /// of every run (Note [One modelled CPU]).
+    pub model: CpuModel,
 }
 
 impl Core {
@@ -266,6 +270,7 @@ impl InterpVcpu {
                 lz: Lazy::default(),
                 rf: rflags::RESERVED1,
                 smc: false,
+                model: CpuModel::default(),
             },
             cache: Cache::default(),
             last_cr3: None,
@@ -348,6 +353,14 @@ impl VcpuBackend for InterpVcpu {
             self.core.tlb.flush();
             self.cache.generation += 1;
             self.last_cr3 = Some(state.cr3);
+        }
+        // Note [One modelled CPU]: the vendor-specific behaviour follows
+        // the `cpuid` this guest sees. Translations may depend on it, so a
+        // change (never seen in practice) drops them.
+        let model = CpuModel::from_env(env);
+        if model != self.core.model {
+            self.core.model = model;
+            self.cache.clear();
         }
         self.core.set_flags(state.rflags);
         self.core.smc = false;
@@ -497,8 +510,9 @@ pub mod features {
     pub const L1_ECX: u32 = 1 | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 23);
     /// Leaf 7.0 EBX bits implemented (FSGSBASE, BMI1, BMI2).
     pub const L7_EBX: u32 = 1 | (1 << 3) | (1 << 8);
-    /// Leaf 0x8000_0001 ECX (LAHF/SAHF, ABM/LZCNT).
-    pub const LX1_ECX: u32 = 1 | (1 << 5);
+    /// Leaf 0x8000_0001 ECX (LAHF/SAHF, ABM/LZCNT, MisAlignSse — AMD's
+    /// misaligned SSE mode, see [`crate::model`]).
+    pub const LX1_ECX: u32 = 1 | (1 << 5) | crate::model::MISALIGN_SSE_BIT;
     /// Leaf 0x8000_0001 EDX (SYSCALL, NX, RDTSCP, LM).
     pub const LX1_EDX: u32 = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
 }

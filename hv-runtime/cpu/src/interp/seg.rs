@@ -62,10 +62,14 @@ pub(crate) fn load_segment(cpu: &mut Cpu<'_>, idx: usize, sel: u16) -> Result<()
         if idx == sreg::SS {
             return Err(Stop::Fault(Fault::gp0()));
         }
+        // Intel clears the hidden base; AMD keeps it unless `cpuid` says
+        // NullSelectClearsBase (docs/CPU-VENDORS.md). Only FS and GS
+        // bases are used in 64-bit mode.
+        let keep_base = !cpu.c.model.null_selector_clears_base;
         if let Some(s) = cpu.st.seg.get_mut(idx) {
             *s = Segment {
                 selector: sel,
-                base: 0,
+                base: if keep_base { s.base } else { 0 },
                 limit: 0,
                 attr: 0,
             };

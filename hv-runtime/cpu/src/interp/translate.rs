@@ -489,7 +489,11 @@ fn fast(ins: &Instruction) -> Option<Uop> {
         | Mnemonic::Prefetcht2
         | Mnemonic::Prefetchw
         | Mnemonic::Reservednop
-        | Mnemonic::Endbr64 => Some(Uop::new(K::Nop, ins)),
+        | Mnemonic::Endbr64
+            if !super::generic::prefetch_group_register_form(ins) =>
+        {
+            Some(Uop::new(K::Nop, ins))
+        }
         Mnemonic::Mov => {
             match (k0, k1) {
                 (OpKind::Register, OpKind::Register) => {

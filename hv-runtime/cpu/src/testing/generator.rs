@@ -769,7 +769,7 @@ fn supported_kind(k: K) -> bool {
     )
 }
 
-fn code_forms(family: Family, names: &[&str]) -> Vec<Form> {
+fn code_forms(family: Family, names: &[&str], skipped: &mut Vec<SkippedForm>) -> Vec<Form> {
     let mut out = Vec::new();
     for code in Code::values() {
         let mn = format!("{:?}", code.mnemonic());
@@ -789,8 +789,21 @@ fn code_forms(family: Family, names: &[&str]) -> Vec<Form> {
             || !op.mode64()
             || op.fwait()
             || !op.op_kinds().iter().all(|&k| supported_kind(k))
-            || !code.cpuid_features().iter().all(|&f| host_has(f))
         {
+            continue;
+        }
+        let missing: Vec<String> = code
+            .cpuid_features()
+            .iter()
+            .filter(|&&f| !host_has(f))
+            .map(|f| format!("{f:?}"))
+            .collect();
+        if !missing.is_empty() {
+            skipped.push(SkippedForm {
+                name: format!("{code:?}"),
+                family,
+                reason: format!("the host CPU lacks {}", missing.join("+")),
+            });
             continue;
         }
         // Far/segment/16-bit stack forms of push/pop are filtered by their
@@ -804,10 +817,32 @@ fn code_forms(family: Family, names: &[&str]) -> Vec<Form> {
     out
 }
 
+/// A form of the catalogue that cannot be compared on this host, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedForm {
+    /// The form's name (as in [`Form::name`]).
+    pub name: String,
+    /// The family it would belong to.
+    pub family: Family,
+    /// Why it is not generated here.
+    pub reason: String,
+}
+
+fn catalogue() -> &'static (Vec<Form>, Vec<SkippedForm>) {
+    static FORMS: OnceLock<(Vec<Form>, Vec<SkippedForm>)> = OnceLock::new();
+    FORMS.get_or_init(build_forms)
+}
+
 /// The whole catalogue, in a fixed order.
 pub fn forms() -> &'static [Form] {
-    static FORMS: OnceLock<Vec<Form>> = OnceLock::new();
-    FORMS.get_or_init(build_forms)
+    &catalogue().0
+}
+
+/// The forms of `family` that this host cannot run, so they are not
+/// generated here (each with its reason). A differential run prints them:
+/// no form is skipped silently.
+pub fn skipped_forms(family: Family) -> impl Iterator<Item = &'static SkippedForm> {
+    catalogue().1.iter().filter(move |f| f.family == family)
 }
 
 /// The catalogue entries of one family.
@@ -818,11 +853,12 @@ pub fn family_forms(family: Family) -> impl Iterator<Item = (usize, &'static For
         .filter(move |(_, f)| f.family == family)
 }
 
-fn build_forms() -> Vec<Form> {
+fn build_forms() -> (Vec<Form>, Vec<SkippedForm>) {
     let mut v = Vec::new();
-    v.extend(code_forms(Family::Alu, ALU));
-    v.extend(code_forms(Family::Shift, SHIFT));
-    v.extend(code_forms(Family::MulDiv, MULDIV));
+    let mut skipped = Vec::new();
+    v.extend(code_forms(Family::Alu, ALU, &mut skipped));
+    v.extend(code_forms(Family::Shift, SHIFT, &mut skipped));
+    v.extend(code_forms(Family::MulDiv, MULDIV, &mut skipped));
     for op in [
         StrOp::Movs,
         StrOp::Stos,
@@ -865,8 +901,8 @@ fn build_forms() -> Vec<Form> {
             }
         }
     }
-    v.extend(code_forms(Family::SseInt, SSE_INT));
-    v.extend(code_forms(Family::SseFp, SSE_FP));
+    v.extend(code_forms(Family::SseInt, SSE_INT, &mut skipped));
+    v.extend(code_forms(Family::SseFp, SSE_FP, &mut skipped));
     let templates: &[(&str, Family, TemplateFn)] = &[
         ("ldmxcsr_valid", Family::SseFp, t_ldmxcsr),
         ("maskmovdqu", Family::SseInt, t_maskmovdqu),
@@ -996,8 +1032,8 @@ fn build_forms() -> Vec<Form> {
             kind: FormKind::Template(*f),
         });
     }
-    v.extend(x87_forms());
-    v
+    v.extend(x87_forms(&mut skipped));
+    (v, skipped)
 }
 
 // ---------------------------------------------------------------------------
@@ -1370,7 +1406,15 @@ fn gen_str(
 // ---------------------------------------------------------------------------
 // Templates.
 
+/// Whether the host has AMD's misaligned SSE mode (MXCSR.MM writable).
+fn host_has_mm() -> bool {
+    static MM: OnceLock<bool> = OnceLock::new();
+    *MM.get_or_init(|| crate::model::CpuModel::host().misaligned_sse)
+}
+
 fn random_mxcsr(r: &mut Rng, unmask: bool) -> u32 {
+    let mm = r.pct(20) && host_has_mm();
+    let mm = if mm { crate::model::MXCSR_MM } else { 0 };
     #[allow(clippy::cast_possible_truncation)]
     let rc = (r.below(4) as u32) << 13;
     let ftz = if r.pct(25) { 1 << 15 } else { 0 };
@@ -1383,7 +1427,7 @@ fn random_mxcsr(r: &mut Rng, unmask: bool) -> u32 {
     } else {
         0x3f << 7
     };
-    rc | ftz | daz | status | masks
+    rc | ftz | daz | status | masks | mm
 }
 
 /// `maskmovdqu` stores through RDI: point it into the scratch pages.
@@ -1508,7 +1552,20 @@ const ST: [Register; 8] = [
     Register::ST7,
 ];
 
-fn x87_forms() -> Vec<Form> {
+fn x87_forms(skipped: &mut Vec<SkippedForm>) -> Vec<Form> {
+    if !std::is_x86_feature_detected!("sse3") {
+        for c in [
+            Code::Fisttp_m16int,
+            Code::Fisttp_m32int,
+            Code::Fisttp_m64int,
+        ] {
+            skipped.push(SkippedForm {
+                name: format!("x87_{c:?}"),
+                family: Family::X87,
+                reason: "the host CPU lacks SSE3".into(),
+            });
+        }
+    }
     Code::values()
         .filter(|c| {
             let name = format!("{c:?}");

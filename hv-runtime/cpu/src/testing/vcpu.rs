@@ -30,14 +30,17 @@ const PTE: u64 = 0x67;
 /// so hitting it means the backend looped.
 const BUDGET: u64 = 100_000;
 
-/// A [`CpuEnv`] with fixed answers (the generator never emits `cpuid`,
-/// `rdtsc` or permitted port I/O).
+/// The environment of a differential run: `cpuid` is the **host's**,
+/// masked to what the interpreter implements, so the interpreter models
+/// the host's vendor and features (Note [One modelled CPU] in `interp`);
+/// `rdtsc` is 0 (the generator never emits `cpuid`, `rdtsc` or permitted
+/// port I/O).
 #[derive(Debug, Default)]
 pub struct FixedEnv;
 
 impl CpuEnv for FixedEnv {
-    fn cpuid(&self, _leaf: u32, _subleaf: u32) -> [u32; 4] {
-        [0; 4]
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        crate::interp::mask_cpuid(leaf, subleaf, crate::model::host_cpuid(leaf, subleaf))
     }
     fn rdtsc(&self) -> u64 {
         0
