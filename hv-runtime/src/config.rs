@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! console = "web"          # optional: the domain that gets stdin (default: the first)
+//! cpu_vendor = "host"      # optional: "host" (default), "intel" or "amd": the CPU guests see
 //!
 //! [[domain]]
 //! name = "web"             # optional: default is the image's file name
@@ -16,6 +17,7 @@
 //! for a relative `image` path next to the config file first, then in the
 //! current directory, then among the built-in examples.
 
+use hv_cpu::model::Vendor;
 use serde::Deserialize;
 
 /// Default memory per domain.
@@ -51,6 +53,9 @@ pub struct RunConfig {
     pub domains: Vec<DomainSpec>,
     /// Name of the domain whose console gets stdin (`None`: the first).
     pub console: Option<String>,
+    /// The CPU vendor the software CPU presents and models (`None`: the
+    /// host's; docs/CPU-VENDORS.md).
+    pub cpu_vendor: Option<Vendor>,
 }
 
 /// What is wrong with a configuration.
@@ -59,6 +64,9 @@ pub enum ConfigError {
     /// Not TOML, or a field of the wrong type, or an unknown key.
     #[error("not a valid hv configuration (domains are [[domain]] tables): {0}")]
     Syntax(String),
+    /// `cpu_vendor` is not one we model.
+    #[error("cpu_vendor = {0:?}: use \"host\", \"intel\" or \"amd\"")]
+    BadCpuVendor(String),
     /// No `[[domain]]` at all.
     #[error("no domains: add at least one [[domain]] table with an image")]
     NoDomains,
@@ -187,6 +195,7 @@ struct RawDomain {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     console: Option<String>,
+    cpu_vendor: Option<String>,
     #[serde(default)]
     domain: Vec<RawDomain>,
 }
@@ -276,7 +285,11 @@ impl RunConfig {
                 },
             ));
         }
-        let cfg = Self::finish(domains, raw.console)?;
+        let mut cfg = Self::finish(domains, raw.console)?;
+        cfg.cpu_vendor = match raw.cpu_vendor.as_deref() {
+            None | Some("host") => None,
+            Some(v) => Some(Vendor::parse(v).ok_or_else(|| ConfigError::BadCpuVendor(v.into()))?),
+        };
         Ok(cfg)
     }
 
@@ -349,6 +362,7 @@ impl RunConfig {
         Ok(Self {
             domains: out,
             console,
+            cpu_vendor: None,
         })
     }
 
@@ -474,6 +488,19 @@ mod tests {
             err("console = \"zz\"\n[[domain]]\nimage = \"hello\"\n"),
             ConfigError::UnknownConsole("zz".into())
         );
+    }
+
+    #[test]
+    fn cpu_vendor_is_host_intel_or_amd() {
+        let cfg = |v: &str| {
+            RunConfig::from_toml(&format!(
+                "cpu_vendor = \"{v}\"\n[[domain]]\nimage = \"hello\"\n"
+            ))
+        };
+        assert_eq!(cfg("host").map(|c| c.cpu_vendor), Ok(None));
+        assert_eq!(cfg("AMD").map(|c| c.cpu_vendor), Ok(Some(Vendor::Amd)));
+        assert_eq!(cfg("intel").map(|c| c.cpu_vendor), Ok(Some(Vendor::Intel)));
+        assert_eq!(cfg("via"), Err(ConfigError::BadCpuVendor("via".into())));
     }
 
     #[test]

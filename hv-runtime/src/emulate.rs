@@ -64,7 +64,7 @@ pub fn forced_cpuid(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
     let g = &mut vc.cpu.gpr;
     let leaf = u32::try_from(g[reg::RAX] & 0xffff_ffff).unwrap_or(0);
     let sub = u32::try_from(g[reg::RCX] & 0xffff_ffff).unwrap_or(0);
-    let [a, b2, c, d] = crate::cpuid::guest_cpuid(leaf, sub);
+    let [a, b2, c, d] = crate::cpuid::guest_cpuid(&hv.cpu_model, leaf, sub);
     g[reg::RAX] = u64::from(a);
     g[reg::RBX] = u64::from(b2);
     g[reg::RCX] = u64::from(c);

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use guest_abi::abi::console::{XENCONS_IN_SIZE, XENCONS_OUT_SIZE, XenconsInterface};
 use guest_abi::abi::evtchn::VIRQ_TIMER;
 use hv_cpu::mem::{MachineAddr, MachineMemory, MemError, Mfn};
+use hv_cpu::model::CpuModel;
 use hv_cpu::{CpuEnv, CpuState, Deadline, Exit, VcpuBackend};
 
 use crate::console::ConsoleInput;
@@ -72,13 +73,20 @@ impl Clock {
     }
 }
 
-impl CpuEnv for Clock {
+/// What a running vCPU asks the hypervisor: `cpuid` of the modelled CPU
+/// and the guest TSC.
+struct GuestEnv<'a> {
+    clock: &'a Clock,
+    model: &'a CpuModel,
+}
+
+impl CpuEnv for GuestEnv<'_> {
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
-        crate::cpuid::guest_cpuid(leaf, subleaf)
+        crate::cpuid::guest_cpuid(self.model, leaf, subleaf)
     }
 
     fn rdtsc(&self) -> u64 {
-        self.tsc()
+        self.clock.tsc()
     }
 }
 
@@ -246,6 +254,9 @@ pub struct Hypervisor {
     pub stop: Option<Arc<AtomicBool>>,
     /// xenstored (the runtime is dom0).
     pub xenstore: Xenstored,
+    /// The CPU every vCPU presents (`cpuid`) and models (default: the
+    /// host's vendor; docs/CPU-VENDORS.md).
+    pub cpu_model: CpuModel,
 }
 
 impl std::fmt::Debug for Hypervisor {
@@ -326,6 +337,7 @@ impl Hypervisor {
             focus: 1,
             stop: None,
             xenstore: Xenstored::default(),
+            cpu_model: CpuModel::of(CpuModel::host().vendor),
         })
     }
 
@@ -776,7 +788,10 @@ impl Hypervisor {
             let exit = vc.backend.run(
                 &mut vc.cpu,
                 &self.mem,
-                &self.clock,
+                &GuestEnv {
+                    clock: &self.clock,
+                    model: &self.cpu_model,
+                },
                 Deadline::Instructions(budget),
             );
             vc.slices += 1;

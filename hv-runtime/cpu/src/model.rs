@@ -167,6 +167,46 @@ impl CpuModel {
         }
     }
 
+    /// The `cpuid` answer `[eax, ebx, ecx, edx]` of a fixed CPU of this
+    /// model, masked to what the software CPU implements
+    /// ([`crate::interp::mask_cpuid`]): the same on every host, so a guest
+    /// behaves the same everywhere. [`Self::from_cpuid`] of these answers
+    /// gives this model back. Identity: Intel family 6 model 0x9e stepping
+    /// 0xc (a Coffee Lake); AMD family 0x17 model 0x31 stepping 0 (a Zen 2
+    /// EPYC). Hypervisor leaves (0x4000_0000..) are the caller's.
+    #[must_use]
+    pub fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        let [vb, vd, vc] = self.vendor.id_words();
+        let amd = self.vendor == Vendor::Amd;
+        let signature = if amd { 0x0083_0f10 } else { 0x0009_06ec };
+        let max_ext = if amd && self.null_selector_clears_base {
+            0x8000_0021
+        } else {
+            0x8000_0008
+        };
+        let raw = match leaf {
+            0 => [0xd, vb, vc, vd],
+            // CLFLUSH line size 8 (× 8 bytes).
+            1 => [signature, 0x0000_0800, u32::MAX, u32::MAX],
+            7 => [0, u32::MAX, 0, 0],
+            0x8000_0000 => [max_ext, 0, 0, 0],
+            0x8000_0001 => {
+                let misalign = if self.misaligned_sse {
+                    MISALIGN_SSE_BIT
+                } else {
+                    0
+                };
+                let ecx = !MISALIGN_SSE_BIT | misalign;
+                [if amd { signature } else { 0 }, 0, ecx, u32::MAX]
+            }
+            // 40 physical / 48 virtual address bits.
+            0x8000_0008 => [0x3028, 0, 0, 0],
+            0x8000_0021 if max_ext >= 0x8000_0021 => [NULL_SELECT_CLEARS_BASE_BIT, 0, 0, 0],
+            _ => [0, 0, 0, 0],
+        };
+        crate::interp::mask_cpuid(leaf, subleaf, raw)
+    }
+
     /// The MXCSR bits software may set (FXSAVE's MXCSR_MASK field).
     #[must_use]
     pub const fn mxcsr_mask(&self) -> u32 {
@@ -303,6 +343,23 @@ mod tests {
         assert!(!m.misaligned_sse);
         assert!(m.null_selector_clears_base);
         assert_eq!(m.mxcsr_mask(), 0xffff);
+    }
+
+    #[test]
+    fn a_models_cpuid_describes_that_model() {
+        for vendor in [Vendor::Intel, Vendor::Amd] {
+            for misaligned_sse in [false, true] {
+                for null_selector_clears_base in [false, true] {
+                    let m = CpuModel {
+                        vendor,
+                        misaligned_sse: misaligned_sse && vendor == Vendor::Amd,
+                        null_selector_clears_base: null_selector_clears_base
+                            || vendor == Vendor::Intel,
+                    };
+                    assert_eq!(CpuModel::from_cpuid(&|l, s| m.cpuid(l, s)), m);
+                }
+            }
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! without the instructions behind it fails here.
 
 use hv_cpu::interp::{InterpVcpu, mask_cpuid};
-use hv_cpu::testing::generator::generate_code;
 use hv_cpu::model::{CpuModel, Vendor};
+use hv_cpu::testing::generator::generate_code;
 use hv_cpu::testing::vcpu::{FixedEnv, VcpuRunner};
 use hv_cpu::testing::{Backend, Stop};
 use iced_x86::{Code, CpuidFeature as F, EncodingKind};

@@ -1,7 +1,7 @@
 //! `hv`: run Xen x86-64 PV guests without a Xen host.
 //!
 //! ```text
-//! hv run IMAGE [IMAGE...] [--memory SIZE] [--vcpus N] [--cmdline STR] [--console NAME]
+//! hv run IMAGE [IMAGE...] [--memory SIZE] [--vcpus N] [--cmdline STR] [--console NAME] [--cpu-vendor host|intel|amd]
 //! hv run --config FILE.toml [--console NAME]
 //! hv bench [--runs N] [--quick]
 //! hv examples
@@ -27,6 +27,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use hv_cpu::model::{CpuModel, Vendor};
 use hv_runtime::bench;
 use hv_runtime::config::{self, RunConfig};
 use hv_runtime::console::ThreadedInput;
@@ -70,6 +71,11 @@ enum Cmd {
         /// The domain (by name) that gets stdin; default: the first one.
         #[arg(long, value_name = "NAME")]
         console: Option<String>,
+        /// The CPU guests see and the software CPU models: `host` (the
+        /// host's vendor), `intel` or `amd`. Overrides `cpu_vendor` in
+        /// --config.
+        #[arg(long, value_name = "VENDOR", value_parser = ["host", "intel", "amd"])]
+        cpu_vendor: Option<String>,
     },
     /// Measure the hypervisor's hot paths (medians of several runs).
     Bench {
@@ -126,6 +132,9 @@ fn run(cfg: &RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<u32> {
     let mut hv = Hypervisor::new(frames, Box::new(std::io::stdout()))
         .context("cannot set up machine memory")?;
     hv.prefix_console = cfg.domains.len() > 1;
+    if let Some(v) = cfg.cpu_vendor {
+        hv.cpu_model = CpuModel::of(v);
+    }
     for (d, image) in cfg.domains.iter().zip(&images) {
         let dc = DomainConfig {
             name: d.name.clone(),
@@ -340,6 +349,7 @@ fn main() -> ExitCode {
             vcpus,
             cmdline,
             console,
+            cpu_vendor,
         } => {
             let cfg = match config {
                 Some(path) => std::fs::read_to_string(&path)
@@ -373,7 +383,15 @@ fn main() -> ExitCode {
                     }),
                 None => RunConfig::from_images(&images, memory, vcpus, &cmdline, console)
                     .map_err(anyhow::Error::from),
-            };
+            }
+            .map(|mut c| {
+                match cpu_vendor.as_deref() {
+                    Some("host") => c.cpu_vendor = None,
+                    Some(v) => c.cpu_vendor = Vendor::parse(v),
+                    None => {}
+                }
+                c
+            });
             // Ctrl-C: the first stops the run loop (consoles are flushed, exit
             // 130); a second one while stopping exits at once.
             let stop = Arc::new(AtomicBool::new(false));

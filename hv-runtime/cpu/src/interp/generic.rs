@@ -1003,6 +1003,13 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             }));
         }
         Mnemonic::Ud0 | Mnemonic::Ud1 | Mnemonic::Ud2 => return Err(Stop::Fault(Fault::ud())),
+        // AMD: SYSENTER/SYSEXIT are invalid in long mode; Intel runs them
+        // (and at CPL 3 they fault below, as with IA32_SYSENTER_CS = 0).
+        Mnemonic::Sysenter | Mnemonic::Sysexit | Mnemonic::Sysexitq
+            if cpu.c.model.vendor == Vendor::Amd =>
+        {
+            return Err(Stop::Fault(Fault::ud()));
+        }
         Mnemonic::Hlt
         | Mnemonic::Lgdt
         | Mnemonic::Lidt

@@ -302,6 +302,14 @@ fn write_trampoline() -> Result<(), IcedError> {
         Register::RSP,
     )?);
     entry.push(Instruction::with1(Code::Stmxcsr_m32, rip_mem(HOST_MXCSR))?);
+    // A defined x87 start, as the backend's: `fninit` keeps the physical
+    // registers' contents (which `fxsave` shows), so fill all eight with
+    // +0.0 first. Otherwise a minimised case would inherit the registers
+    // of whatever case ran before it.
+    entry.push(Instruction::with(Code::Fninit));
+    for _ in 0..8 {
+        entry.push(Instruction::with(Code::Fldz));
+    }
     entry.push(Instruction::with(Code::Fninit));
     entry.push(Instruction::with1(Code::Ldmxcsr_m32, rip_mem(IN_MXCSR))?);
     for (i, x) in (0u64..).zip(XMMS) {

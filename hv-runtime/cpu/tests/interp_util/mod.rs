@@ -28,6 +28,18 @@ impl CpuEnv for Env {
     }
 }
 
+/// An environment whose `cpuid` is that of a fixed CPU of `.0`'s model.
+pub struct ModelEnv(pub hv_cpu::model::CpuModel);
+
+impl CpuEnv for ModelEnv {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        self.0.cpuid(leaf, subleaf)
+    }
+    fn rdtsc(&self) -> u64 {
+        0
+    }
+}
+
 pub struct Guest {
     pub mem: MachineMemory,
     pub st: CpuState,
@@ -225,6 +237,16 @@ impl Guest {
             &mut self.st,
             &self.mem,
             &Env,
+            Deadline::Instructions(1_000_000),
+        )
+    }
+
+    /// Run with another environment (e.g. a [`ModelEnv`]).
+    pub fn run_with(&mut self, env: &dyn CpuEnv) -> Exit {
+        self.cpu.run(
+            &mut self.st,
+            &self.mem,
+            env,
             Deadline::Instructions(1_000_000),
         )
     }
