@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use guest_abi::abi::Errno;
 use guest_abi::abi::evtchn as abi;
 use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn};
 
@@ -53,16 +54,16 @@ pub enum EvtchnError {
 }
 
 impl EvtchnError {
-    /// Xen errno (positive).
+    /// The Xen errno a guest sees for this failure.
     #[must_use]
-    pub fn errno(&self) -> i32 {
+    pub fn errno(&self) -> Errno {
         match self {
-            Self::Invalid(_) => 22,     // EINVAL
-            Self::NoDomain(_) => 3,     // ESRCH
-            Self::NotPermitted(_) => 1, // EPERM
-            Self::NoVcpu(_) => 2,       // ENOENT
-            Self::Exists(_) => 17,      // EEXIST
-            Self::NoSpace => 28,        // ENOSPC
+            Self::Invalid(_) => Errno::EINVAL,
+            Self::NoDomain(_) => Errno::ESRCH,
+            Self::NotPermitted(_) => Errno::EPERM,
+            Self::NoVcpu(_) => Errno::ENOENT,
+            Self::Exists(_) => Errno::EEXIST,
+            Self::NoSpace => Errno::ENOSPC,
         }
     }
 }
@@ -839,7 +840,7 @@ mod tests {
             assert!(n <= DEFAULT_MAX_PORTS, "port limit not enforced");
         }
         assert_eq!(ev.bind_ipi(A, 0), Err(EvtchnError::NoSpace));
-        assert_eq!(EvtchnError::NoSpace.errno(), 28);
+        assert_eq!(EvtchnError::NoSpace.errno(), Errno::ENOSPC);
     }
 
     #[test]

@@ -33,7 +33,9 @@ pub struct GuestFault {
 /// Largest single copy a hypercall may ask for (bounds hostile lengths).
 pub const MAX_COPY: usize = 1 << 24;
 
-fn canonical(va: u64) -> bool {
+/// Whether `va` is canonical (bits 63..47 all equal).
+#[must_use]
+pub fn canonical(va: u64) -> bool {
     let top = va >> 47;
     top == 0 || top == 0x1_ffff
 }

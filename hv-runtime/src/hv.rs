@@ -24,13 +24,14 @@ use guest_abi::abi::console::{XENCONS_IN_SIZE, XENCONS_OUT_SIZE, XenconsInterfac
 use guest_abi::abi::evtchn::VIRQ_TIMER;
 use hv_cpu::mem::{MachineAddr, MachineMemory, MemError, Mfn};
 use hv_cpu::model::CpuModel;
-use hv_cpu::{CpuEnv, CpuState, Deadline, Exit, VcpuBackend};
+use hv_cpu::{CpuEnv, CpuState, Deadline, Exit, FlushScope, VcpuBackend};
 
 use crate::console::ConsoleInput;
 use crate::domain::builder::{self, BuildConfig, BuildError};
 use crate::domain::image::GuestImage;
 use crate::evtchn::{DomainEvtchn, EvtchnSystem, Kick, Kicks};
 use crate::machine::{AllocError, DomId, FrameTable, M2p};
+use crate::mm::{Mm, MmLayout};
 use crate::vcpu::PvVcpu;
 use crate::xenstore::{DomainInfo, Xenstored};
 
@@ -40,6 +41,18 @@ pub const TSC_HZ: u64 = 2_000_000_000;
 pub const SLICE_INSTRUCTIONS: u64 = 200_000;
 /// PV vCPUs start with a 10 ms periodic timer (Xen's default).
 pub const DEFAULT_PERIOD_NS: u64 = 10_000_000;
+
+/// A vCPU with the machine memory and frame table (see
+/// [`Hypervisor::vcpu_mem`]).
+#[derive(Debug)]
+pub struct VcpuMem<'a> {
+    /// The vCPU.
+    pub vc: &'a mut Vcpu,
+    /// Machine memory.
+    pub mem: &'a MachineMemory,
+    /// The frame table (guest writes check page types through it).
+    pub ft: &'a FrameTable,
+}
 
 /// The two clocks (Note \[Clocks\]).
 #[derive(Debug, Clone, Copy)]
@@ -490,6 +503,68 @@ impl Hypervisor {
             u32::try_from(secs >> 32).unwrap_or(0),
         );
         let _ = self.mem.write_u32(MachineAddr(si + 3072), 2);
+    }
+
+    /// vCPU `v` of `dom`.
+    #[must_use]
+    pub fn vcpu(&self, dom: DomId, v: usize) -> Option<&Vcpu> {
+        self.domains.get(&dom).and_then(|d| d.vcpus.get(v))
+    }
+
+    /// vCPU `v` of `dom`, mutably.
+    pub fn vcpu_mut(&mut self, dom: DomId, v: usize) -> Option<&mut Vcpu> {
+        self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v))
+    }
+
+    /// vCPU `v` of `dom` together with the memory it runs on (disjoint
+    /// borrows, for code that edits a vCPU and reads or writes guest
+    /// memory at once).
+    pub fn vcpu_mem(&mut self, dom: DomId, v: usize) -> Option<VcpuMem<'_>> {
+        let vc = self
+            .domains
+            .get_mut(&dom)
+            .and_then(|d| d.vcpus.get_mut(v))?;
+        Some(VcpuMem {
+            vc,
+            mem: &self.mem,
+            ft: &self.ft,
+        })
+    }
+
+    /// The page-table root vCPU `v` of `dom` runs on (0 if there is no
+    /// such vCPU: every guest access through it then faults).
+    #[must_use]
+    pub fn cr3(&self, dom: DomId, v: usize) -> u64 {
+        self.vcpu(dom, v).map_or(0, |x| x.cpu.cr3)
+    }
+
+    /// The page-type rules over this machine's frames ([`Mm`]).
+    pub fn mm(&mut self) -> Mm<'_> {
+        Mm {
+            ft: &mut self.ft,
+            mem: &self.mem,
+            layout: MmLayout {
+                m2p_l4e: self.m2p.l4e,
+            },
+        }
+    }
+
+    /// Drop cached translations on every vCPU of `dom`.
+    pub fn flush_tlbs(&mut self, dom: DomId, scope: FlushScope) {
+        if let Some(d) = self.domains.get_mut(&dom) {
+            for vc in &mut d.vcpus {
+                vc.backend.flush_tlb(scope);
+            }
+        }
+    }
+
+    /// Wake one vCPU.
+    pub fn apply_kicks_one(&mut self, k: Kick) {
+        if let Some(vc) = self.vcpu_mut(k.dom, k.vcpu as usize)
+            && matches!(vc.state, RunState::Blocked | RunState::Polling { .. })
+        {
+            vc.state = RunState::Runnable;
+        }
     }
 
     /// Crash a domain on the hypervisor's initiative.

@@ -31,7 +31,6 @@ pub mod guestmem;
 pub mod hv;
 pub mod hypercall;
 pub mod machine;
-pub mod memory;
 pub mod mm;
 pub mod vcpu;
 pub mod xenstore;

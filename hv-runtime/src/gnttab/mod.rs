@@ -95,7 +95,6 @@ pub mod access;
 pub mod copy;
 pub mod fuzzing;
 pub mod map;
-pub mod ops;
 pub mod testing;
 pub mod transfer;
 
@@ -114,8 +113,8 @@ use guest_abi::abi::gnttab::{
 };
 use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn};
 
+pub use crate::hypercall::gnttab::MULTICALL_MAX_BATCH;
 pub use access::{GrantAccess, GrantMapping, MaptrackHandle, Ro, Rw};
-pub use ops::grant_table_op;
 
 use access::ReleaseQueue;
 
@@ -381,7 +380,7 @@ impl GrantTable {
     }
 
     /// Grow to `want` frames (never shrinks).
-    fn grow(
+    pub(crate) fn grow(
         &mut self,
         mem: &MachineMemory,
         ft: &mut FrameTable,
@@ -406,7 +405,7 @@ impl GrantTable {
 /// Every domain's grant table, behind the hypervisor's lock.
 #[derive(Debug, Default)]
 pub struct GnttabSystem {
-    tables: BTreeMap<DomId, GrantTable>,
+    pub(crate) tables: BTreeMap<DomId, GrantTable>,
     /// Runtime mappings dropped without `unmap_grant`, waiting for
     /// [`release_dropped`] (Note [Deferred release]).
     releases: ReleaseQueue,

@@ -20,13 +20,14 @@ use guest_abi::abi::gnttab::{
     GTF_ACCEPT_TRANSFER, GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_WRITING, GrantEntryV1,
 };
 use hv_cpu::mem::{MachineAddr, Mfn, PAGE_SIZE};
-use hv_cpu::state::reg;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use super::{Pins, grant_table_op};
+use super::Pins;
 use crate::domain::image::{GuestImage, Segment};
 use crate::guestmem;
 use crate::hv::{CreateError, DomainConfig, Hypervisor};
+use crate::hypercall::Ret;
+use crate::hypercall::gnttab::grant_table_op;
 use crate::machine::{DomId, Owner, PageType};
 use crate::mm::pte;
 
@@ -284,20 +285,14 @@ impl World {
         let mut a = [u64::from(cmd), va, count, 0, 0];
         let mut r = None;
         for _ in 0..1 << 16 {
-            r = grant_table_op(&mut self.hv, dom, 0, a, false);
-            if r.is_some() {
-                break;
+            match grant_table_op(&mut self.hv, dom, 0, a, false) {
+                Ret::Preempted(next) => a = next,
+                Ret::Val(x) | Ret::ValStop(x) => {
+                    r = Some(x);
+                    break;
+                }
+                Ret::Done | Ret::Stop => break,
             }
-            let Some(v) = self.hv.domains.get(&dom).and_then(|d| d.vcpus.first()) else {
-                break;
-            };
-            a = [
-                v.cpu.gpr[reg::RDI],
-                v.cpu.gpr[reg::RSI],
-                v.cpu.gpr[reg::RDX],
-                0,
-                0,
-            ];
         }
         let mut back = vec![0u8; bytes.len()];
         if guestmem::copy_from_guest(&self.hv.mem, cr3, va, &mut back).is_ok() {

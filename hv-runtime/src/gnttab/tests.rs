@@ -709,20 +709,20 @@ fn big_batches_continue_and_report_every_status() {
     w.check_invariants(true).unwrap();
     // Inside a multicall there is no continuation: absurd batches are refused.
     let va = w.scratch_va(b);
-    let r = grant_table_op(
+    let r = crate::hypercall::gnttab::grant_table_op(
         &mut w.hv,
         b,
         0,
         [
             u64::from(GNTTABOP_COPY),
             va,
-            u64::from(ops::MULTICALL_MAX_BATCH) + 1,
+            u64::from(MULTICALL_MAX_BATCH) + 1,
             0,
             0,
         ],
         true,
     );
-    assert_eq!(r, Some(-22));
+    assert_eq!(r, crate::hypercall::Ret::Val(-22));
     // A batch running off mapped memory stops with -EFAULT.
     assert_eq!(
         w.call_raw(b, GNTTABOP_UNMAP_GRANT_REF, &mut [0u8; 24], 5000),

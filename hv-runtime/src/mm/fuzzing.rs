@@ -387,7 +387,7 @@ fn step(w: &mut World, input: &mut Input<'_>) -> Result<(), String> {
                 return Err(format!("reserved L4 slot {slot} updated"));
             }
             if let Err(e) = &r
-                && e.errno() <= 0
+                && e.errno().raw() <= 0
             {
                 return Err(format!("error {e:?} has no errno"));
             }

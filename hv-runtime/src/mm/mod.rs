@@ -32,6 +32,7 @@
 //! entries themselves are read from and written to machine memory, where the
 //! CPU's page walker reads them concurrently (8-byte atomic stores).
 
+use guest_abi::abi::Errno;
 use hv_cpu::mem::{MachineAddr, MachineMemory, MemError, Mfn};
 
 use crate::machine::{DomId, FrameTable, MAX_REFS, Owner, PageType};
@@ -75,19 +76,6 @@ pub mod pte {
 pub const XEN_L4_SLOTS: core::ops::RangeInclusive<usize> = 256..=271;
 /// L4 slot of the read-only M2P table.
 pub const M2P_L4_SLOT: usize = 256;
-
-/// Xen errno values the rules return (XEN-PV-ABI, Linux numbering).
-#[allow(missing_docs)]
-pub mod errno {
-    pub const EPERM: i32 = 1;
-    pub const ESRCH: i32 = 3;
-    pub const ENOMEM: i32 = 12;
-    pub const EFAULT: i32 = 14;
-    pub const EBUSY: i32 = 16;
-    pub const EINVAL: i32 = 22;
-    pub const ENOSYS: i32 = 38;
-    pub const EOPNOTSUPP: i32 = 95;
-}
 
 /// Why a page-type or page-table operation was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -157,20 +145,20 @@ pub enum MmError {
 }
 
 impl MmError {
-    /// The (positive) Xen errno a guest sees for this failure.
+    /// The Xen errno a guest sees for this failure.
     #[must_use]
-    pub fn errno(&self) -> i32 {
+    pub fn errno(&self) -> Errno {
         match self {
-            Self::NotRam(_) => errno::EPERM,
-            Self::RefOverflow(_) | Self::L1Target { .. } => errno::EBUSY,
-            Self::Internal(_) | Self::Mem(_) => errno::EFAULT,
+            Self::NotRam(_) => Errno::EPERM,
+            Self::RefOverflow(_) | Self::L1Target { .. } => Errno::EBUSY,
+            Self::Internal(_) | Self::Mem(_) => Errno::EFAULT,
             Self::NoSuchFrame(_)
             | Self::NotOwner { .. }
             | Self::TypeConflict { .. }
             | Self::ForbiddenBits { .. }
             | Self::BadLinear(_)
             | Self::ReservedSlot(_)
-            | Self::PinState(_) => errno::EINVAL,
+            | Self::PinState(_) => Errno::EINVAL,
         }
     }
 }

@@ -238,7 +238,7 @@ fn apply(w: &mut World, op: &Op) -> Result<(), TestCaseError> {
                 prop_assert_eq!(&r, &Err(MmError::ReservedSlot(slot)));
             }
             if let Err(e) = &r {
-                prop_assert!(e.errno() > 0);
+                prop_assert!(e.errno().raw() > 0);
             }
         }
         Op::Pin { mfn, level } => {
@@ -305,7 +305,7 @@ fn pinned_l2_cannot_be_mapped_writable() {
         matches!(&e, Err(MmError::L1Target { cause, .. }) if matches!(**cause, MmError::TypeConflict { .. })),
         "{e:?}"
     );
-    assert_eq!(e.unwrap_err().errno(), errno::EBUSY);
+    assert_eq!(e.unwrap_err().errno(), Errno::EBUSY);
     let e = w.mm().update_entry(
         Mfn(3).addr().0 + 8,
         (2 << 12) | pte::P | pte::RW,
@@ -429,12 +429,12 @@ fn foreign_frames_cannot_be_mapped() {
         matches!(&r, Err(MmError::L1Target { cause, .. }) if matches!(**cause, MmError::NotOwner { .. })),
         "{r:?}"
     );
-    assert_eq!(r.unwrap_err().errno(), errno::EBUSY);
+    assert_eq!(r.unwrap_err().errno(), Errno::EBUSY);
     let r = w
         .mm()
         .update_entry(Mfn(3).addr().0, (1000 << 12) | pte::P, DOM, DOM, false);
     assert_eq!(r, Err(MmError::NotRam(1000)));
-    assert_eq!(r.unwrap_err().errno(), errno::EPERM);
+    assert_eq!(r.unwrap_err().errno(), Errno::EPERM);
     // And another domain cannot update our table.
     let r = w.mm().update_entry(Mfn(3).addr().0, 0, OTHER, OTHER, false);
     assert!(matches!(r, Err(MmError::NotOwner { .. })));

@@ -9,85 +9,91 @@ use guest_abi::abi::memory as xm;
 use hv_cpu::mem::Mfn;
 use zerocopy::IntoBytes;
 
+use guest_abi::abi::xen::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
+use guest_abi::abi::{DOMID_SELF, Errno};
+
+use super::{BATCH, Ret};
 use crate::guestmem;
 use crate::hv::Hypervisor;
 use crate::machine::{DomId, M2P_INVALID, Owner};
-use crate::mm::{Mm, MmLayout};
 
-const DOMID_SELF: u16 = 0x7ff0;
-
-fn cr3(hv: &Hypervisor, dom: DomId, v: usize) -> u64 {
-    hv.domains
-        .get(&dom)
-        .and_then(|d| d.vcpus.get(v))
-        .map_or(0, |x| x.cpu.cr3)
-}
-
-/// Dispatch `memory_op(cmd, arg)`; returns the value for `rax`.
-pub(crate) fn memory_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg: u64) -> i64 {
-    let c3 = cr3(hv, dom, v);
+/// `memory_op(cmd, arg)`. Reservation changes do at most [`BATCH`]
+/// extents per invocation and continue with the start extent in the upper
+/// bits of `cmd`, as Xen does.
+pub(crate) fn memory_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg: u64) -> Ret {
+    let c3 = hv.cr3(dom, v);
     let op = cmd & xm::XENMEM_CMD_MASK;
     let start_extent = cmd >> xm::XENMEM_EXTENT_SHIFT;
     let r = match op {
         xm::XENMEM_MAXIMUM_RAM_PAGE => Ok(i64::try_from(hv.ft.frames() - 1).unwrap_or(0)),
         xm::XENMEM_CURRENT_RESERVATION
         | xm::XENMEM_MAXIMUM_RESERVATION
-        | xm::XENMEM_MAXIMUM_GPFN => {
-            match guestmem::read_obj::<u16>(&hv.mem, c3, arg) {
-                Ok(d) if d == DOMID_SELF || d == dom => {
-                    let dd = hv.domains.get(&dom);
-                    let n = match op {
-                        xm::XENMEM_CURRENT_RESERVATION => dd.map_or(0, |d| d.tot_pages),
-                        xm::XENMEM_MAXIMUM_RESERVATION => dd.map_or(0, |d| d.max_pages),
-                        _ => dd.map_or(0, |d| d.p2m.len() as u64).saturating_sub(1),
-                    };
-                    Ok(i64::try_from(n).unwrap_or(0))
-                }
-                Ok(d) if hv.domains.contains_key(&d) => Err(1), // EPERM
-                Ok(_) => Err(3),                                // ESRCH
-                Err(_) => Err(14),
+        | xm::XENMEM_MAXIMUM_GPFN => match guestmem::read_obj::<u16>(&hv.mem, c3, arg) {
+            Ok(d) if d == DOMID_SELF || d == dom => {
+                let dd = hv.domains.get(&dom);
+                let n = match op {
+                    xm::XENMEM_CURRENT_RESERVATION => dd.map_or(0, |d| d.tot_pages),
+                    xm::XENMEM_MAXIMUM_RESERVATION => dd.map_or(0, |d| d.max_pages),
+                    _ => dd.map_or(0, |d| d.p2m.len() as u64).saturating_sub(1),
+                };
+                Ok(i64::try_from(n).unwrap_or(0))
             }
-        }
+            Ok(d) if hv.domains.contains_key(&d) => Err(Errno::EPERM),
+            Ok(_) => Err(Errno::ESRCH),
+            Err(_) => Err(Errno::EFAULT),
+        },
         xm::XENMEM_MACHPHYS_MAPPING => {
-            let v = [
-                0xFFFF_8000_0000_0000u64,
-                0xFFFF_8040_0000_0000,
-                hv.ft.frames() - 1,
-            ];
+            let v = [MACH2PHYS_VIRT_START, MACH2PHYS_VIRT_END, hv.ft.frames() - 1];
             guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, arg, v.as_bytes())
                 .map(|()| 0)
-                .map_err(|_| 14)
+                .map_err(|_| Errno::EFAULT)
         }
         xm::XENMEM_MACHPHYS_MFN_LIST => machphys_mfn_list(hv, c3, arg),
         xm::XENMEM_MEMORY_MAP => memory_map(hv, dom, c3, arg),
         xm::XENMEM_INCREASE_RESERVATION
         | xm::XENMEM_DECREASE_RESERVATION
-        | xm::XENMEM_POPULATE_PHYSMAP => reservation(hv, dom, c3, op, arg, start_extent),
+        | xm::XENMEM_POPULATE_PHYSMAP => {
+            return match reservation(hv, dom, c3, op, arg, start_extent) {
+                Ok(Extents::Done(x)) => Ret::Val(x),
+                Ok(Extents::More(done)) => {
+                    Ret::Preempted([op | (done << xm::XENMEM_EXTENT_SHIFT), arg, 0, 0, 0])
+                }
+                Err(e) => Ret::err(e),
+            };
+        }
         xm::XENMEM_ADD_TO_PHYSMAP => add_to_physmap(hv, dom, c3, arg),
         // Exchanges are not offered: guests treat the failure as "no".
-        xm::XENMEM_EXCHANGE => Err(38),
-        _ => Err(38),
+        xm::XENMEM_EXCHANGE => Err(Errno::ENOSYS),
+        _ => Err(Errno::ENOSYS),
     };
     match r {
-        Ok(x) => x,
-        Err(e) => -i64::from(e),
+        Ok(x) => Ret::Val(x),
+        Err(e) => Ret::err(e),
     }
 }
 
-fn add_to_physmap(hv: &mut Hypervisor, dom: DomId, c3: u64, arg: u64) -> Result<i64, i32> {
-    let a: xm::XenAddToPhysmap = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| 14)?;
+/// How far a `memory_op` got.
+enum Extents {
+    /// Finished: the value for `rax`.
+    Done(i64),
+    /// Continue from this extent.
+    More(u64),
+}
+
+fn add_to_physmap(hv: &mut Hypervisor, dom: DomId, c3: u64, arg: u64) -> Result<i64, Errno> {
+    let a: xm::XenAddToPhysmap = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
     if a.domid != DOMID_SELF && a.domid != dom {
-        return Err(1);
+        return Err(Errno::EPERM);
     }
     match a.space {
         xm::XENMAPSPACE_GRANT_TABLE => Ok(crate::gnttab::add_to_physmap(hv, dom, a.idx, a.gpfn)),
-        _ => Err(38),
+        _ => Err(Errno::ENOSYS),
     }
 }
 
-fn machphys_mfn_list(hv: &Hypervisor, c3: u64, arg: u64) -> Result<i64, i32> {
+fn machphys_mfn_list(hv: &Hypervisor, c3: u64, arg: u64) -> Result<i64, Errno> {
     // max_extents u32 @0, extent_start handle @8, OUT nr_extents u32 @16.
-    let a: [u64; 3] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| 14)?;
+    let a: [u64; 3] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
     let max = a[0] & 0xffff_ffff;
     let chunks = hv.m2p.frames.div_ceil(512);
     let n = chunks.min(max);
@@ -100,26 +106,28 @@ fn machphys_mfn_list(hv: &Hypervisor, c3: u64, arg: u64) -> Result<i64, i32> {
             a[1].wrapping_add(i * 8),
             mfn.as_bytes(),
         )
-        .map_err(|_| 14)?;
+        .map_err(|_| Errno::EFAULT)?;
     }
     let n32 = u32::try_from(n).unwrap_or(0);
-    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, arg + 16, n32.as_bytes()).map_err(|_| 14)?;
+    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, arg + 16, n32.as_bytes())
+        .map_err(|_| Errno::EFAULT)?;
     Ok(0)
 }
 
-fn memory_map(hv: &Hypervisor, dom: DomId, c3: u64, arg: u64) -> Result<i64, i32> {
+fn memory_map(hv: &Hypervisor, dom: DomId, c3: u64, arg: u64) -> Result<i64, Errno> {
     // nr_entries u32 @0 (IN capacity / OUT count), buffer handle @8; one
     // e820 RAM entry covering the domain's pseudo-physical memory.
-    let a: [u64; 2] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| 14)?;
+    let a: [u64; 2] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
     if a[0] & 0xffff_ffff < 1 {
-        return Err(22);
+        return Err(Errno::EINVAL);
     }
     let pages = hv.domains.get(&dom).map_or(0, |d| d.p2m.len() as u64);
     let mut e = [0u8; 20];
     e[8..16].copy_from_slice(&(pages * 4096).to_le_bytes());
     e[16..20].copy_from_slice(&1u32.to_le_bytes());
-    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, a[1], &e).map_err(|_| 14)?;
-    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, arg, 1u32.as_bytes()).map_err(|_| 14)?;
+    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, a[1], &e).map_err(|_| Errno::EFAULT)?;
+    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, arg, 1u32.as_bytes())
+        .map_err(|_| Errno::EFAULT)?;
     Ok(0)
 }
 
@@ -130,10 +138,10 @@ fn reservation(
     op: u64,
     arg: u64,
     start: u64,
-) -> Result<i64, i32> {
+) -> Result<Extents, Errno> {
     // extent_start @0, nr_extents u64 @8, extent_order u32 @16, mem_flags
     // u32 @20, domid u16 @24.
-    let r: [u64; 4] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| 14)?;
+    let r: [u64; 4] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
     let (list, nr, order, target) = (
         r[0],
         r[1],
@@ -141,24 +149,29 @@ fn reservation(
         u16::try_from(r[3] & 0xffff).unwrap_or(0),
     );
     if target != DOMID_SELF && target != dom {
-        return Err(1);
+        return Err(Errno::EPERM);
     }
     // Only single pages: PV guests here have no superpages.
     if order != 0 {
-        return Err(22);
+        return Err(Errno::EINVAL);
     }
     let nr = nr.min(1 << 20);
     let mut done = start;
+    let stop = start.saturating_add(u64::from(BATCH));
     while done < nr {
+        if done == stop {
+            return Ok(Extents::More(done));
+        }
         let slot = list.wrapping_add(done * 8);
         let ok = match op {
             xm::XENMEM_DECREASE_RESERVATION => {
-                let mfn = Mfn(guestmem::read_obj::<u64>(&hv.mem, c3, slot).map_err(|_| 14)?);
+                let mfn =
+                    Mfn(guestmem::read_obj::<u64>(&hv.mem, c3, slot).map_err(|_| Errno::EFAULT)?);
                 give_back(hv, dom, mfn)
             }
             _ => {
                 let pfn = if op == xm::XENMEM_POPULATE_PHYSMAP {
-                    Some(guestmem::read_obj::<u64>(&hv.mem, c3, slot).map_err(|_| 14)?)
+                    Some(guestmem::read_obj::<u64>(&hv.mem, c3, slot).map_err(|_| Errno::EFAULT)?)
                 } else {
                     None
                 };
@@ -175,7 +188,7 @@ fn reservation(
         }
         done += 1;
     }
-    Ok(i64::try_from(done).unwrap_or(0))
+    Ok(Extents::Done(i64::try_from(done).unwrap_or(0)))
 }
 
 fn give_back(hv: &mut Hypervisor, dom: DomId, mfn: Mfn) -> bool {
@@ -190,14 +203,7 @@ fn give_back(hv: &mut Hypervisor, dom: DomId, mfn: Mfn) -> bool {
         p.allocated = false;
     }
     let _ = hv.m2p.set(&hv.mem, mfn, M2P_INVALID);
-    let mut mm = Mm {
-        ft: &mut hv.ft,
-        mem: &hv.mem,
-        layout: MmLayout {
-            m2p_l4e: hv.m2p.l4e,
-        },
-    };
-    mm.put_page(mfn);
+    hv.mm().put_page(mfn);
     if let Some(d) = hv.domains.get_mut(&dom) {
         d.tot_pages = d.tot_pages.saturating_sub(1);
     }

@@ -1,4 +1,5 @@
-//! Decoding `grant_table_op(cmd, uop, count)` (XEN-PV-ABI §6.1).
+//! `grant_table_op(cmd, uop, count)` (hypercall 20, XEN-PV-ABI §6.1):
+//! decoding for [`crate::gnttab`].
 //!
 //! Batched commands (map, unmap, unmap_and_replace, copy, transfer,
 //! swap_grant_ref) copy each element in once, act, and write the element
@@ -12,21 +13,15 @@
 //! number (Xen's continuation argument) and a negative `count` are refused
 //! with `-EINVAL`; unknown commands get `-ENOSYS`.
 
+use guest_abi::abi::Errno;
 use guest_abi::abi::gnttab as g;
-use guest_abi::abi::hypercall_nr as nr;
-use hv_cpu::state::reg;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
-use super::{MAX_GRANT_FRAMES, live, resolve};
+use super::{BATCH, Ret};
+use crate::gnttab::{MAX_GRANT_FRAMES, live, resolve};
 use crate::guestmem;
 use crate::hv::Hypervisor;
 use crate::machine::DomId;
-
-const EPERM: i64 = -1;
-const ESRCH: i64 = -3;
-const EFAULT: i64 = -14;
-const EINVAL: i64 = -22;
-const ENOSYS: i64 = -38;
 
 /// Largest batch accepted inside a multicall, where no continuation is
 /// possible: a bigger one is refused with `-EINVAL` before anything is done
@@ -38,70 +33,61 @@ pub const MULTICALL_MAX_BATCH: u32 = 1 << 16;
 const GNTTABOP_CMD_MASK: u64 = (1 << 12) - 1;
 
 /// Handle `grant_table_op` for vCPU `v` of `dom` with arguments `a`
-/// (`cmd`, `uop`, `count`). Returns the value for `rax`, or `None` when a
-/// continuation has been set up (the vCPU re-executes the hypercall).
+/// (`cmd`, `uop`, `count`).
 pub fn grant_table_op(
     hv: &mut Hypervisor,
     dom: DomId,
     v: usize,
     a: [u64; 5],
     in_multicall: bool,
-) -> Option<i64> {
+) -> Ret {
     // Runtime mappings dropped since the last grant operation go first
     // (Note [Deferred release]), so a guest sees them released.
-    super::release_dropped(hv);
+    crate::gnttab::release_dropped(hv);
     let (cmd, uop) = (a[0], a[1]);
     let raw = a[2] & 0xffff_ffff;
     // `count` is a C int: negative values are refused.
     if raw & 0x8000_0000 != 0 || cmd & !GNTTABOP_CMD_MASK != 0 {
-        return Some(EINVAL);
+        return Ret::err(Errno::EINVAL);
     }
     let count = u32::try_from(raw).unwrap_or(0);
-    let cr3 = hv
-        .domains
-        .get(&dom)
-        .and_then(|d| d.vcpus.get(v))
-        .map_or(0, |x| x.cpu.cr3);
+    let cr3 = hv.cr3(dom, v);
     let ctx = Ctx {
         dom,
-        v,
         cr3,
+        rest: [a[3], a[4]],
         cmd,
         uop,
         count,
         in_multicall,
     };
     let Ok(cmd) = u32::try_from(cmd) else {
-        return Some(EINVAL);
+        return Ret::err(Errno::EINVAL);
     };
     match cmd {
-        g::GNTTABOP_MAP_GRANT_REF => {
-            batch(
+        g::GNTTABOP_MAP_GRANT_REF => batch(hv, &ctx, |hv, op: &mut g::GnttabMapGrantRef| {
+            match crate::gnttab::map::map_grant_ref(
                 hv,
-                &ctx,
-                |hv, op: &mut g::GnttabMapGrantRef| match super::map::map_grant_ref(
-                    hv,
-                    dom,
-                    cr3,
-                    op.host_addr,
-                    op.flags,
-                    op.ref_,
-                    op.dom,
-                ) {
-                    Ok(m) => {
-                        op.status = g::GNTST_OKAY;
-                        op.handle = m.handle;
-                        op.dev_bus_addr = m.dev_bus_addr;
-                    }
-                    Err(e) => {
-                        tracing::debug!(dom, err = %e, "map_grant_ref");
-                        op.status = e.status();
-                    }
-                },
-            )
-        }
+                dom,
+                cr3,
+                op.host_addr,
+                op.flags,
+                op.ref_,
+                op.dom,
+            ) {
+                Ok(m) => {
+                    op.status = g::GNTST_OKAY;
+                    op.handle = m.handle;
+                    op.dev_bus_addr = m.dev_bus_addr;
+                }
+                Err(e) => {
+                    tracing::debug!(dom, err = %e, "map_grant_ref");
+                    op.status = e.status();
+                }
+            }
+        }),
         g::GNTTABOP_UNMAP_GRANT_REF => batch(hv, &ctx, |hv, op: &mut g::GnttabUnmapGrantRef| {
-            op.status = super::map::unmap_grant_ref(
+            op.status = crate::gnttab::map::unmap_grant_ref(
                 hv,
                 dom,
                 cr3,
@@ -114,7 +100,7 @@ pub fn grant_table_op(
         }),
         g::GNTTABOP_UNMAP_AND_REPLACE => {
             batch(hv, &ctx, |hv, op: &mut g::GnttabUnmapAndReplace| {
-                op.status = super::map::unmap_grant_ref(
+                op.status = crate::gnttab::map::unmap_grant_ref(
                     hv,
                     dom,
                     cr3,
@@ -127,11 +113,11 @@ pub fn grant_table_op(
             })
         }
         g::GNTTABOP_COPY => batch(hv, &ctx, |hv, op: &mut g::GnttabCopy| {
-            op.status =
-                super::copy::copy_one(hv, dom, op).map_or_else(|e| e.status(), |()| g::GNTST_OKAY);
+            op.status = crate::gnttab::copy::copy_one(hv, dom, op)
+                .map_or_else(|e| e.status(), |()| g::GNTST_OKAY);
         }),
         g::GNTTABOP_TRANSFER => batch(hv, &ctx, |hv, op: &mut g::GnttabTransfer| {
-            op.status = super::transfer::transfer(hv, dom, op.mfn, op.domid, op.ref_)
+            op.status = crate::gnttab::transfer::transfer(hv, dom, op.mfn, op.domid, op.ref_)
                 .map_or_else(|e| e.status(), |()| g::GNTST_OKAY);
         }),
         g::GNTTABOP_SWAP_GRANT_REF => batch(hv, &ctx, |hv, op: &mut g::GnttabSwapGrantRef| {
@@ -151,7 +137,7 @@ pub fn grant_table_op(
                 }
                 Err(s) => s,
             };
-            0
+            Ok(())
         }),
         g::GNTTABOP_DUMP_TABLE => single(hv, &ctx, |hv, ctx, op: &mut g::GnttabDumpTable| {
             let target = resolve(op.dom, ctx.dom);
@@ -162,15 +148,15 @@ pub fn grant_table_op(
                 }
                 Err(s) => s,
             };
-            0
+            Ok(())
         }),
         g::GNTTABOP_SET_VERSION => single(hv, &ctx, |_, _, op: &mut g::GnttabSetVersion| {
             // v2 is not offered: -ENOSYS as Xen with max version 1; the
             // version in force (1) is reported either way.
             let r = match op.version {
-                1 => 0,
-                2 => ENOSYS,
-                _ => EINVAL,
+                1 => Ok(()),
+                2 => Err(Errno::ENOSYS),
+                _ => Err(Errno::EINVAL),
             };
             op.version = 1;
             r
@@ -178,14 +164,14 @@ pub fn grant_table_op(
         g::GNTTABOP_GET_VERSION => single(hv, &ctx, |hv, ctx, op: &mut g::GnttabGetVersion| {
             let target = resolve(op.dom, ctx.dom);
             if target != ctx.dom {
-                return if hv.domains.contains_key(&target) {
-                    EPERM
+                return Err(if hv.domains.contains_key(&target) {
+                    Errno::EPERM
                 } else {
-                    ESRCH
-                };
+                    Errno::ESRCH
+                });
             }
             op.version = 1;
-            0
+            Ok(())
         }),
         g::GNTTABOP_GET_STATUS_FRAMES => {
             single(hv, &ctx, |hv, ctx, op: &mut g::GnttabGetStatusFrames| {
@@ -195,86 +181,80 @@ pub fn grant_table_op(
                     Ok(()) => g::GNTST_GENERAL_ERROR,
                     Err(s) => s,
                 };
-                0
+                Ok(())
             })
         }
-        _ => Some(ENOSYS),
+        _ => Ret::err(Errno::ENOSYS),
     }
 }
 
 /// Decoded hypercall context.
 struct Ctx {
     dom: DomId,
-    v: usize,
     cr3: u64,
+    /// The fourth and fifth argument registers, carried into a
+    /// continuation unchanged.
+    rest: [u64; 2],
     cmd: u64,
     uop: u64,
     count: u32,
     in_multicall: bool,
 }
 
-fn batch<T>(
-    hv: &mut Hypervisor,
-    ctx: &Ctx,
-    mut f: impl FnMut(&mut Hypervisor, &mut T),
-) -> Option<i64>
+fn batch<T>(hv: &mut Hypervisor, ctx: &Ctx, mut f: impl FnMut(&mut Hypervisor, &mut T)) -> Ret
 where
     T: FromBytes + IntoBytes + Immutable,
 {
     let size = core::mem::size_of::<T>() as u64;
     let limit = if ctx.in_multicall {
         if ctx.count > MULTICALL_MAX_BATCH {
-            return Some(EINVAL);
+            return Ret::err(Errno::EINVAL);
         }
         ctx.count
     } else {
-        ctx.count.min(crate::hypercall::BATCH)
+        ctx.count.min(BATCH)
     };
     for i in 0..u64::from(limit) {
         let at = ctx.uop.wrapping_add(i * size);
         let Ok(mut op) = guestmem::read_obj::<T>(&hv.mem, ctx.cr3, at) else {
-            return Some(EFAULT);
+            return Ret::err(Errno::EFAULT);
         };
         f(hv, &mut op);
         if guestmem::copy_to_guest(&hv.mem, &hv.ft, ctx.cr3, at, op.as_bytes()).is_err() {
-            return Some(EFAULT);
+            return Ret::err(Errno::EFAULT);
         }
     }
     if limit < ctx.count {
-        let dom = ctx.dom;
-        let vc = hv
-            .domains
-            .get_mut(&dom)
-            .and_then(|d| d.vcpus.get_mut(ctx.v))?;
-        vc.cpu.gpr[reg::RAX] = u64::from(nr::GRANT_TABLE_OP);
-        vc.cpu.gpr[reg::RDI] = ctx.cmd;
-        vc.cpu.gpr[reg::RSI] = ctx.uop.wrapping_add(u64::from(limit) * size);
-        vc.cpu.gpr[reg::RDX] = u64::from(ctx.count - limit);
-        vc.cpu.rip = vc.cpu.rip.wrapping_sub(2);
-        return None;
+        return Ret::Preempted([
+            ctx.cmd,
+            ctx.uop.wrapping_add(u64::from(limit) * size),
+            u64::from(ctx.count - limit),
+            ctx.rest[0],
+            ctx.rest[1],
+        ]);
     }
-    Some(0)
+    Ret::OK
 }
 
 fn single<T>(
     hv: &mut Hypervisor,
     ctx: &Ctx,
-    f: impl FnOnce(&mut Hypervisor, &Ctx, &mut T) -> i64,
-) -> Option<i64>
+    f: impl FnOnce(&mut Hypervisor, &Ctx, &mut T) -> Result<(), Errno>,
+) -> Ret
 where
     T: FromBytes + IntoBytes + Immutable,
 {
     if ctx.count != 1 {
-        return Some(EINVAL);
+        return Ret::err(Errno::EINVAL);
     }
     let Ok(mut op) = guestmem::read_obj::<T>(&hv.mem, ctx.cr3, ctx.uop) else {
-        return Some(EFAULT);
+        return Ret::err(Errno::EFAULT);
     };
     let r = f(hv, ctx, &mut op);
     if guestmem::copy_to_guest(&hv.mem, &hv.ft, ctx.cr3, ctx.uop, op.as_bytes()).is_err() {
-        return Some(EFAULT);
+        return Ret::err(Errno::EFAULT);
     }
-    Some(r)
+    Ret::from_result(r)
 }
 
 /// An unprivileged domain may only act on its own table.
@@ -288,15 +268,15 @@ fn check_self(hv: &Hypervisor, caller: DomId, target: DomId) -> Result<(), i16> 
     }
 }
 
-fn setup_table(hv: &mut Hypervisor, ctx: &Ctx, op: &mut g::GnttabSetupTable) -> i64 {
+fn setup_table(hv: &mut Hypervisor, ctx: &Ctx, op: &mut g::GnttabSetupTable) -> Result<(), Errno> {
     let target = resolve(op.dom, ctx.dom);
     if let Err(s) = check_self(hv, ctx.dom, target) {
         op.status = s;
-        return 0;
+        return Ok(());
     }
     if op.nr_frames > MAX_GRANT_FRAMES {
         op.status = g::GNTST_GENERAL_ERROR;
-        return 0;
+        return Ok(());
     }
     let grown = match hv.gnttab.tables.get_mut(&target) {
         Some(t) => t
@@ -306,7 +286,7 @@ fn setup_table(hv: &mut Hypervisor, ctx: &Ctx, op: &mut g::GnttabSetupTable) -> 
     };
     if !grown {
         op.status = g::GNTST_GENERAL_ERROR;
-        return 0;
+        return Ok(());
     }
     let frames: Vec<u64> = hv.gnttab.table(target).map_or_else(Vec::new, |t| {
         t.frames()
@@ -328,7 +308,7 @@ fn setup_table(hv: &mut Hypervisor, ctx: &Ctx, op: &mut g::GnttabSetupTable) -> 
     {
         op.status = g::GNTST_BAD_VIRT_ADDR;
     }
-    0
+    Ok(())
 }
 
 /// `GNTTABOP_swap_grant_ref`: swap two unpinned entries of the caller.
