@@ -26,7 +26,7 @@ use iced_x86::code_asm::{CodeAssembler, eax, edi, edx, esi, r10d, r12, rax, rbx,
 use crate::domain::image::{GuestImage, Segment};
 use crate::hv::{CreateError, DomainConfig, Hypervisor};
 use crate::machine::DomId;
-use crate::mm::{Mm, MmError, MmLayout, pte};
+use crate::mm::{MmError, pte};
 
 /// Where the synthetic benchmark guests are loaded.
 pub const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
@@ -40,8 +40,8 @@ pub const MAX_BATCH: u32 = 512;
 pub const TARGET_PAGES: u64 = 2 * MAX_BATCH as u64;
 /// Memory of a benchmark domain.
 pub const BENCH_MEMORY: u64 = 32 << 20;
-/// `DOMID_SELF`.
-const DOMID_SELF: u32 = 0x7ff0;
+/// `DOMID_SELF`, as the 32-bit immediate the guests load.
+const DOMID_SELF: u32 = guest_abi::abi::DOMID_SELF as u32;
 
 /// A benchmark clock: time since an arbitrary fixed point.
 pub type Clock = fn() -> Duration;
@@ -307,13 +307,7 @@ pub fn mmu_update_direct(
     let (mut hv, dom) = bench_domain(a.assemble(VIRT_BASE)?)?;
     let (ra, rb) = mmu_requests(&hv, dom)?;
     let n = usize::try_from(batch).unwrap_or(0);
-    let mut mm = Mm {
-        ft: &mut hv.ft,
-        mem: &hv.mem,
-        layout: MmLayout {
-            m2p_l4e: hv.m2p.l4e,
-        },
-    };
+    let mut mm = hv.mm();
     let t = clock();
     for _ in 0..iters.max(1) {
         for reqs in [&ra, &rb] {

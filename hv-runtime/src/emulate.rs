@@ -23,7 +23,6 @@ use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register}
 use crate::guestmem;
 use crate::hv::Hypervisor;
 use crate::machine::{DomId, Owner, PageType};
-use crate::mm::{Mm, MmLayout};
 
 const FORCED_CPUID: [u8; 7] = [0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2];
 /// MSR of the hypercall page (CPUID 0x4000_0002 EBX).
@@ -248,17 +247,10 @@ fn write_cr(hv: &mut Hypervisor, dom: DomId, v: usize, cr: Register, val: u64) -
         Register::CR3 => {
             // A new root for the current guest mode, as NEW_BASEPTR.
             let mfn = Mfn(val >> 12);
-            let mut mm = Mm {
-                ft: &mut hv.ft,
-                mem: &hv.mem,
-                layout: MmLayout {
-                    m2p_l4e: hv.m2p.l4e,
-                },
-            };
-            if mm.get_page_and_type(mfn, PageType::L4, dom).is_err() {
+            if hv.mm().get_page_and_type(mfn, PageType::L4, dom).is_err() {
                 return false;
             }
-            let Some(vc) = hv.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else {
+            let Some(vc) = hv.vcpu_mut(dom, v) else {
                 return false;
             };
             let old = if vc.pv.kernel_mode {
@@ -269,7 +261,7 @@ fn write_cr(hv: &mut Hypervisor, dom: DomId, v: usize, cr: Register, val: u64) -
             vc.cpu.cr3 = mfn.addr().0;
             vc.backend.flush_tlb(FlushScope::All);
             if let Some(old) = old {
-                mm.put_page_and_type(old);
+                hv.mm().put_page_and_type(old);
             }
             true
         }
@@ -316,18 +308,15 @@ fn wrmsr(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
                 return false;
             }
             let mfn = Mfn(val >> 12);
-            let mut mm = Mm {
-                ft: &mut hv.ft,
-                mem: &hv.mem,
-                layout: MmLayout {
-                    m2p_l4e: hv.m2p.l4e,
-                },
-            };
-            if mm.get_page_and_type(mfn, PageType::Writable, dom).is_err() {
+            if hv
+                .mm()
+                .get_page_and_type(mfn, PageType::Writable, dom)
+                .is_err()
+            {
                 return false;
             }
             let ok = crate::domain::builder::write_hypercall_page(&hv.mem, mfn).is_ok();
-            mm.put_page_and_type(mfn);
+            hv.mm().put_page_and_type(mfn);
             return ok;
         }
         _ => return false,
@@ -341,7 +330,7 @@ pub fn ptwr(hv: &mut Hypervisor, dom: DomId, v: usize, cr2: u64) -> bool {
     if cr2 & 7 != 0 {
         return false;
     }
-    let Some(vc) = hv.domains.get(&dom).and_then(|d| d.vcpus.get(v)) else {
+    let Some(vc) = hv.vcpu(dom, v) else {
         return false;
     };
     // Writable page tables are the guest kernel's assist (as in Xen): a
@@ -361,7 +350,7 @@ pub fn ptwr(hv: &mut Hypervisor, dom: DomId, v: usize, cr2: u64) -> bool {
     let Some((i, _)) = fetch(hv, dom, v) else {
         return false;
     };
-    let Some(vc) = hv.domains.get(&dom).and_then(|d| d.vcpus.get(v)) else {
+    let Some(vc) = hv.vcpu(dom, v) else {
         return false;
     };
     if i.op0_kind() != OpKind::Memory || i.memory_size().size() != 8 {
@@ -380,13 +369,7 @@ pub fn ptwr(hv: &mut Hypervisor, dom: DomId, v: usize, cr2: u64) -> bool {
         _ => return false,
     };
     let old = hv.mem.read_u64(ma).unwrap_or(0);
-    let mut mm = Mm {
-        ft: &mut hv.ft,
-        mem: &hv.mem,
-        layout: MmLayout {
-            m2p_l4e: hv.m2p.l4e,
-        },
-    };
+    let mut mm = hv.mm();
     if mm.update_entry(ma.0, val, dom, dom, false).is_err() {
         return false;
     }

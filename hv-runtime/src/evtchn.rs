@@ -22,8 +22,7 @@ use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn};
 
 use crate::machine::DomId;
 
-/// `DOMID_SELF`.
-pub const DOMID_SELF: DomId = 0x7ff0;
+pub use guest_abi::abi::DOMID_SELF;
 /// Ports a domain may allocate by default (Xen's default for a domU).
 pub const DEFAULT_MAX_PORTS: u32 = 1023;
 /// Number of VIRQs (`NR_VIRQS`).

@@ -314,7 +314,7 @@ pub struct M2p {
 }
 
 /// Guest-virtual start of the read-only M2P table.
-pub const M2P_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
+pub const M2P_VIRT_START: u64 = guest_abi::abi::xen::MACH2PHYS_VIRT_START;
 /// Value of an M2P entry that maps nothing.
 pub const M2P_INVALID: u64 = u64::MAX;
 

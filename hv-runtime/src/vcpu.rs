@@ -18,6 +18,7 @@
 use guest_abi::abi::callback::IretContext;
 use guest_abi::abi::xen::{
     FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, FLAT_RING3_CS64_DESC, FLAT_RING3_DS32_DESC,
+    HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START,
 };
 use hv_cpu::CpuState;
 use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn};
@@ -255,7 +256,7 @@ pub fn bounce(
     let size = frame.len() as u64 * 8;
     let base = sp.wrapping_sub(size);
     // Xen: crash a domain whose bounce frame would land in its own area.
-    if (0xffff_8000_0000_0001..0xffff_8800_0000_0040).contains(&base) {
+    if (HYPERVISOR_VIRT_START + 1..HYPERVISOR_VIRT_END + 0x40).contains(&base) {
         return Err(BounceError::ReservedStack(base));
     }
     let bytes: Vec<u8> = frame.iter().flat_map(|q| q.to_le_bytes()).collect();

@@ -188,9 +188,8 @@ impl BootLayout {
 /// part of the address space (L4 slots 256–271), where a guest's bootstrap
 /// mapping can live.
 fn guest_half(start: u64, end: u64) -> bool {
-    const XEN_START: u64 = 0xffff_8000_0000_0000;
-    const XEN_END: u64 = 0xffff_8800_0000_0000;
-    let canonical = |va: u64| matches!(va >> 47, 0 | 0x1_ffff);
+    use crate::guestmem::canonical;
+    use guest_abi::abi::xen::{HYPERVISOR_VIRT_END as XEN_END, HYPERVISOR_VIRT_START as XEN_START};
     let Some(last) = end.checked_sub(1) else {
         return false;
     };

@@ -16,7 +16,6 @@ use guest_abi::abi::gnttab::{
 };
 use hv_cpu::mem::{MachineAddr, Mfn, PAGE_SIZE};
 
-use super::map::mm;
 use super::{DOMID_SELF, PinError, Pins, live, pin, unpin};
 use crate::hv::Hypervisor;
 use crate::machine::{DomId, PageType};
@@ -104,7 +103,7 @@ fn claim(
             let t = hv.gnttab.table_mut(dom).ok_or(CopyError::BadDomain(dom))?;
             pin(&hv.mem, &hv.ft, t, dom, gref, caller, incr)?
         };
-        let mut m = mm(hv);
+        let mut m = hv.mm();
         let r = if writable {
             m.get_page_and_type(frame, PageType::Writable, dom)
         } else {
@@ -126,11 +125,11 @@ fn claim(
         })
     } else {
         let frame = Mfn(u);
-        mm(hv)
+        hv.mm()
             .get_page(frame, caller)
             .map_err(|_| CopyError::BadPage(u))?;
-        if writable && let Err(source) = mm(hv).get_page_type(frame, PageType::Writable, caller) {
-            mm(hv).put_page(frame);
+        if writable && let Err(source) = hv.mm().get_page_type(frame, PageType::Writable, caller) {
+            hv.mm().put_page(frame);
             return Err(CopyError::NotWritable { frame: u, source });
         }
         Ok(Claim {
@@ -143,9 +142,9 @@ fn claim(
 
 fn release(hv: &mut Hypervisor, c: Claim) {
     if c.writable {
-        mm(hv).put_page_and_type(c.frame);
+        hv.mm().put_page_and_type(c.frame);
     } else {
-        mm(hv).put_page(c.frame);
+        hv.mm().put_page(c.frame);
     }
     if let Some((dom, gref)) = c.grant
         && let Some(t) = hv.gnttab.table_mut(dom)

@@ -21,7 +21,7 @@ use hv_cpu::mem::{MachineAddr, Mfn};
 use super::{MapEntry, PinError, Pins, live, pin, unpin};
 use crate::hv::Hypervisor;
 use crate::machine::{DomId, Owner, PageType};
-use crate::mm::{Mm, MmError, MmLayout, pte};
+use crate::mm::{Mm, MmError, pte};
 
 /// Why `map_grant_ref` failed; [`MapGrantError::status`] is the `GNTST_*`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -110,29 +110,6 @@ pub struct Mapped {
     pub dev_bus_addr: u64,
 }
 
-pub(crate) fn mm(hv: &mut Hypervisor) -> Mm<'_> {
-    Mm {
-        ft: &mut hv.ft,
-        mem: &hv.mem,
-        layout: MmLayout {
-            m2p_l4e: hv.m2p.l4e,
-        },
-    }
-}
-
-pub(crate) fn flush(hv: &mut Hypervisor, dom: DomId, scope: FlushScope) {
-    if let Some(d) = hv.domains.get_mut(&dom) {
-        for vc in &mut d.vcpus {
-            vc.backend.flush_tlb(scope);
-        }
-    }
-}
-
-fn canonical(va: u64) -> bool {
-    let top = va >> 47;
-    top == 0 || top == 0x1_ffff
-}
-
 /// The L1 entry named by `host_addr` for `dom` (see the module docs).
 fn l1_entry(
     hv: &Hypervisor,
@@ -147,7 +124,7 @@ fn l1_entry(
         }
         MachineAddr(host_addr)
     } else {
-        if !canonical(host_addr) || cr3 == 0 {
+        if !crate::guestmem::canonical(host_addr) || cr3 == 0 {
             return None;
         }
         let mut table = cr3 & pte::ADDR_MASK;
@@ -192,7 +169,7 @@ fn get_device_refs(
     granter: DomId,
     readonly: bool,
 ) -> Result<(), MapGrantError> {
-    let mut m = mm(hv);
+    let mut m = hv.mm();
     let r = if readonly {
         m.get_page(frame, granter)
     } else {
@@ -205,7 +182,7 @@ fn get_device_refs(
 }
 
 fn put_device_refs(hv: &mut Hypervisor, frame: Mfn, readonly: bool) {
-    let mut m = mm(hv);
+    let mut m = hv.mm();
     if readonly {
         m.put_page(frame);
     } else {
@@ -325,7 +302,7 @@ fn install(
         return Err(MapGrantError::BadVirtAddr(host_addr));
     };
     let e = grant_pte(frame, flags);
-    if let Err(source) = mm(hv).get_page_from_l1e(e, granter) {
+    if let Err(source) = hv.mm().get_page_from_l1e(e, granter) {
         if device {
             put_device_refs(hv, frame, readonly);
         }
@@ -337,21 +314,21 @@ fn install(
     let old = match hv.mem.swap_u64(at, e) {
         Ok(old) => old,
         Err(_) => {
-            mm(hv).put_page_from_l1e(e);
+            hv.mm().put_page_from_l1e(e);
             if device {
                 put_device_refs(hv, frame, readonly);
             }
             return Err(MapGrantError::BadVirtAddr(host_addr));
         }
     };
-    mm(hv).put_page_from_l1e(old);
+    hv.mm().put_page_from_l1e(old);
     if old & pte::P != 0 {
         let scope = if contains_pte {
             FlushScope::All
         } else {
             FlushScope::Page(host_addr)
         };
-        flush(hv, mapper, scope);
+        hv.flush_tlbs(mapper, scope);
     }
     Ok(Some(at))
 }
@@ -387,7 +364,7 @@ fn clear_host_pte(hv: &mut Hypervisor, dom: DomId, at: MachineAddr, frame: Mfn) 
     if hv.mem.cmpxchg_u64(at, cur, 0) != Ok(cur) {
         return false;
     }
-    mm(hv).put_page_from_l1e(cur);
+    hv.mm().put_page_from_l1e(cur);
     true
 }
 
@@ -485,14 +462,14 @@ fn replace_host(
             return Err(UnmapGrantError::NotMapped(host_addr));
         }
     };
-    mm(hv).put_page_from_l1e(old);
+    hv.mm().put_page_from_l1e(old);
     // A virtual address names the one page to forget; a PTE address does not.
     let scope = if contains_pte || new_addr.is_some() {
         FlushScope::All
     } else {
         FlushScope::Page(host_addr)
     };
-    flush(hv, mapper, scope);
+    hv.flush_tlbs(mapper, scope);
     Ok(())
 }
 

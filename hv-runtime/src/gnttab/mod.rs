@@ -107,6 +107,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
+use guest_abi::abi::Errno;
 use guest_abi::abi::gnttab::{
     GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE, GRANT_ENTRIES_V1_PER_FRAME,
     GTF_PERMIT_ACCESS, GTF_READING, GTF_READONLY, GTF_TYPE_MASK, GTF_WRITING,
@@ -136,8 +137,7 @@ pub const PIN_LIMIT: u8 = 0x80;
 pub const SET_STATUS_RETRIES: u32 = 5;
 /// The runtime itself: backends in `hv` act as dom0.
 pub const RUNTIME_DOMID: DomId = 0;
-/// `DOMID_SELF`.
-pub const DOMID_SELF: DomId = 0x7ff0;
+pub use guest_abi::abi::DOMID_SELF;
 /// v1 entries per frame.
 #[allow(clippy::cast_possible_truncation)] // 512
 pub const ENTRIES_PER_FRAME: u32 = GRANT_ENTRIES_V1_PER_FRAME as u32;
@@ -693,7 +693,7 @@ pub fn domain_ended(hv: &mut Hypervisor, dom: DomId) {
     for h in handles {
         map::release_mapping(hv, dom, h);
     }
-    map::flush(hv, dom, hv_cpu::FlushScope::All);
+    hv.flush_tlbs(dom, hv_cpu::FlushScope::All);
 }
 
 /// Release the runtime mapping `h` if it is still the mapping `h` names
@@ -746,22 +746,20 @@ pub fn reap(hv: &mut Hypervisor) {
 /// MFN from `setup_table` itself). Bit 31 of `idx` (v2 status frames) is
 /// refused. Returns 0 or a negative errno.
 pub(crate) fn add_to_physmap(hv: &mut Hypervisor, dom: DomId, idx: u64, gpfn: u64) -> i64 {
-    const EINVAL: i64 = -22;
-    const ENOMEM: i64 = -12;
     let Ok(i) = u32::try_from(idx) else {
-        return EINVAL;
+        return Errno::EINVAL.to_ret();
     };
     if i >= MAX_GRANT_FRAMES {
-        return EINVAL;
+        return Errno::EINVAL.to_ret();
     }
     let Some(t) = hv.gnttab.tables.get_mut(&dom) else {
-        return EINVAL;
+        return Errno::EINVAL.to_ret();
     };
     if t.grow(&hv.mem, &mut hv.ft, &hv.m2p, dom, i + 1).is_err() {
-        return ENOMEM;
+        return Errno::ENOMEM.to_ret();
     }
     let Some(&mfn) = t.frames.get(usize::try_from(i).unwrap_or(usize::MAX)) else {
-        return EINVAL;
+        return Errno::EINVAL.to_ret();
     };
     let _ = hv.m2p.set(&hv.mem, mfn, gpfn);
     if let Some(d) = hv.domains.get_mut(&dom)

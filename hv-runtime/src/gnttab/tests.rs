@@ -339,7 +339,7 @@ fn host_map_installs_a_pte_with_references_and_unmap_removes_it() {
     assert_eq!(e.flags, GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
     w.check_invariants(true).unwrap();
     // The granter cannot make it a page table, nor revoke the grant.
-    assert!(super::map::mm(&mut w.hv).pin(frame, 1, a).is_err());
+    assert!(w.hv.mm().pin(frame, 1, a).is_err());
     assert!(!w.end_access(a, 10));
     // Unmap.
     assert_eq!(unmap(&mut w, b, va, 0, m.handle), GNTST_OKAY);
@@ -665,7 +665,7 @@ fn guest_zapping_its_grant_pte_keeps_counts_consistent() {
     let m = map(&mut w, b, a, 32, GNTMAP_HOST_MAP, va);
     // The mapper clears the entry itself with mmu_update.
     let at = w.slot_pte(b, 0);
-    super::map::mm(&mut w.hv)
+    w.hv.mm()
         .update_entry(at, 0, b, b, false)
         .unwrap();
     assert_eq!(w.hv.ft.get(frame).unwrap().count, 1);
@@ -872,9 +872,9 @@ fn transfer_moves_ownership_accounting_and_m2p() {
     assert_eq!(w.hv.domains[&r].tot_pages, tr + 1);
     assert_eq!(w.hv.mem.read_u64(frame.addr()).unwrap(), 0xf1ee);
     // The sender can no longer use it; the receiver can.
-    assert!(super::map::mm(&mut w.hv).get_page(frame, s).is_err());
-    super::map::mm(&mut w.hv).get_page(frame, r).unwrap();
-    super::map::mm(&mut w.hv).put_page(frame);
+    assert!(w.hv.mm().get_page(frame, s).is_err());
+    w.hv.mm().get_page(frame, r).unwrap();
+    w.hv.mm().put_page(frame);
     w.check_invariants(true).unwrap();
 }
 

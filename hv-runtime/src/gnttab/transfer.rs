@@ -29,7 +29,6 @@ use hv_cpu::FlushScope;
 use hv_cpu::mem::{MachineAddr, Mfn};
 
 use super::SET_STATUS_RETRIES;
-use super::map::{flush, mm};
 use crate::hv::Hypervisor;
 use crate::machine::{DomId, M2P_INVALID, Owner, PageType};
 
@@ -108,7 +107,7 @@ pub fn transfer(
             *slot = Mfn(M2P_INVALID);
         }
     }
-    flush(hv, sender, FlushScope::All);
+    hv.flush_tlbs(sender, FlushScope::All);
     match give(hv, sender, frame, receiver, gref) {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -117,7 +116,7 @@ pub fn transfer(
             if let Some(p) = hv.ft.get_mut(frame) {
                 p.allocated = false;
             }
-            mm(hv).put_page(frame);
+            hv.mm().put_page(frame);
             Err(e)
         }
     }

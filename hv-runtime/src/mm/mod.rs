@@ -41,23 +41,36 @@ pub mod fuzzing;
 #[cfg(test)]
 mod tests;
 
-/// PTE bits used by the rules (XEN-PV-ABI §2.5).
-#[allow(missing_docs)]
+/// PTE bits used by the rules (XEN-PV-ABI §2.5), as plain `u64` masks of
+/// `guest_abi`'s [`PteFlags`](guest_abi::abi::mmu::PteFlags) (the one
+/// definition of the bits).
 pub mod pte {
-    pub const P: u64 = 1 << 0;
-    pub const RW: u64 = 1 << 1;
-    pub const US: u64 = 1 << 2;
-    pub const PWT: u64 = 1 << 3;
-    pub const PCD: u64 = 1 << 4;
-    pub const A: u64 = 1 << 5;
-    pub const D: u64 = 1 << 6;
+    use guest_abi::abi::mmu::PteFlags as F;
+
+    /// Present.
+    pub const P: u64 = F::PRESENT.bits();
+    /// Writable.
+    pub const RW: u64 = F::RW.bits();
+    /// User.
+    pub const US: u64 = F::USER.bits();
+    /// Write-through.
+    pub const PWT: u64 = F::PWT.bits();
+    /// Cache disable.
+    pub const PCD: u64 = F::PCD.bits();
+    /// Accessed.
+    pub const A: u64 = F::ACCESSED.bits();
+    /// Dirty.
+    pub const D: u64 = F::DIRTY.bits();
     /// PAT in L1 entries, PSE in L2/L3 entries.
-    pub const PAT_PSE: u64 = 1 << 7;
-    pub const G: u64 = 1 << 8;
+    pub const PAT_PSE: u64 = F::PAT.bits();
+    /// Global.
+    pub const G: u64 = F::GLOBAL.bits();
     /// Xen's marker for guest-kernel mappings in L1 entries.
-    pub const GUEST_KERNEL: u64 = 1 << 52;
-    pub const NX: u64 = 1 << 63;
-    pub const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+    pub const GUEST_KERNEL: u64 = F::GUEST_KERNEL.bits();
+    /// No-execute.
+    pub const NX: u64 = F::NX.bits();
+    /// The frame-address bits.
+    pub const ADDR_MASK: u64 = guest_abi::abi::mmu::PTE_ADDR_MASK;
 
     /// Bits a PV guest may never set in a present L1 entry (without I/O
     /// privileges).
@@ -72,10 +85,10 @@ pub mod pte {
     }
 }
 
-/// First and last L4 slot owned by the hypervisor.
-pub const XEN_L4_SLOTS: core::ops::RangeInclusive<usize> = 256..=271;
 /// L4 slot of the read-only M2P table.
-pub const M2P_L4_SLOT: usize = 256;
+pub use guest_abi::abi::xen::L4_SLOT_RO_M2P as M2P_L4_SLOT;
+/// First and last L4 slot owned by the hypervisor.
+pub use guest_abi::abi::xen::XEN_L4_SLOTS;
 
 /// Why a page-type or page-table operation was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
