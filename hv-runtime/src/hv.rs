@@ -17,14 +17,13 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use guest_abi::abi::console::{XENCONS_IN_SIZE, XENCONS_OUT_SIZE, XenconsInterface};
-use guest_abi::abi::evtchn::VIRQ_TIMER;
 use hv_cpu::mem::{MachineAddr, MachineMemory, MemError, Mfn};
 use hv_cpu::model::CpuModel;
-use hv_cpu::{CpuEnv, CpuState, Deadline, Exit, FlushScope, VcpuBackend};
+use hv_cpu::{CpuEnv, CpuState, FlushScope, VcpuBackend};
 
 use crate::console::ConsoleInput;
 use crate::domain::builder::{self, BuildConfig, BuildError};
@@ -88,9 +87,9 @@ impl Clock {
 
 /// What a running vCPU asks the hypervisor: `cpuid` of the modelled CPU
 /// and the guest TSC.
-struct GuestEnv<'a> {
-    clock: &'a Clock,
-    model: &'a CpuModel,
+pub(crate) struct GuestEnv<'a> {
+    pub(crate) clock: &'a Clock,
+    pub(crate) model: &'a CpuModel,
 }
 
 impl CpuEnv for GuestEnv<'_> {
@@ -246,7 +245,7 @@ pub struct Hypervisor {
     /// Event channels.
     pub evtchn: EvtchnSystem,
     /// Grant tables.
-    pub gnttab: crate::gnttab::GnttabSystem,
+    pub gnttab: crate::gnttab::table::GnttabSystem,
     /// Domains by id.
     pub domains: BTreeMap<DomId, Domain>,
     /// Clocks.
@@ -339,7 +338,7 @@ impl Hypervisor {
             ft,
             m2p,
             evtchn: EvtchnSystem::default(),
-            gnttab: crate::gnttab::GnttabSystem::default(),
+            gnttab: crate::gnttab::table::GnttabSystem::default(),
             domains: BTreeMap::new(),
             clock: Clock::default(),
             out,
@@ -593,98 +592,6 @@ impl Hypervisor {
         }
     }
 
-    /// Whether the stop flag is set.
-    fn stop_requested(&self) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Relaxed))
-    }
-
-    /// Run every domain until all have shut down or the stop flag is set;
-    /// either way every console is drained and flushed before returning.
-    pub fn run(&mut self) -> RunOutcome {
-        match self.run_until(None) {
-            Ok(outcome) => outcome,
-            Err(timeout) => timeout.partial,
-        }
-    }
-
-    /// Run every domain until all have shut down or `limit` of wall time has
-    /// passed (tests and tools that must finish in bounded time).
-    ///
-    /// # Errors
-    /// [`RunTimeout`] when some domain is still running at the limit; it
-    /// carries the outcome so far (running domains show `None`).
-    pub fn run_for(&mut self, limit: Duration) -> Result<RunOutcome, RunTimeout> {
-        self.run_until(Some(Instant::now() + limit))
-    }
-
-    fn run_until(&mut self, deadline: Option<Instant>) -> Result<RunOutcome, RunTimeout> {
-        let mut timed_out = false;
-        let mut interrupted = false;
-        loop {
-            if self.domains.values().all(|d| d.shutdown.is_some()) {
-                break;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                timed_out = true;
-                break;
-            }
-            if self.stop_requested() {
-                interrupted = true;
-                break;
-            }
-            self.fire_timers();
-            self.feed_console_input();
-            self.service_consoles();
-            self.service_xenstore();
-            let mut ran = false;
-            let mut next = self.next_domain(None);
-            while let Some(dom) = next {
-                next = self.next_domain(Some(dom));
-                let n = self.domains.get(&dom).map_or(0, |d| d.vcpus.len());
-                for v in 0..n {
-                    if self.run_vcpu(dom, v) {
-                        ran = true;
-                    }
-                }
-            }
-            self.service_consoles();
-            crate::gnttab::reap(self);
-            self.service_xenstore();
-            if !ran {
-                self.idle();
-            }
-        }
-        self.service_consoles();
-        self.service_xenstore();
-        self.flush_console_lines();
-        if interrupted {
-            tracing::info!("run stopped before every domain shut down");
-        }
-        let outcome = RunOutcome {
-            domains: self
-                .domains
-                .values()
-                .map(|d| (d.id, d.name.clone(), d.shutdown))
-                .collect(),
-            interrupted,
-        };
-        if timed_out {
-            let running = self
-                .domains
-                .values()
-                .filter(|d| d.shutdown.is_none())
-                .map(|d| d.name.clone())
-                .collect();
-            return Err(RunTimeout {
-                running,
-                partial: outcome,
-            });
-        }
-        Ok(outcome)
-    }
-
     /// Copy available console input into the focused domain's ring `in`
     /// half (no more than it has room for) and raise its console event.
     pub fn feed_console_input(&mut self) {
@@ -736,162 +643,6 @@ impl Hypervisor {
         let n = input.read_available(&mut buf);
         buf.truncate(n);
         buf
-    }
-
-    /// Nothing is runnable: sleep until the next timer (or a short while).
-    fn idle(&mut self) {
-        let now = self.clock.now_ns();
-        let next = self
-            .domains
-            .values()
-            .filter(|d| d.shutdown.is_none())
-            .flat_map(|d| d.vcpus.iter())
-            .filter(|v| v.state != RunState::Down)
-            .flat_map(|v| {
-                let poll = match v.state {
-                    RunState::Polling { deadline } => deadline,
-                    _ => None,
-                };
-                [v.singleshot, v.periodic.map(|p| p.1), poll]
-            })
-            .flatten()
-            .chain(
-                self.domains
-                    .values()
-                    .filter(|d| d.shutdown.is_none())
-                    .flat_map(|d| d.watchdogs.iter().flatten().copied()),
-            )
-            .min();
-        let wait = next
-            .map_or(1_000_000, |t| t.saturating_sub(now))
-            .min(10_000_000);
-        if wait > 0 {
-            std::thread::sleep(Duration::from_nanos(wait));
-        }
-    }
-
-    /// Raise VIRQ_TIMER for expired timers, time out polls, and shut down
-    /// domains whose watchdog expired.
-    fn fire_timers(&mut self) {
-        let now = self.clock.now_ns();
-        let mut raise = Vec::new();
-        for d in self.domains.values_mut().filter(|d| d.shutdown.is_none()) {
-            if d.watchdogs.iter().flatten().any(|&t| t <= now) {
-                tracing::info!(dom = d.id, "watchdog expired");
-                let _ = writeln!(
-                    self.out,
-                    "(hv) domain {} ({}): watchdog expired",
-                    d.id, d.name
-                );
-                d.shutdown = Some(guest_abi::abi::sched::SHUTDOWN_WATCHDOG);
-                continue;
-            }
-            for v in &mut d.vcpus {
-                if v.state == RunState::Down {
-                    continue;
-                }
-                let mut fire = false;
-                if v.singleshot.is_some_and(|t| t <= now) {
-                    v.singleshot = None;
-                    fire = true;
-                }
-                if let Some((period, next)) = v.periodic
-                    && next <= now
-                {
-                    // Skip missed periods rather than firing a burst.
-                    let behind = (now - next) / period + 1;
-                    v.periodic = Some((period, next + behind * period));
-                    fire = true;
-                }
-                if let RunState::Polling { deadline: Some(t) } = v.state
-                    && t <= now
-                {
-                    v.state = RunState::Runnable;
-                    self.evtchn.stop_poll(d.id, v.id);
-                }
-                if fire {
-                    raise.push((d.id, v.id));
-                }
-            }
-        }
-        for (dom, vcpu) in raise {
-            let k = self.evtchn.raise_virq(&self.mem, dom, vcpu, VIRQ_TIMER);
-            self.apply_kicks(k);
-        }
-    }
-
-    /// Run one vCPU for a slice. Returns whether it ran.
-    fn run_vcpu(&mut self, dom: DomId, v: usize) -> bool {
-        let Some(d) = self.domains.get_mut(&dom) else {
-            return false;
-        };
-        if d.shutdown.is_some() {
-            return false;
-        }
-        let Some(vc) = d.vcpus.get_mut(v) else {
-            return false;
-        };
-        if vc.state == RunState::Blocked && vc.pv.upcall_deliverable(&self.mem) {
-            vc.state = RunState::Runnable;
-        }
-        if vc.state != RunState::Runnable {
-            return false;
-        }
-        let mut budget = SLICE_INSTRUCTIONS;
-        // Virtual time is charged per slice (guest code plus the hypercalls
-        // handled for it, as Xen's runstate counts), not per exit: two
-        // clock reads per hypercall would cost more than the hypercall.
-        let slice_start = Instant::now();
-        while budget > 0 {
-            // Deliver a pending event before resuming guest code.
-            let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else {
-                return true;
-            };
-            if vc.pv.upcall_deliverable(&self.mem) {
-                let r = crate::vcpu::bounce(
-                    &mut vc.cpu,
-                    &mut vc.pv,
-                    &self.mem,
-                    &self.ft,
-                    crate::vcpu::Bounce::Event,
-                );
-                if let Err(e) = r {
-                    self.crash(dom, format!("cannot deliver event upcall: {e}"));
-                    return true;
-                }
-            }
-            let exit = vc.backend.run(
-                &mut vc.cpu,
-                &self.mem,
-                &GuestEnv {
-                    clock: &self.clock,
-                    model: &self.cpu_model,
-                },
-                Deadline::Instructions(budget),
-            );
-            vc.slices += 1;
-            // Exits other than Deadline cost a notional 1000 instructions of
-            // budget so a guest that only makes hypercalls still yields.
-            budget = budget.saturating_sub(if exit == Exit::Deadline { budget } else { 1000 });
-            match crate::hypercall::handle_exit(self, dom, v, exit) {
-                crate::hypercall::Next::Continue => {}
-                crate::hypercall::Next::Stop => break,
-            }
-            let still = self.domains.get(&dom).is_some_and(|d| {
-                d.shutdown.is_none()
-                    && d.vcpus
-                        .get(v)
-                        .is_some_and(|x| x.state == RunState::Runnable)
-            });
-            if !still {
-                break;
-            }
-        }
-        let spent = u64::try_from(slice_start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        if let Some(vc) = self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) {
-            vc.running_ns = vc.running_ns.saturating_add(spent);
-        }
-        true
     }
 
     /// Serve the xenstore rings; release the nodes, watches and connection
@@ -973,22 +724,7 @@ impl Hypervisor {
         }
     }
 
-    /// The first domain id after `after` (the lowest with `None`). The run
-    /// loop walks domains with it instead of collecting the ids into a
-    /// fresh vector on every pass.
-    fn next_domain(&self, after: Option<DomId>) -> Option<DomId> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        match after {
-            None => self.domains.keys().next().copied(),
-            Some(a) => self
-                .domains
-                .range((Excluded(a), Unbounded))
-                .next()
-                .map(|(&k, _)| k),
-        }
-    }
-
-    fn flush_console_lines(&mut self) {
+    pub(crate) fn flush_console_lines(&mut self) {
         for d in self.domains.values_mut() {
             for buf in [&mut d.console.line, &mut d.conio_line] {
                 if !buf.is_empty() {

@@ -32,6 +32,7 @@ pub mod hv;
 pub mod hypercall;
 pub mod machine;
 pub mod mm;
+pub mod run;
 pub mod vcpu;
 pub mod xenstore;
 

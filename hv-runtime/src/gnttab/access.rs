@@ -43,7 +43,6 @@
 //! ```
 
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use guest_abi::abi::gnttab::{GNTMAP_DEVICE_MAP, GNTMAP_READONLY};
 use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn, PAGE_SIZE};
@@ -51,6 +50,7 @@ use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn, PAGE_SIZE};
 use super::RUNTIME_DOMID;
 use super::copy::CopyError;
 use super::map::MapGrantError;
+use super::table::{MaptrackHandle, ReleaseQueue};
 use crate::hv::Hypervisor;
 use crate::machine::DomId;
 
@@ -87,63 +87,6 @@ pub struct GrantIoError {
     pub offset: usize,
     /// Length asked for.
     pub len: usize,
-}
-
-/// One runtime mapping: its maptrack handle and the generation the slot
-/// had when the mapping was made (a reused handle has a newer generation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MaptrackHandle {
-    /// Index in the runtime's maptrack.
-    pub handle: u32,
-    /// Generation of the slot ([`super::GrantTable::generation`]).
-    pub generation: u64,
-}
-
-/// Handles of runtime mappings dropped unreleased, shared by every
-/// [`GrantMapping`] with the [`super::GnttabSystem`] that drains it (Note
-/// [Deferred release]). Cloning shares the queue.
-#[derive(Clone, Default)]
-pub(crate) struct ReleaseQueue(Arc<Mutex<Vec<MaptrackHandle>>>);
-
-impl std::fmt::Debug for ReleaseQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReleaseQueue")
-            .field("pending", &self.len())
-            .finish()
-    }
-}
-
-impl ReleaseQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<MaptrackHandle>> {
-        // Nothing can panic while the lock is held (a push or a take), but
-        // a poisoned queue is still a valid Vec: keep using it.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queue `h` (called from `Drop`: a push under a short lock).
-    fn push(&self, h: MaptrackHandle) {
-        self.lock().push(h);
-    }
-
-    /// Take every queued handle.
-    pub(crate) fn take(&self) -> Vec<MaptrackHandle> {
-        let mut q = self.lock();
-        if q.is_empty() {
-            Vec::new()
-        } else {
-            std::mem::take(&mut *q)
-        }
-    }
-
-    /// Queued handles.
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether `self` and `other` are the same queue.
-    fn same(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
 }
 
 /// A frontend's grant, mapped by the runtime with right `R`.

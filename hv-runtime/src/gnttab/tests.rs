@@ -665,9 +665,7 @@ fn guest_zapping_its_grant_pte_keeps_counts_consistent() {
     let m = map(&mut w, b, a, 32, GNTMAP_HOST_MAP, va);
     // The mapper clears the entry itself with mmu_update.
     let at = w.slot_pte(b, 0);
-    w.hv.mm()
-        .update_entry(at, 0, b, b, false)
-        .unwrap();
+    w.hv.mm().update_entry(at, 0, b, b, false).unwrap();
     assert_eq!(w.hv.ft.get(frame).unwrap().count, 1);
     // Unmap now fails as in Xen; the pin stays until the mapper ends.
     fails_cleanly(&mut w, GNTST_GENERAL_ERROR, |w| {
