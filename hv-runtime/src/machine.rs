@@ -340,8 +340,9 @@ impl M2p {
         let l2 = Mfn(l1_base + l1s);
         let l3 = Mfn(l1_base + l1s + 1);
         // Read-only, user-accessible, never executable.
-        let ro = crate::mm::pte::P | crate::mm::pte::US | crate::mm::pte::A | crate::mm::pte::NX;
-        let dir = crate::mm::pte::P | crate::mm::pte::US | crate::mm::pte::A;
+        use guest_abi::abi::mmu::PteFlags as F;
+        let ro = (F::PRESENT | F::USER | F::ACCESSED | F::NX).bits();
+        let dir = (F::PRESENT | F::USER | F::ACCESSED).bits();
         for i in 0..frames {
             let l1 = Mfn(l1_base + i / 512);
             mem.write_u64(

@@ -107,7 +107,6 @@ mod prop;
 #[cfg(test)]
 mod tests;
 
-pub use crate::hypercall::gnttab::MULTICALL_MAX_BATCH;
 pub use access::{GrantAccess, GrantMapping, Ro, Rw};
 pub(crate) use lifecycle::{add_to_physmap, live, release_runtime_mapping};
 pub use lifecycle::{domain_ended, reap, release_dropped};

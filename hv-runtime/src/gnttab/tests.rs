@@ -714,7 +714,7 @@ fn big_batches_continue_and_report_every_status() {
         [
             u64::from(GNTTABOP_COPY),
             va,
-            u64::from(MULTICALL_MAX_BATCH) + 1,
+            u64::from(crate::hypercall::gnttab::MULTICALL_MAX_BATCH) + 1,
             0,
             0,
         ],

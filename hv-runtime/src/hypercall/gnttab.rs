@@ -18,7 +18,8 @@ use guest_abi::abi::gnttab as g;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use super::{BATCH, Ret};
-use crate::gnttab::{MAX_GRANT_FRAMES, live, resolve};
+use crate::gnttab::lifecycle::live;
+use crate::gnttab::table::{MAX_GRANT_FRAMES, resolve};
 use crate::guestmem;
 use crate::hv::Hypervisor;
 use crate::machine::DomId;
@@ -43,7 +44,7 @@ pub fn grant_table_op(
 ) -> Ret {
     // Runtime mappings dropped since the last grant operation go first
     // (Note [Deferred release]), so a guest sees them released.
-    crate::gnttab::release_dropped(hv);
+    crate::gnttab::lifecycle::release_dropped(hv);
     let (cmd, uop) = (a[0], a[1]);
     let raw = a[2] & 0xffff_ffff;
     // `count` is a C int: negative values are refused.
