@@ -231,7 +231,8 @@ impl Env {
         // dropped runtime mappings; guest-side writes (grant, end_access,
         // offer) and drops do not.
         // (`unmap_grant` drains in `runtime_release`.)
-        if matches!(kind, 2..=5 | 7 | 8 | 10) {
+        // (`map` drains itself: it may return before issuing a hypercall.)
+        if matches!(kind, 4 | 5 | 7 | 8 | 10) {
             self.m.drain();
         }
         match kind {
@@ -382,8 +383,10 @@ impl Env {
                 .iter()
                 .any(|m| m.mapper == mapper && m.slot == Some(s))
         {
+            // No hypercall, so the dropped runtime mappings stay queued.
             return Ok(());
         }
+        self.m.drain();
         let want = self.m.pin_status(g, r, mapper, ro);
         let (flags, host_addr) = match slot {
             Some(s) => (GNTMAP_HOST_MAP, self.w.slot_va(mapper, s)),
