@@ -12,7 +12,7 @@
 //!   the receiver re-offering its entries as a guest would.
 //!
 //! Run: `cargo bench -p hv-runtime --bench gnttab -- --warm-up-time 1 --measurement-time 3`
-#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+#![expect(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use guest_abi::abi::gnttab::*;

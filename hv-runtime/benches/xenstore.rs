@@ -10,7 +10,7 @@
 //!   and writes the reply, the client copies the reply out. Single-threaded:
 //!   the transport runs the server when the client waits, so this is the
 //!   protocol's CPU cost without scheduling or event-channel latency.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 use std::cell::RefCell;
 use std::hint::black_box;

@@ -17,6 +17,7 @@
 //!
 //! Machine memory itself and the execution backends live in `hv-cpu`.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod bench;
 pub mod config;

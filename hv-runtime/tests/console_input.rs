@@ -2,7 +2,7 @@
 //! `CONSOLEIO_read`) from an injected source, other domains get none, and
 //! the stop flag (Ctrl-C in `hv`) ends a run with the consoles flushed.
 
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
 use std::io::Write;

@@ -4,7 +4,6 @@
 //! offers PFN slots through `GTF_accept_transfer` entries, then maps the
 //! frames it received and checks their contents; both report on the console
 //! and power off cleanly.
-#![allow(clippy::unwrap_used)]
 
 use hv_runtime::console::ConsoleCapture;
 use hv_runtime::domain::image::GuestImage;

@@ -4,7 +4,6 @@
 //! deterministically generated inputs, so the fuzz properties — no panic,
 //! grant and frame-table invariants after every step, nothing pinned after
 //! teardown — are checked on stable by `cargo test`.
-#![allow(clippy::unwrap_used)]
 
 use hv_runtime::gnttab::fuzzing::grant_ops;
 mod corpus_util;

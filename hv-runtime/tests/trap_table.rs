@@ -1,6 +1,6 @@
 //! `set_trap_table` has no length limit (as in Xen): a long table is taken
 //! in batches, each batch a continuation that re-issues the `syscall`.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 use guest_abi::abi::callback::TrapInfo;
 use hv_cpu::Exit;
@@ -37,7 +37,7 @@ fn set_trap_table(w: &mut World, dom: u16, table: u64) -> (i64, u32) {
             continue;
         }
         assert_eq!(vc.cpu.rip, RIP);
-        #[allow(clippy::cast_possible_wrap)]
+        #[expect(clippy::cast_possible_wrap)]
         return (vc.cpu.gpr[reg::RAX] as i64, continuations);
     }
 }

@@ -1,7 +1,6 @@
 //! The guest-side client (`guest_abi::xenstore`) talking to the runtime's
 //! xenstored through a shared page in machine memory: the real ring code on
 //! both sides, the server run whenever the client waits.
-#![allow(clippy::unwrap_used)]
 
 mod xs_common;
 

@@ -4,7 +4,6 @@
 //! `xenstore_fuzz_long_run` (ignored by default) runs the body for many
 //! iterations: `cargo test -p hv-runtime --release --test
 //! xenstore_fuzz_corpus -- --ignored --nocapture`.
-#![allow(clippy::unwrap_used)]
 
 use hv_runtime::xenstore::fuzzing::xenstore_msg;
 mod corpus_util;

@@ -2,7 +2,7 @@
 //! domains' nodes, malformed and oversized messages, quota exhaustion,
 //! corrupt ring indices, floods. In every case the offender gets an error
 //! (or is disconnected) and the other domains keep being served.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 mod xs_common;
 

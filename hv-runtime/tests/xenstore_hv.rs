@@ -1,7 +1,7 @@
 //! xenstore wired into the hypervisor: `create_domain` writes the
 //! toolstack's nodes and connects the domain's ring; a domain that shuts
 //! down is released (nodes removed, `@releaseDomain` fired).
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 use guest_abi::abi::errno::Errno;
 use guest_abi::abi::xenstore::XENSTORE_CONNECTED;

@@ -12,7 +12,7 @@
 //!   becomes the replayed model;
 //! * `EAGAIN` only when something else was committed or written since the
 //!   transaction started; an aborted or failed transaction changes nothing.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,5 @@
 //! Dropping a runtime [`GrantMapping`] releases it at the next grant
 //! operation or run-loop pass (Note [Deferred release]).
-#![allow(clippy::unwrap_used)]
 
 use guest_abi::abi::gnttab::*;
 use hv_cpu::mem::Mfn;

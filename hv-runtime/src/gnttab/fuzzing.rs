@@ -125,7 +125,7 @@ pub fn grant_ops(data: &[u8]) {
     }
 }
 
-#[allow(clippy::too_many_lines)]
+#[expect(clippy::too_many_lines)]
 fn step(s: &mut State, input: &mut Input<'_>) {
     let op = input.byte();
     let a = input.byte();

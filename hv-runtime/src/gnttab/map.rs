@@ -275,7 +275,7 @@ pub fn map_grant_ref(
 }
 
 /// Take the references and write the PTE; all or nothing.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments)]
 fn install(
     hv: &mut Hypervisor,
     mapper: DomId,

@@ -9,7 +9,6 @@
 //! pinned (read / writable), every data frame's owner is the model's and its
 //! reference counts are its allocation plus the mappings holding it
 //! ([`super::testing::check_invariants`]), `tot_pages` follow transfers.
-#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use std::collections::BTreeMap;
 

@@ -33,7 +33,7 @@ pub const SET_STATUS_RETRIES: u32 = 5;
 pub const RUNTIME_DOMID: DomId = 0;
 pub use guest_abi::abi::DOMID_SELF;
 /// v1 entries per frame.
-#[allow(clippy::cast_possible_truncation)] // 512
+#[expect(clippy::cast_possible_truncation)] // 512
 pub const ENTRIES_PER_FRAME: u32 = GRANT_ENTRIES_V1_PER_FRAME as u32;
 
 /// Pin counts of one active entry, by kind (Xen's `GNTPIN_*` counters).

@@ -1,7 +1,7 @@
 //! Per-operation tests, including hostile callers: each failure must give
 //! Xen's `GNTST_*` and change nothing else (checked by comparing the whole
 //! frame table, every grant table and the entries before and after).
-#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+#![expect(clippy::cast_possible_truncation)]
 
 use guest_abi::abi::gnttab::*;
 use hv_cpu::mem::{MachineAddr, Mfn, PAGE_SIZE};

@@ -43,7 +43,7 @@ pub const OUTPUT_QUEUE_LIMIT: usize = 128;
 /// Steps (request reads) per domain per [`super::Xenstored::service`].
 pub const MAX_REQUESTS_PER_SERVICE: usize = 64;
 
-#[allow(clippy::cast_possible_truncation)] // 1024 fits.
+#[expect(clippy::cast_possible_truncation)] // 1024 fits.
 const RING: u32 = XENSTORE_RING_SIZE as u32;
 
 /// Byte offsets of the interface's fields.

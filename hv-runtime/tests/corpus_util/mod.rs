@@ -1,6 +1,6 @@
 //! Shared by the corpus-replay tests of the fuzz targets whose bodies live
 //! in this crate: reading a committed corpus and a deterministic generator.
-#![allow(dead_code)] // each test binary uses its own subset
+#![allow(dead_code)] // each test binary uses its own subset (so `expect` would fail in some)
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the xenstore integration tests: a fake shared page in
 //! machine memory, a transport that runs the server when the client waits,
 //! and a raw (possibly hostile) guest that writes bytes to its ring.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used)] // shared by test binaries that each use a subset
 
 use std::cell::RefCell;
 
