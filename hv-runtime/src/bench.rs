@@ -290,7 +290,7 @@ pub fn mmu_update_guest(
 }
 
 /// (b, for comparison) the same updates applied directly through
-/// [`Mm::update_entry`], without a guest or the hypercall path.
+/// [`crate::mm::Mm::update_entry`], without a guest or the hypercall path.
 ///
 /// # Errors
 /// See [`BenchError`].

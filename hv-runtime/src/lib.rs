@@ -1,19 +1,26 @@
 //! # hv-runtime
 //!
 //! A user-space hypervisor for Xen x86-64 PV guests: Xen's PV ABI and its
-//! rules, moved into one process.
+//! rules, moved into one process. Modules, bottom up (each imports only
+//! the ones before it; docs/ARCHITECTURE.md has the map):
 //!
 //! * [`machine`] — the frame table (`PageInfo` per machine frame) and M2P.
 //! * [`mm`] — page types and validated page-table updates (Xen's rules).
+//! * [`guestmem`] — copies to and from guest virtual memory.
 //! * [`domain`] — kernel image parsing and the PV64 domain builder.
 //! * [`evtchn`] — 2-level event channels.
-//! * [`gnttab`] — grant tables v1: map, copy, transfer, and the runtime's
-//!   own [`gnttab::GrantAccess`].
 //! * [`vcpu`] — the PV vCPU: kernel/user mode, trap bounce, `iret`.
-//! * [`hypercall`], [`emulate`], [`memory`] — the exit handler, hypercall
-//!   table and what Xen emulates for PV kernels.
-//! * [`hv`] — the hypervisor object and its run loop.
 //! * [`xenstore`] — xenstored: the store, its wire protocol and the rings.
+//! * [`console`], [`cpuid`] — console rings and input; the modelled CPU's
+//!   `cpuid` (docs/CPU-VENDORS.md).
+//! * [`hv`] — the hypervisor object and its narrow accessors.
+//! * [`gnttab`] — grant tables v1: state ([`gnttab::table`]), map, copy,
+//!   transfer, and the runtime's own [`gnttab::GrantAccess`].
+//! * [`emulate`] — what Xen emulates for PV kernels.
+//! * [`hypercall`] — exits and the hypercall table, one module per family
+//!   (`mmu`, `gnttab`, `memory`, `evtchn`, `vcpu`, `sched`, `callback`, …).
+//! * [`run`] — the run loop.
+//! * [`bench`](mod@bench) — the workloads of `hv bench`.
 //!
 //! Machine memory itself and the execution backends live in `hv-cpu`.
 #![deny(unsafe_code)]

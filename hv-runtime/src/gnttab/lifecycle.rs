@@ -51,7 +51,7 @@ pub(crate) fn release_runtime_mapping(hv: &mut Hypervisor, h: MaptrackHandle) ->
 }
 
 /// Release every runtime mapping dropped since the last call (Note
-/// [Deferred release]). Called at the start of every [`GrantAccess`]
+/// [Deferred release]). Called at the start of every [`super::GrantAccess`]
 /// operation, of every `grant_table_op` hypercall and by [`reap`].
 pub fn release_dropped(hv: &mut Hypervisor) {
     for h in hv.gnttab.releases.take() {

@@ -7,7 +7,12 @@
 //! the first pin), and a *maptrack* table of the mappings the domain holds
 //! of other domains' grants (the handle is the maptrack index).
 //!
-//! * [`ops`] decodes the hypercall (batches, per-op status, continuations).
+//! * [`table`] — the state: tables, pins, maptrack, the deferred-release
+//!   queue (below [`crate::hv`]).
+//! * [`crate::hypercall::gnttab`] decodes the hypercall (batches, per-op
+//!   status, continuations).
+//! * [`lifecycle`] — liveness, teardown, deferred release, grant frames in
+//!   the physmap.
 //! * [`map`] — `map_grant_ref`, `unmap_grant_ref`, `unmap_and_replace`.
 //! * [`copy`] — `GNTTABOP_copy`; [`transfer`] — page flipping.
 //! * [`access`] — [`GrantAccess`]: the runtime's own backends (dom0) map

@@ -18,7 +18,7 @@
 //!    [`memory`], [`vcpu`], [`sched`], [`callback`], [`console`],
 //!    [`version`], [`physdev`], [`vm_assist`], [`multicall`]).
 //! 4. The family copies its arguments from guest memory **once**
-//!    ([`read`], [`write`], [`crate::guestmem`]) into `guest_abi` types,
+//!    (`read`, `write`, [`crate::guestmem`]) into `guest_abi` types,
 //!    decodes and validates them without side effects, then performs the
 //!    operation.
 //! 5. Every family returns a [`Ret`]: a value for `rax` (`-errno` from
