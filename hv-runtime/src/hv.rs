@@ -100,6 +100,10 @@ impl CpuEnv for GuestEnv<'_> {
     fn rdtsc(&self) -> u64 {
         self.clock.tsc()
     }
+
+    fn cpu_model(&self) -> CpuModel {
+        *self.model
+    }
 }
 
 /// Why `hv` cannot create a domain.

@@ -119,6 +119,14 @@ pub trait CpuEnv {
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
     /// The guest's time-stamp counter now.
     fn rdtsc(&self) -> u64;
+    /// The CPU whose behaviour the backend models: by default read from
+    /// [`Self::cpuid`] ([`model::CpuModel::from_env`]). An environment that
+    /// builds its `cpuid` from a [`model::CpuModel`] returns that model
+    /// directly (cheaper: backends ask at every run); it must be the one
+    /// its `cpuid` describes.
+    fn cpu_model(&self) -> model::CpuModel {
+        model::CpuModel::from_cpuid(&|l, s| self.cpuid(l, s))
+    }
     /// Whether `in`/`out` of `width` bytes at `port` may run at CPL 3 (the
     /// virtual IOPL and I/O bitmap the hypervisor keeps). Denied accesses
     /// raise #GP(0).

@@ -357,7 +357,7 @@ impl VcpuBackend for InterpVcpu {
         // Note [One modelled CPU]: the vendor-specific behaviour follows
         // the `cpuid` this guest sees. Translations may depend on it, so a
         // change (never seen in practice) drops them.
-        let model = CpuModel::from_env(env);
+        let model = env.cpu_model();
         if model != self.core.model {
             self.core.model = model;
             self.cache.clear();

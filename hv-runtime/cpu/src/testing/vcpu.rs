@@ -42,6 +42,11 @@ impl CpuEnv for FixedEnv {
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
         crate::interp::mask_cpuid(leaf, subleaf, crate::model::host_cpuid(leaf, subleaf))
     }
+    fn cpu_model(&self) -> crate::model::CpuModel {
+        // The host does not change: read its (masked) `cpuid` once.
+        static MODEL: std::sync::OnceLock<crate::model::CpuModel> = std::sync::OnceLock::new();
+        *MODEL.get_or_init(|| crate::model::CpuModel::from_cpuid(&|l, s| self.cpuid(l, s)))
+    }
     fn rdtsc(&self) -> u64 {
         0
     }
