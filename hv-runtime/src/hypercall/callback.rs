@@ -1,6 +1,7 @@
 //! The vCPU entry-point and CPU-state hypercalls (as `guest_abi::callback`): `set_callbacks` (4), `callback_op` (30), `set_trap_table` (0), `stack_switch` (3), `fpu_taskswitch` (5), `set_segment_base` (25), `iret` (23), `set_debugreg`/`get_debugreg` (8/9).
 
 use guest_abi::abi::Errno;
+use guest_abi::abi::callback::CallbackRegister;
 use hv_cpu::state::sreg;
 
 use super::{BATCH, Ret, read, with_vcpu};
@@ -28,12 +29,11 @@ pub(super) fn set_callbacks(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 
 pub(super) fn callback_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg: u64) -> Ret {
     match cmd {
         0 => {
-            // callback_register: type u16 @0, flags u16 @2, address u64 @8.
-            let r: [u64; 2] = match read(hv, dom, v, arg) {
+            let r: CallbackRegister = match read(hv, dom, v, arg) {
                 Ok(r) => r,
                 Err(f) => return f.into(),
             };
-            let (ty, flags, addr) = (r[0] & 0xffff, (r[0] >> 16) & 0xffff, r[1]);
+            let (ty, flags, addr) = (r.type_, r.flags, r.address);
             if !canonical(addr) {
                 return Ret::err(Errno::EINVAL);
             }

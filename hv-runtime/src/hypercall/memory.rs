@@ -92,9 +92,9 @@ fn add_to_physmap(hv: &mut Hypervisor, dom: DomId, c3: u64, arg: u64) -> Result<
 }
 
 fn machphys_mfn_list(hv: &Hypervisor, c3: u64, arg: u64) -> Result<i64, Errno> {
-    // max_extents u32 @0, extent_start handle @8, OUT nr_extents u32 @16.
-    let a: [u64; 3] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
-    let max = a[0] & 0xffff_ffff;
+    let a: xm::XenMachphysMfnList =
+        guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
+    let max = u64::from(a.max_extents);
     let chunks = hv.m2p.frames.div_ceil(512);
     let n = chunks.min(max);
     for i in 0..n {
@@ -103,29 +103,34 @@ fn machphys_mfn_list(hv: &Hypervisor, c3: u64, arg: u64) -> Result<i64, Errno> {
             &hv.mem,
             &hv.ft,
             c3,
-            a[1].wrapping_add(i * 8),
+            a.extent_start.wrapping_add(i * 8),
             mfn.as_bytes(),
         )
         .map_err(|_| Errno::EFAULT)?;
     }
+    // Only the OUT field is written back.
     let n32 = u32::try_from(n).unwrap_or(0);
-    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, arg + 16, n32.as_bytes())
-        .map_err(|_| Errno::EFAULT)?;
+    let at = arg.wrapping_add(core::mem::offset_of!(xm::XenMachphysMfnList, nr_extents) as u64);
+    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, at, n32.as_bytes()).map_err(|_| Errno::EFAULT)?;
     Ok(0)
 }
 
 fn memory_map(hv: &Hypervisor, dom: DomId, c3: u64, arg: u64) -> Result<i64, Errno> {
     // nr_entries u32 @0 (IN capacity / OUT count), buffer handle @8; one
     // e820 RAM entry covering the domain's pseudo-physical memory.
-    let a: [u64; 2] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
-    if a[0] & 0xffff_ffff < 1 {
+    let a: xm::XenMemoryMap = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
+    if a.nr_entries < 1 {
         return Err(Errno::EINVAL);
     }
     let pages = hv.domains.get(&dom).map_or(0, |d| d.p2m.len() as u64);
-    let mut e = [0u8; 20];
-    e[8..16].copy_from_slice(&(pages * 4096).to_le_bytes());
-    e[16..20].copy_from_slice(&1u32.to_le_bytes());
-    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, a[1], &e).map_err(|_| Errno::EFAULT)?;
+    let e = xm::E820Entry {
+        addr: 0,
+        size: pages * 4096,
+        type_: xm::E820_RAM,
+    };
+    guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, a.buffer, e.as_bytes())
+        .map_err(|_| Errno::EFAULT)?;
+    // Only the OUT field (`nr_entries`, at offset 0) is written back.
     guestmem::copy_to_guest(&hv.mem, &hv.ft, c3, arg, 1u32.as_bytes())
         .map_err(|_| Errno::EFAULT)?;
     Ok(0)
@@ -141,13 +146,9 @@ fn reservation(
 ) -> Result<Extents, Errno> {
     // extent_start @0, nr_extents u64 @8, extent_order u32 @16, mem_flags
     // u32 @20, domid u16 @24.
-    let r: [u64; 4] = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
-    let (list, nr, order, target) = (
-        r[0],
-        r[1],
-        r[2] & 0xffff_ffff,
-        u16::try_from(r[3] & 0xffff).unwrap_or(0),
-    );
+    let r: xm::XenMemoryReservation =
+        guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
+    let (list, nr, order, target) = (r.extent_start, r.nr_extents, r.extent_order, r.domid);
     if target != DOMID_SELF && target != dom {
         return Err(Errno::EPERM);
     }

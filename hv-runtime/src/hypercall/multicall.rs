@@ -1,6 +1,6 @@
 //! `multicall` (13): a batch of hypercalls in one trap.
 
-use guest_abi::abi::Errno;
+use guest_abi::abi::{Errno, MulticallEntry};
 
 use super::{BATCH, Ret, dispatch, read, write};
 use crate::hv::Hypervisor;
@@ -19,12 +19,12 @@ pub(super) fn multicall(hv: &mut Hypervisor, dom: DomId, v: usize, list: u64, n:
         if i == u64::from(BATCH) {
             return Ret::Preempted([at, n - i, 0, 0, 0]);
         }
-        let e: [u64; 8] = match read(hv, dom, v, at) {
+        let e: MulticallEntry = match read(hv, dom, v, at) {
             Ok(e) => e,
             Err(f) => return f.into(),
         };
-        let op = e[0];
-        let r = match dispatch(hv, dom, v, op, [e[2], e[3], e[4], e[5], e[6]], true) {
+        let [a0, a1, a2, a3, a4, _] = e.args;
+        let r = match dispatch(hv, dom, v, e.op, [a0, a1, a2, a3, a4], true) {
             Ret::Val(x) | Ret::ValStop(x) => x,
             Ret::Done => 0,
             Ret::Preempted(args) => {

@@ -70,7 +70,8 @@ pub(super) fn sched_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg:
             Err(f) => f.into(),
         },
         // Shutting down another domain needs privileges no domain has here.
-        sched::SCHEDOP_REMOTE_SHUTDOWN => match read::<[u32; 2]>(hv, dom, v, arg) {
+        sched::SCHEDOP_REMOTE_SHUTDOWN => match read::<sched::SchedRemoteShutdown>(hv, dom, v, arg)
+        {
             Ok(_) => Ret::err(Errno::EPERM),
             Err(f) => f.into(),
         },
@@ -113,17 +114,16 @@ fn watchdog(hv: &mut Hypervisor, dom: DomId, w: sched::SchedWatchdog) -> Ret {
 }
 
 fn poll(hv: &mut Hypervisor, dom: DomId, v: usize, arg: u64) -> Ret {
-    // struct sched_poll: ports handle @0, nr_ports u32 @8, timeout u64 @16.
-    let p: [u64; 3] = match read(hv, dom, v, arg) {
+    let p: sched::SchedPoll = match read(hv, dom, v, arg) {
         Ok(p) => p,
         Err(f) => return f.into(),
     };
-    let nr_ports = p[1] & 0xffff_ffff;
+    let nr_ports = p.nr_ports;
     if nr_ports > 128 {
         return Ret::err(Errno::EINVAL);
     }
     let mut ports = vec![0u32; usize::try_from(nr_ports).unwrap_or(0)];
-    if let Err(f) = read_bytes(hv, dom, v, p[0], ports.as_mut_bytes()) {
+    if let Err(f) = read_bytes(hv, dom, v, p.ports, ports.as_mut_bytes()) {
         return f.into();
     }
     if ports.iter().any(|&x| x >= 4096) {
@@ -139,7 +139,7 @@ fn poll(hv: &mut Hypervisor, dom: DomId, v: usize, arg: u64) -> Ret {
     {
         return Ret::OK;
     }
-    let deadline = (p[2] != 0).then_some(p[2]);
+    let deadline = (p.timeout != 0).then_some(p.timeout);
     if let Some(vc) = hv.vcpu_mut(dom, v) {
         vc.cpu.gpr[reg::RAX] = 0;
         vc.state = RunState::Polling { deadline };

@@ -37,14 +37,16 @@ pub(super) fn vcpu_op(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) ->
                 Ret::OK
             }
         }
-        vo::VCPUOP_SET_PERIODIC_TIMER => match read::<u64>(hv, dom, v, a[2]) {
-            Ok(p) if p >= 1_000_000 => with_vcpu(hv, dom, target, |vc| {
-                vc.periodic = Some((p, now + p));
-                0
-            }),
-            Ok(_) => Ret::err(Errno::EINVAL),
-            Err(f) => f.into(),
-        },
+        vo::VCPUOP_SET_PERIODIC_TIMER => {
+            match read::<vo::VcpuSetPeriodicTimer>(hv, dom, v, a[2]).map(|t| t.period_ns) {
+                Ok(p) if p >= 1_000_000 => with_vcpu(hv, dom, target, |vc| {
+                    vc.periodic = Some((p, now + p));
+                    0
+                }),
+                Ok(_) => Ret::err(Errno::EINVAL),
+                Err(f) => f.into(),
+            }
+        }
         vo::VCPUOP_STOP_PERIODIC_TIMER => with_vcpu(hv, dom, target, |vc| {
             vc.periodic = None;
             0
@@ -52,14 +54,16 @@ pub(super) fn vcpu_op(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) ->
         vo::VCPUOP_SET_SINGLESHOT_TIMER | vo::VCPUOP_STOP_SINGLESHOT_TIMER if target != v => {
             Ret::err(Errno::EINVAL)
         }
-        vo::VCPUOP_SET_SINGLESHOT_TIMER => match read::<[u64; 2]>(hv, dom, v, a[2]) {
-            // A timeout in the past fires at once (current Xen).
-            Ok([t, _]) => with_vcpu(hv, dom, v, |vc| {
-                vc.singleshot = Some(t.max(now));
-                0
-            }),
-            Err(f) => f.into(),
-        },
+        vo::VCPUOP_SET_SINGLESHOT_TIMER => {
+            match read::<vo::VcpuSetSingleshotTimer>(hv, dom, v, a[2]) {
+                // A timeout in the past fires at once (current Xen).
+                Ok(t) => with_vcpu(hv, dom, v, |vc| {
+                    vc.singleshot = Some(t.timeout_abs_ns.max(now));
+                    0
+                }),
+                Err(f) => f.into(),
+            }
+        }
         vo::VCPUOP_STOP_SINGLESHOT_TIMER => with_vcpu(hv, dom, v, |vc| {
             vc.singleshot = None;
             0
@@ -92,12 +96,11 @@ pub(super) fn vcpu_op(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) ->
 }
 
 fn register_vcpu_info(hv: &mut Hypervisor, dom: DomId, v: usize, target: usize, arg: u64) -> Ret {
-    // vcpu_register_vcpu_info: mfn u64 @0, offset u32 @8, rsvd u32 @12.
-    let r: [u64; 2] = match read(hv, dom, v, arg) {
+    let r: vo::VcpuRegisterVcpuInfo = match read(hv, dom, v, arg) {
         Ok(r) => r,
         Err(f) => return f.into(),
     };
-    let (mfn, offset) = (Mfn(r[0]), r[1] & 0xffff_ffff);
+    let (mfn, offset) = (Mfn(r.mfn), u64::from(r.offset));
     if offset + 64 > 4096 {
         return Ret::err(Errno::EINVAL);
     }
