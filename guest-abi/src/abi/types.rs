@@ -80,4 +80,10 @@ impl MachineAddr {
     pub const fn mfn(self) -> Mfn {
         Mfn(self.0 >> super::XEN_PAGE_SHIFT)
     }
+
+    /// Offset within the frame.
+    #[must_use]
+    pub const fn page_offset(self) -> u64 {
+        self.0 & ((1 << super::XEN_PAGE_SHIFT) - 1)
+    }
 }

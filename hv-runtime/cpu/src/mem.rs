@@ -22,34 +22,10 @@ pub const PAGE_SIZE: u64 = 4096;
 /// log2 of [`PAGE_SIZE`].
 pub const PAGE_SHIFT: u32 = 12;
 
-/// A machine (host-side "physical") byte address inside [`MachineMemory`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct MachineAddr(pub u64);
-
-/// A machine frame number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Mfn(pub u64);
-
-impl Mfn {
-    /// The address of the first byte of the frame.
-    #[must_use]
-    pub const fn addr(self) -> MachineAddr {
-        MachineAddr(self.0 << PAGE_SHIFT)
-    }
-}
-
-impl MachineAddr {
-    /// The frame containing this address.
-    #[must_use]
-    pub const fn mfn(self) -> Mfn {
-        Mfn(self.0 >> PAGE_SHIFT)
-    }
-    /// Offset within the frame.
-    #[must_use]
-    pub const fn page_offset(self) -> u64 {
-        self.0 & (PAGE_SIZE - 1)
-    }
-}
+/// Machine byte addresses and frame numbers are `guest_abi`'s newtypes (one
+/// type per concept across the workspace): a [`MachineAddr`] is a byte
+/// address inside [`MachineMemory`], an [`Mfn`] a frame of it.
+pub use guest_abi::abi::{MachineAddr, Mfn};
 
 /// Errors from machine-memory operations.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
