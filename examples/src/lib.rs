@@ -27,6 +27,7 @@
 //! assert!(hello.is_file());
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::path::PathBuf;
 

@@ -7,7 +7,7 @@
 //! request and publishes responses in batches; `rtrb` only moves elements one
 //! way. Both sides publish in batches (with the notify check, whose result
 //! is ignored: nobody sleeps) and spin briefly, then yield, when idle.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU64;

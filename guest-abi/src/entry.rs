@@ -63,7 +63,7 @@ pub use rt::{console_write, hypercall_page_addr, hypercalls, p2m_list, shutdown,
 
 /// The freestanding runtime linked into guest kernels.
 #[cfg(all(feature = "guest-rt", target_arch = "x86_64", not(test)))]
-#[allow(unsafe_code)]
+#[expect(unsafe_code)]
 pub mod rt {
     use core::fmt::Write as _;
 

@@ -90,9 +90,17 @@ pub enum PortStatus {
     /// Free.
     Closed,
     /// Waiting for `remote` to bind.
-    Unbound { remote: DomId },
+    Unbound {
+        /// The domain allowed to bind it.
+        remote: DomId,
+    },
     /// Connected to `port` of `dom`.
-    Interdomain { dom: DomId, port: EvtchnPort },
+    Interdomain {
+        /// The peer domain.
+        dom: DomId,
+        /// The peer's port.
+        port: EvtchnPort,
+    },
     /// Bound to a physical IRQ.
     Pirq(u32),
     /// Bound to a VIRQ.

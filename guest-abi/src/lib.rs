@@ -20,6 +20,7 @@
 //! 6. [`entry`] — macros that emit the Xen ELF notes and the entry stub.
 #![no_std]
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;

@@ -108,9 +108,13 @@ fn ext1<H: Hypercall + ?Sized>(h: &H, op: MmuextOp) -> Result<(), Errno> {
 /// Page-table level for pinning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PtLevel {
+    /// Level 1: maps 4 KiB pages.
     L1,
+    /// Level 2: page directory.
     L2,
+    /// Level 3: page-directory pointer table.
     L3,
+    /// Level 4: the root (`cr3`).
     L4,
 }
 

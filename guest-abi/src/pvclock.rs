@@ -30,7 +30,7 @@ pub const fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
     };
     let prod = (d as u128 * mul as u128) >> 32;
     // The product of a u64 and a u32 shifted right by 32 fits in u64.
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(clippy::cast_possible_truncation)]
     let r = prod as u64;
     r
 }
@@ -66,7 +66,7 @@ impl VcpuTimeInfo {
         if f > u64::MAX as u128 {
             None
         } else {
-            #[allow(clippy::cast_possible_truncation)] // bounded just above
+            #[expect(clippy::cast_possible_truncation)] // bounded just above
             Some(f as u64)
         }
     }
@@ -150,8 +150,7 @@ impl Wallclock {
     pub const fn at(&self, system_ns: u64) -> Wallclock {
         let total_ns = self.nsec as u64 + system_ns % 1_000_000_000;
         let sec = self.sec + system_ns / 1_000_000_000 + total_ns / 1_000_000_000;
-        #[allow(clippy::cast_possible_truncation)] // < 1e9
-        let nsec = (total_ns % 1_000_000_000) as u32;
+        let nsec = (total_ns % 1_000_000_000) as u32; // < 1e9: exact
         Wallclock { sec, nsec }
     }
 }

@@ -6,7 +6,7 @@
 //! validity is promised once, by the `unsafe` constructor; every access is a
 //! `read_volatile`/`write_volatile` of one naturally aligned field, located
 //! with `offset_of!` so the offsets are the ones checked in [`crate::abi`].
-#![allow(unsafe_code)]
+#![expect(unsafe_code)]
 
 use core::mem::offset_of;
 use core::ptr::NonNull;

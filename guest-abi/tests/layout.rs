@@ -2,7 +2,7 @@
 //! visible as runtime facts, by writing known values and checking the bytes
 //! at the offsets `XEN-PV-ABI.md` gives.
 
-#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
+#![expect(clippy::unwrap_used)] // tests: a failed unwrap is a failed assertion
 
 use core::mem::size_of;
 

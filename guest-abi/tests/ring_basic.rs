@@ -1,6 +1,6 @@
 //! Layout, protocol and hostile-peer tests for `guest_abi::ring`.
 #![cfg(not(loom))]
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU64;

@@ -2,7 +2,6 @@
 //! (`tests/corpus/ring_back/`) and over deterministically generated inputs,
 //! so the fuzz properties are checked on stable by `cargo test`.
 #![cfg(not(loom))]
-#![allow(clippy::unwrap_used)]
 
 use guest_abi::ring::fuzzing::back_end_ops;
 use std::path::Path;

@@ -12,7 +12,7 @@
 //! Payloads are sequence numbers, so a skipped or repeated entry fails an
 //! assertion.
 #![cfg(loom)]
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 use guest_abi::ring::{BackRing, FrontRing, OwnedRingMem};
 use loom::sync::{Arc, Condvar, Mutex};

@@ -3,7 +3,7 @@
 //! indices starting near `u32::MAX`, and a backend facing random `req_prod`
 //! values and page contents.
 #![cfg(not(loom))]
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 use guest_abi::ring::fuzzing::back_end_ops;
 use guest_abi::ring::{

@@ -3,9 +3,9 @@
 //! hypercall number, argument registers, the bytes of the argument struct the
 //! wrapper passed, and how negative returns map to `Errno`.
 //!
-//! Needs the `std` feature (`cargo test -p guest-abi --features std`).
-#![cfg(feature = "std")]
-#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)] // tests
+//! Needs the `testing` feature (on for `cargo test -p guest-abi`).
+#![cfg(feature = "testing")]
+#![expect(clippy::cast_possible_truncation)] // tests
 
 use std::cell::{Cell, RefCell};
 

@@ -20,19 +20,24 @@
 //! * [`hypercall`] — exits and the hypercall table, one module per family
 //!   (`mmu`, `gnttab`, `memory`, `evtchn`, `vcpu`, `sched`, `callback`, …).
 //! * [`run`] — the run loop.
-//! * [`bench`](mod@bench) — the workloads of `hv bench`.
+//! * `bench` (feature `testing`) — the workloads of `hv bench`.
 //!
-//! Machine memory itself and the execution backends live in `hv-cpu`.
+//! Machine memory itself and the execution backends live in `hv-cpu`; the
+//! `hv` command lives in `hv-cli` (`hv-runtime/cli/`). The `testing`
+//! feature adds the fuzz bodies (`mm::fuzzing`, `gnttab::fuzzing`,
+//! `domain::fuzzing`, `xenstore::fuzzing`), the grant-table test world
+//! (`gnttab::testing`) and the benchmark guests of `hv bench` (`bench`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(test, feature = "testing"))]
 pub mod bench;
-pub mod config;
 pub mod console;
 pub mod cpuid;
 pub mod domain;
 pub mod emulate;
 pub mod evtchn;
+#[cfg(any(test, feature = "testing"))]
 mod fuzz_input;
 pub mod gnttab;
 pub mod guestmem;

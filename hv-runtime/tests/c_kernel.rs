@@ -1,7 +1,8 @@
 //! The gcc-built C kernel (`examples/c-kernel`, no guest-abi) boots: the
 //! ABI holds against an implementation written independently of pvsdk's
 //! own guest crates, with a Linux-style layout (kernel in the top 2 GiB,
-//! VIRT_BASE 0xffffffff80000000, PADDR_OFFSET 0).
+//! VIRT_BASE 0xffffffff80000000, PADDR_OFFSET 0). `hv run c-kernel` is
+//! tested in `hv-runtime/cli/tests/hv_cli_c_kernel.rs`.
 
 use hv_runtime::console::ConsoleCapture;
 use hv_runtime::domain::builder::BootLayout;
@@ -66,21 +67,4 @@ fn c_kernel_boots_prints_and_powers_off() {
     assert_eq!(outcome.exit_status(), 0);
     assert_eq!(outcome.domains.len(), 1);
     assert_eq!(outcome.domains[0].2, Some(0), "SHUTDOWN_poweroff");
-}
-
-#[test]
-fn hv_run_finds_the_c_kernel_by_name() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hv"))
-        .args([
-            "run",
-            "c-kernel",
-            "--memory",
-            "8M",
-            "--cmdline",
-            "console=hvc0 from-the-test",
-        ])
-        .output()
-        .expect("run hv");
-    assert!(out.status.success(), "hv run c-kernel: {out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), expected());
 }

@@ -4,3 +4,4 @@
 //! that run in `hv`. (Frontends and backends land with the driver issues.)
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]

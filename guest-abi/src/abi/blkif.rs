@@ -49,6 +49,7 @@ zc! {
         pub first_sect: u8,
         /// Last sector (inclusive), ≤ 7.
         pub last_sect: u8,
+        /// Padding (zero).
         pub _pad: u16,
     }
 }
@@ -69,6 +70,7 @@ zc! {
         pub nr_segments: u8,
         /// Virtual device handle.
         pub handle: u16,
+        /// Padding (zero).
         pub _pad: u32,
         /// Echoed in the response.
         pub id: u64,
@@ -97,6 +99,7 @@ zc! {
         /// `BLKIF_DISCARD_*`.
         pub flag: u8,
         pub handle: u16,
+        /// Padding (zero).
         pub _pad: u32,
         pub id: u64,
         pub sector_number: u64,
@@ -123,13 +126,16 @@ zc! {
         pub indirect_op: u8,
         /// Total segments across the indirect pages.
         pub nr_segments: u16,
+        /// Padding (zero).
         pub _pad0: u32,
         pub id: u64,
         pub sector_number: u64,
         pub handle: u16,
+        /// Padding (zero).
         pub _pad1: u16,
         /// Grant refs of pages holding `BlkifRequestSegment` arrays.
         pub indirect_grefs: [u32; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST],
+        /// Padding (zero).
         pub _pad2: u32,
     }
 }
@@ -152,9 +158,11 @@ zc! {
         pub id: u64,
         /// The request's operation.
         pub operation: u8,
+        /// Padding (zero).
         pub _pad0: u8,
         /// `BLKIF_RSP_*`.
         pub status: i16,
+        /// Padding (zero).
         pub _pad1: u32,
     }
 }

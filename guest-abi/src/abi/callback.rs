@@ -30,6 +30,7 @@ zc! {
         pub type_: u16,
         /// IN: `CALLBACKF_*`.
         pub flags: u16,
+        /// Padding (zero).
         pub _pad: u32,
         /// IN: canonical entry address.
         pub address: u64,
@@ -48,6 +49,7 @@ zc! {
     pub struct CallbackUnregister {
         /// IN: `CALLBACKTYPE_*`.
         pub type_: u16,
+        /// Padding (zero).
         pub _pad: u16,
     }
 }
@@ -63,6 +65,7 @@ zc! {
     pub struct XennmiCallback {
         /// IN: handler address.
         pub handler_address: u64,
+        /// Padding (zero).
         pub pad: u64,
     }
 }
@@ -95,6 +98,7 @@ zc! {
         pub flags: u8,
         /// Code selector (forced to RPL 3; ignored for PV64 delivery).
         pub cs: u16,
+        /// Padding (zero).
         pub _pad: u32,
         /// Handler address; 0 terminates a `set_trap_table` array.
         pub address: u64,

@@ -42,6 +42,7 @@ pub struct XenconsInterface {
     pub out_prod: u32,
     /// Backend (builder initialises it): `XENCONSOLE_*`.
     pub connection: u8,
+    /// Padding (zero).
     pub _pad: [u8; 3],
 }
 assert_layout!(

@@ -4,6 +4,7 @@
 /// Note owner name (with NUL, so `namesz` = 4).
 pub const XEN_ELFNOTE_NAME: &[u8; 4] = b"Xen\0";
 
+/// Unused (an `__xen_guest` string in very old kernels).
 pub const XEN_ELFNOTE_INFO: u32 = 0;
 /// num: virtual entry point.
 pub const XEN_ELFNOTE_ENTRY: u32 = 1;

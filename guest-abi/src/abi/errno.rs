@@ -108,7 +108,7 @@ impl Errno {
         } else {
             let mag = ret.unsigned_abs();
             if mag <= i32::MAX as u64 {
-                #[allow(clippy::cast_possible_truncation)] // bounded just above
+                #[expect(clippy::cast_possible_truncation)] // bounded just above
                 Err(Errno(mag as i32))
             } else {
                 Err(Errno::ERANGE)

@@ -112,6 +112,7 @@ zc! {
     pub struct EvtchnBindInterdomain {
         /// IN: remote domain (may be `DOMID_SELF`).
         pub remote_dom: u16,
+        /// Padding (zero).
         pub _pad: u16,
         /// IN: remote port (unbound and accepting us).
         pub remote_port: u32,
@@ -179,6 +180,7 @@ zc! {
     pub struct EvtchnStatus {
         /// IN: domain owning the port.
         pub dom: u16,
+        /// Padding (zero).
         pub _pad: u16,
         /// IN: port to query.
         pub port: u32,
@@ -298,6 +300,7 @@ zc! {
         pub vcpu: u32,
         /// OUT: bits in the link field.
         pub link_bits: u8,
+        /// Padding (zero).
         pub _pad: [u8; 7],
     }
 }

@@ -321,6 +321,7 @@ zc! {
         pub handle: u32,
         /// OUT: `GNTST_*`.
         pub status: i16,
+        /// Padding (zero).
         pub _pad: u16,
     }
 }
@@ -338,11 +339,13 @@ zc! {
     pub struct GnttabSetupTable {
         /// IN: domain (`DOMID_SELF`).
         pub dom: u16,
+        /// Padding (zero).
         pub _pad0: u16,
         /// IN: frames wanted.
         pub nr_frames: u32,
         /// OUT: `GNTST_*`.
         pub status: i16,
+        /// Padding (zero).
         pub _pad1: [u8; 6],
         /// IN: guest pointer to a `u64[nr_frames]` array that receives the MFNs.
         pub frame_list: u64,
@@ -375,11 +378,13 @@ zc! {
         pub mfn: u64,
         /// IN: receiving domain.
         pub domid: u16,
+        /// Padding (zero).
         pub _pad0: u16,
         /// IN: receiver's accept_transfer grant ref.
         pub ref_: u32,
         /// OUT: `GNTST_*`.
         pub status: i16,
+        /// Padding (zero).
         pub _pad1: [u8; 6],
     }
 }
@@ -404,6 +409,7 @@ zc! {
         pub domid: u16,
         /// Byte offset within the frame.
         pub offset: u16,
+        /// Padding (zero).
         pub _pad: u32,
     }
 }
@@ -450,6 +456,7 @@ zc! {
         pub flags: u16,
         /// OUT: `GNTST_*`.
         pub status: i16,
+        /// Padding (zero).
         pub _pad: u16,
     }
 }
@@ -474,6 +481,7 @@ zc! {
     pub struct GnttabQuerySize {
         /// IN: domain.
         pub dom: u16,
+        /// Padding (zero).
         pub _pad0: u16,
         /// OUT: current frames.
         pub nr_frames: u32,
@@ -481,6 +489,7 @@ zc! {
         pub max_nr_frames: u32,
         /// OUT: `GNTST_*`.
         pub status: i16,
+        /// Padding (zero).
         pub _pad1: u16,
     }
 }
@@ -504,6 +513,7 @@ zc! {
         pub handle: u32,
         /// OUT: `GNTST_*`.
         pub status: i16,
+        /// Padding (zero).
         pub _pad: u16,
     }
 }
@@ -552,6 +562,7 @@ zc! {
     pub struct GnttabGetVersion {
         /// IN: domain.
         pub dom: u16,
+        /// Padding (zero).
         pub pad: u16,
         /// OUT: version.
         pub version: u32,
@@ -568,6 +579,7 @@ zc! {
         pub ref_b: u32,
         /// OUT: `GNTST_*`.
         pub status: i16,
+        /// Padding (zero).
         pub _pad: u16,
     }
 }

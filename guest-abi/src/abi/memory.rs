@@ -63,6 +63,7 @@ zc! {
         pub mem_flags: u32,
         /// IN: `DOMID_SELF` unless privileged.
         pub domid: u16,
+        /// Padding (zero).
         pub _pad: [u8; 6],
     }
 }
@@ -90,11 +91,13 @@ zc! {
     pub struct XenMachphysMfnList {
         /// IN: capacity of `extent_start`.
         pub max_extents: u32,
+        /// Padding (zero).
         pub _pad0: u32,
         /// IN: guest pointer to a `u64` array receiving 2 MiB-chunk MFNs.
         pub extent_start: u64,
         /// OUT: entries written.
         pub nr_extents: u32,
+        /// Padding (zero).
         pub _pad1: u32,
     }
 }
@@ -136,6 +139,7 @@ zc! {
     pub struct XenRemoveFromPhysmap {
         /// IN: domain.
         pub domid: u16,
+        /// Padding (zero).
         pub _pad: [u8; 6],
         /// IN: guest frame to unmap.
         pub gpfn: u64,
@@ -148,6 +152,7 @@ zc! {
     pub struct XenMemoryMap {
         /// IN: capacity in entries; OUT: entries written.
         pub nr_entries: u32,
+        /// Padding (zero).
         pub _pad: u32,
         /// IN: guest pointer to an array of [`E820Entry`].
         pub buffer: u64,

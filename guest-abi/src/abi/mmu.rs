@@ -122,6 +122,7 @@ pub const MMUEXT_SET_LDT_MAX_ENTS: u32 = 8192;
 pub struct MmuextOp {
     /// `MMUEXT_*` command.
     pub cmd: u32,
+    /// Padding (zero).
     pub _pad: u32,
     /// MFN or linear address, per command.
     pub arg1: u64,

@@ -115,6 +115,7 @@ zc! {
     pub struct NetifRxRequest {
         /// Echoed in the response.
         pub id: u16,
+        /// Padding (zero).
         pub _pad: u16,
         /// Grant ref of the receive page (writable grant, or accept_transfer
         /// in flip mode).

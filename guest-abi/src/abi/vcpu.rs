@@ -42,6 +42,7 @@ zc! {
     pub struct VcpuRunstateInfo {
         /// `RUNSTATE_*`.
         pub state: i32,
+        /// Padding (zero).
         pub _pad: u32,
         /// System time of entry into `state` (bit 63 = update in progress).
         pub state_entry_time: u64,
@@ -84,6 +85,7 @@ zc! {
         pub timeout_abs_ns: u64,
         /// IN: `VCPU_SSHOTTMR_*`.
         pub flags: u32,
+        /// Padding (zero).
         pub _pad: u32,
     }
 }
@@ -160,21 +162,28 @@ zc! {
         pub entry_vector: u32,
         pub rip: u64,
         pub cs: u16,
+        /// Padding (zero).
         pub _pad0: u16,
         /// Xen-private: upcall mask saved in a bounce.
         pub saved_upcall_mask: u8,
+        /// Padding (zero).
         pub _pad1: [u8; 3],
         pub rflags: u64,
         pub rsp: u64,
         pub ss: u16,
+        /// Padding (zero).
         pub _pad2: [u16; 3],
         pub es: u16,
+        /// Padding (zero).
         pub _pad3: [u16; 3],
         pub ds: u16,
+        /// Padding (zero).
         pub _pad4: [u16; 3],
         pub fs: u16,
+        /// Padding (zero).
         pub _pad5: [u16; 3],
         pub gs: u16,
+        /// Padding (zero).
         pub _pad6: [u16; 3],
     }
 }

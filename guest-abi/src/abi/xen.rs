@@ -137,9 +137,13 @@ static_assertions::const_assert_eq!(gdt_entry(XEN_CS64), 7169);
 pub const VMASST_CMD_ENABLE: u32 = 0;
 /// `vm_assist` command: disable an assist.
 pub const VMASST_CMD_DISABLE: u32 = 1;
+/// 32-bit only: emulate 4 GiB flat segments.
 pub const VMASST_TYPE_4GB_SEGMENTS: u32 = 0;
+/// 32-bit only: notify the guest when 4 GiB segments are emulated.
 pub const VMASST_TYPE_4GB_SEGMENTS_NOTIFY: u32 = 1;
+/// Writable page tables: plain stores to L1 entries are emulated as updates.
 pub const VMASST_TYPE_WRITABLE_PAGETABLES: u32 = 2;
+/// 32-bit PAE only: `cr3` above 4 GiB.
 pub const VMASST_TYPE_PAE_EXTENDED_CR3: u32 = 3;
 /// Virtual IOPL through iret/bounce frames.
 pub const VMASST_TYPE_ARCHITECTURAL_IOPL: u32 = 4;
@@ -204,6 +208,7 @@ pub struct StartInfoConsole {
     pub mfn: u64,
     /// domU: console event channel (local port). Written by the domain builder.
     pub evtchn: u32,
+    /// Padding (zero).
     pub _pad: u32,
 }
 assert_layout!(StartInfoConsole, size = 16, mfn = 0, evtchn = 8);
@@ -237,11 +242,13 @@ pub struct StartInfo {
     pub shared_info: u64,
     /// `SIF_*` flags.
     pub flags: u32,
+    /// Padding (zero).
     pub _pad0: u32,
     /// MFN of the xenstore ring page.
     pub store_mfn: u64,
     /// Xenstore event channel (local port).
     pub store_evtchn: u32,
+    /// Padding (zero).
     pub _pad1: u32,
     /// Console ring (domU) or VGA info location (dom0).
     pub console: StartInfoConsole,
@@ -325,6 +332,7 @@ pub struct MultibootModList {
     pub mod_end: u32,
     /// Offset of the NUL-terminated command line.
     pub cmdline: u32,
+    /// Padding (zero).
     pub pad: u32,
 }
 assert_layout!(
@@ -353,6 +361,7 @@ pub const XEN_PVCLOCK_GUEST_STOPPED: u8 = 1 << 1;
 pub struct VcpuTimeInfo {
     /// Xen: odd while an update is in progress.
     pub version: u32,
+    /// Padding (zero).
     pub pad0: u32,
     /// Xen: TSC value at the last update.
     pub tsc_timestamp: u64,
@@ -364,6 +373,7 @@ pub struct VcpuTimeInfo {
     pub tsc_shift: i8,
     /// Xen: `XEN_PVCLOCK_*` flags.
     pub flags: u8,
+    /// Padding (zero).
     pub pad1: [u8; 2],
 }
 assert_layout!(
@@ -387,6 +397,7 @@ assert_layout!(
 pub struct ArchVcpuInfo {
     /// Xen: faulting address for a #PF bounce.
     pub cr2: u64,
+    /// Padding (zero).
     pub pad: u64,
 }
 assert_layout!(ArchVcpuInfo, size = 16, cr2 = 0, pad = 8);
@@ -401,6 +412,7 @@ pub struct VcpuInfo {
     pub evtchn_upcall_pending: u8,
     /// Guest: 1 = upcalls disabled ("interrupts off"). Xen sets it on callback entry.
     pub evtchn_upcall_mask: u8,
+    /// Padding (zero).
     pub pad0: [u8; 6],
     /// Xen sets bit `i` when `evtchn_pending[i]` may have work; guest xchg's it to 0.
     pub evtchn_pending_sel: u64,

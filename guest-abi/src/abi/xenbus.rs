@@ -5,14 +5,23 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u32)]
 pub enum XenbusState {
+    /// Not yet set (no `state` node).
     Unknown = 0,
+    /// Setting up.
     Initialising = 1,
+    /// Waiting for the peer before finishing setup (backend: waiting for the frontend's details).
     InitWait = 2,
+    /// Setup done; details published, waiting to connect.
     Initialised = 3,
+    /// Running.
     Connected = 4,
+    /// Shutting down, waiting for the peer.
     Closing = 5,
+    /// Shut down.
     Closed = 6,
+    /// Changing the device configuration.
     Reconfiguring = 7,
+    /// Reconfiguration done.
     Reconfigured = 8,
 }
 

@@ -4,8 +4,8 @@
 //! [`crate::gnttab`], ...) is generic over a `H: Hypercall`, so the same code
 //! runs in a guest kernel (through [`XenHypercallPage`], which calls the
 //! hypercall page with inline assembly) and in host tests (through
-//! [`testing::RecordingHypercall`] / [`testing::ScriptedHypercall`], behind
-//! `cfg(test)` or the `std` feature).
+//! `testing::RecordingHypercall` / `testing::ScriptedHypercall`, behind
+//! `cfg(test)` or the `testing` feature).
 //!
 //! # Calling convention (PV64)
 //!
@@ -19,8 +19,8 @@
 //! # Unsafe code
 //!
 //! The crate is `#![deny(unsafe_code)]`; only the [`page`] module (inline
-//! assembly) and the test-only [`testing`] module opt back in with
-//! `#![allow(unsafe_code)]`.
+//! assembly) and the test-only `testing` module opt back in with
+//! `#![expect(unsafe_code)]`.
 
 use crate::abi::errno::Errno;
 pub use crate::abi::hypercall_nr as nr;
@@ -30,7 +30,7 @@ pub mod page;
 #[cfg(target_arch = "x86_64")]
 pub use page::XenHypercallPage;
 
-#[cfg(any(test, feature = "std"))]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 /// Something that can issue a Xen hypercall.

@@ -1,5 +1,5 @@
 //! The real hypercall path: `call hypercall_page + nr * 32`.
-#![allow(unsafe_code)]
+#![expect(unsafe_code)]
 
 use super::Hypercall;
 use crate::abi::errno::Errno;

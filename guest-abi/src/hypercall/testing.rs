@@ -1,10 +1,10 @@
-//! Host-side hypercall implementations for tests (`cfg(test)` or the `std`
+//! Host-side hypercall implementations for tests (`cfg(test)` or the `testing`
 //! feature): record what guest code asked for and script what "Xen" answers.
 //!
 //! In a host test the "guest virtual address" a wrapper passes is simply the
 //! host address of the caller's buffer, so a scripted hypervisor can read and
 //! write it through [`HvCall`]'s `unsafe` accessors.
-#![allow(unsafe_code)]
+#![expect(unsafe_code)]
 
 use core::cell::{Cell, RefCell};
 use std::collections::VecDeque;

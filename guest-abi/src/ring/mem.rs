@@ -17,7 +17,7 @@
 //! [`RingMem::size`] (a failed check is a bug in the caller and panics; it can
 //! never be caused by the peer, because the ring computes all offsets from
 //! masked indices).
-#![allow(unsafe_code)]
+#![expect(unsafe_code)]
 
 use core::fmt;
 use core::ptr::NonNull;

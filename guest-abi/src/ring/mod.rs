@@ -84,6 +84,7 @@
 
 mod mem;
 
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 
@@ -163,7 +164,7 @@ impl RingLayout {
             return Err(LayoutError::TooLarge { ring_bytes });
         }
         Ok(Self {
-            #[allow(clippy::cast_possible_truncation)] // ≤ 2^31, checked above
+            #[expect(clippy::cast_possible_truncation)] // ≤ 2^31, checked above
             slots: slots as u32,
             entry_size,
         })

@@ -17,8 +17,8 @@
 //! * [`copy`] — `GNTTABOP_copy`; [`transfer`] — page flipping.
 //! * [`access`] — [`GrantAccess`]: the runtime's own backends (dom0) map
 //!   and copy frontends' grants with typed, bounds-checked access.
-//! * [`testing`] / [`fuzzing`] — a small world of domains for tests,
-//!   benchmarks and the `gnttab_ops` fuzz target.
+//! * `testing` / `fuzzing` (feature `testing`) — a small world of domains
+//!   for tests, benchmarks and the `gnttab_ops` fuzz target.
 //!
 //! ```
 //! use hv_runtime::gnttab::testing::{TEST_PAGES, World};
@@ -98,10 +98,12 @@
 
 pub mod access;
 pub mod copy;
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod lifecycle;
 pub mod map;
 pub mod table;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod transfer;
 

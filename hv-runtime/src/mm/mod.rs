@@ -37,6 +37,7 @@ use hv_cpu::mem::{MachineAddr, MachineMemory, MemError, Mfn};
 
 use crate::machine::{DomId, FrameTable, MAX_REFS, Owner, PageType};
 
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 #[cfg(test)]
 mod tests;

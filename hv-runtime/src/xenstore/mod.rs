@@ -18,6 +18,7 @@
 //! returns.
 
 pub mod conn;
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod store;
 pub mod wire;

@@ -13,7 +13,10 @@ fn hv(args: &[&str]) -> Output {
 }
 
 fn example_config(name: &str) -> String {
-    format!("{}/../examples/configs/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../../examples/configs/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 #[test]

@@ -514,7 +514,7 @@ mod tests {
 
     #[test]
     fn example_config_in_the_repository_is_valid() {
-        let text = include_str!("../../examples/configs/two-hellos.toml");
+        let text = include_str!("../../../examples/configs/two-hellos.toml");
         let c = RunConfig::from_toml(text).expect("example config parses");
         assert!(c.domains.len() >= 2);
     }

@@ -27,9 +27,9 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use hv_cli::config::{self, RunConfig};
 use hv_cpu::model::{CpuModel, Vendor};
 use hv_runtime::bench;
-use hv_runtime::config::{self, RunConfig};
 use hv_runtime::console::ThreadedInput;
 use hv_runtime::domain::image::GuestImage;
 use hv_runtime::hv::{DomainConfig, EXIT_INTERRUPTED, Hypervisor};
@@ -176,13 +176,11 @@ enum Goal {
 
 fn per_op(t: std::time::Duration, ops: u64) -> f64 {
     // Precision loss is irrelevant for reporting.
-    #[allow(clippy::cast_precision_loss)]
-    let r = t.as_secs_f64() * 1e9 / ops.max(1) as f64;
-    r
+    t.as_secs_f64() * 1e9 / ops.max(1) as f64
 }
 
 /// CPU time consumed by the calling thread (`CLOCK_THREAD_CPUTIME_ID`).
-#[allow(unsafe_code)]
+#[expect(unsafe_code, reason = "std has no thread CPU clock; docs/UNSAFE.md")]
 fn thread_cpu_time() -> std::time::Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,

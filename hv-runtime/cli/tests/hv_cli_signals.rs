@@ -2,7 +2,7 @@
 //! focused domain's `CONSOLEIO_read`, and SIGINT (Ctrl-C) stops a spinning
 //! guest with its console flushed and exit status 130.
 
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "a test: a failed step should panic")]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
