@@ -2,75 +2,13 @@
 
 use iced_x86::Instruction;
 
-use super::flags::{FOp, Lazy, mask, sext, sign_bit};
+use super::alu::{alu_op, alu_val, imul_op, shift_op, shift_val};
+use super::flags::{FOp, Lazy, mask, sext};
 use super::mmu::{Fault, canonical};
-use super::translate::{K, NOREG, SEG_SS, Uop, alu, sh, sse};
-use super::{BlockEnd, Core, Cpu, Stop};
-use crate::state::rflags::{CF, OF};
-use crate::{CpuState, Exit};
-
-/// Value mask by operand size (index = size in bytes).
-const SZ_MASK: [u64; 16] = [
-    0,
-    0xff,
-    0xffff,
-    0,
-    0xffff_ffff,
-    0,
-    0,
-    0,
-    u64::MAX,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-];
-/// Bits of the old register value kept by a write of each size (32-bit
-/// writes zero-extend).
-const SZ_KEEP: [u64; 16] = [
-    u64::MAX,
-    !0xff,
-    !0xffff,
-    u64::MAX,
-    0,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-    0,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-];
-
-/// Read register `r` (encoded) with size `sz`.
-#[inline(always)]
-pub(crate) fn getr(st: &CpuState, r: u8, sz: u8) -> u64 {
-    if r < 16 {
-        st.gpr[usize::from(r & 15)] & SZ_MASK[usize::from(sz & 15)]
-    } else {
-        (st.gpr[usize::from(r & 3)] >> 8) & 0xff
-    }
-}
-
-/// Write register `r` (encoded) with x86 merge/zero-extend rules.
-#[inline(always)]
-pub(crate) fn setr(st: &mut CpuState, r: u8, sz: u8, v: u64) {
-    if r < 16 {
-        let g = &mut st.gpr[usize::from(r & 15)];
-        let z = usize::from(sz & 15);
-        *g = (*g & SZ_KEEP[z]) | (v & SZ_MASK[z]);
-    } else {
-        let j = usize::from(r & 3);
-        st.gpr[j] = (st.gpr[j] & !0xff00) | ((v & 0xff) << 8);
-    }
-}
+use super::operand::{getr, setr};
+use super::translate::{K, NOREG, SEG_SS, Uop, alu, sse};
+use super::{BlockEnd, Cpu, Stop, generic, x87};
+use crate::CpuState;
 
 /// Effective linear address of a micro-op's memory operand.
 #[inline(always)]
@@ -87,147 +25,6 @@ pub(crate) fn ea(st: &CpuState, u: &Uop) -> u64 {
         2 => a.wrapping_add(st.seg[crate::state::sreg::GS].base),
         _ => a,
     }
-}
-
-/// Perform an ALU operation and record its flags; returns the result.
-#[inline(always)]
-pub(crate) fn alu_op(c: &mut Core, op: u8, sz: u8, a: u64, b: u64) -> u64 {
-    let m = mask(sz);
-    let (a, b) = (a & m, b & m);
-    let (fop, r, aux) = match op {
-        alu::ADD => (FOp::Add, a.wrapping_add(b), 0),
-        alu::OR => (FOp::Logic, a | b, 0),
-        alu::ADC => {
-            let cf = c.cf();
-            (FOp::Adc, a.wrapping_add(b).wrapping_add(cf), cf)
-        }
-        alu::SBB => {
-            let cf = c.cf();
-            (FOp::Sbb, a.wrapping_sub(b).wrapping_sub(cf), cf)
-        }
-        alu::AND | alu::TEST => (FOp::Logic, a & b, 0),
-        alu::SUB | alu::CMP => (FOp::Sub, a.wrapping_sub(b), 0),
-        _ => (FOp::Logic, a ^ b, 0),
-    };
-    let r = r & m;
-    c.lz = Lazy {
-        op: fop,
-        sz,
-        res: r,
-        a,
-        b,
-        aux,
-    };
-    r
-}
-
-/// The result of an ALU operation without recording flags (their flags
-/// are dead).
-#[inline(always)]
-pub(crate) fn alu_val(c: &Core, op: u8, sz: u8, a: u64, b: u64) -> u64 {
-    let r = match op {
-        alu::ADD => a.wrapping_add(b),
-        alu::OR => a | b,
-        alu::ADC => a.wrapping_add(b).wrapping_add(c.cf()),
-        alu::SBB => a.wrapping_sub(b).wrapping_sub(c.cf()),
-        alu::AND | alu::TEST => a & b,
-        alu::SUB | alu::CMP => a.wrapping_sub(b),
-        _ => a ^ b,
-    };
-    r & mask(sz)
-}
-
-/// Shift/rotate without flags (dead): `None` when the masked count is 0.
-#[inline(always)]
-fn shift_val(kind: u8, sz: u8, a: u64, cnt: u64) -> Option<u64> {
-    let cnt = (cnt & if sz == 8 { 63 } else { 31 }) as u32;
-    if cnt == 0 {
-        return None;
-    }
-    let m = mask(sz);
-    let bits = 8 * u32::from(sz);
-    let a = a & m;
-    Some(match kind {
-        sh::SHL | 6 => (a << cnt) & m,
-        sh::SHR => a >> cnt,
-        sh::SAR => (sext(a, sz) >> cnt) as u64 & m,
-        sh::ROL | sh::ROR => {
-            let rc = cnt & (bits - 1);
-            if rc == 0 {
-                a
-            } else if kind == sh::ROL {
-                ((a << rc) | (a >> (bits - rc))) & m
-            } else {
-                ((a >> rc) | (a << (bits - rc))) & m
-            }
-        }
-        _ => return None,
-    })
-}
-
-/// Shift/rotate `a` by `cnt` (unmasked); `None` when the count is zero (no
-/// change at all, flags included).
-#[inline]
-pub(crate) fn shift_op(c: &mut Core, kind: u8, sz: u8, a: u64, cnt: u64) -> Option<u64> {
-    let cnt = (cnt & if sz == 8 { 63 } else { 31 }) as u32;
-    if cnt == 0 {
-        return None;
-    }
-    let m = mask(sz);
-    let bits = 8 * u32::from(sz);
-    let a = a & m;
-    let (fop, r) = match kind {
-        sh::SHL | 6 => (FOp::Shl, if cnt < 64 { (a << cnt) & m } else { 0 }),
-        sh::SHR => (FOp::Shr, a >> cnt),
-        sh::SAR => (FOp::Sar, (sext(a, sz) >> cnt.min(63)) as u64 & m),
-        sh::ROL | sh::ROR => {
-            let rc = cnt & (bits - 1);
-            let r = if rc == 0 {
-                a
-            } else if kind == sh::ROL {
-                ((a << rc) | (a >> (bits - rc))) & m
-            } else {
-                ((a >> rc) | (a << (bits - rc))) & m
-            };
-            let f = c.flags() & !(CF | OF);
-            let sb = sign_bit(sz);
-            let (cf, of) = if kind == sh::ROL {
-                let cf = r & 1 != 0;
-                (cf, (r & sb != 0) != cf)
-            } else {
-                (r & sb != 0, (r & sb != 0) != (r & (sb >> 1) != 0))
-            };
-            c.set_flags(f | if cf { CF } else { 0 } | if of { OF } else { 0 });
-            return Some(r);
-        }
-        _ => return None,
-    };
-    c.lz = Lazy {
-        op: fop,
-        sz,
-        res: r,
-        a,
-        b: u64::from(cnt),
-        aux: 0,
-    };
-    Some(r)
-}
-
-/// Signed multiply keeping the low half; records CF/OF.
-#[inline(always)]
-pub(crate) fn imul_op(c: &mut Core, sz: u8, a: u64, b: u64) -> u64 {
-    let p = i128::from(sext(a, sz)) * i128::from(sext(b, sz));
-    let r = (p as u64) & mask(sz);
-    let of = i128::from(sext(r, sz)) != p;
-    c.lz = Lazy {
-        op: FOp::Mul,
-        sz,
-        res: r,
-        a,
-        b,
-        aux: u64::from(of),
-    };
-    r
 }
 
 #[inline(always)]
@@ -704,7 +501,7 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
             let Some(ins) = insns.get(u.imm as usize) else {
                 return Err(Stop::Fault(Fault::ud()));
             };
-            let r = super::generic::exec(cpu, ins, u)?;
+            let r = decoded(cpu, ins, u)?;
             if r.is_none() && cpu.c.smc {
                 return Ok(Some(u.next()));
             }
@@ -712,6 +509,28 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
         }
     }
     Ok(None)
+}
+
+/// Run an instruction that has no specialised micro-op from its decoded
+/// form: the general-purpose executor, then SSE, then x87; anything else
+/// is #UD.
+fn decoded(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Option<u64>, Stop> {
+    if let Some(r) = generic::exec(cpu, ins, u) {
+        return r;
+    }
+    if let Some(r) = super::sse::exec(cpu, ins, u) {
+        return r;
+    }
+    if let Some(r) = x87::exec(cpu, ins, u) {
+        return r;
+    }
+    tracing::warn!(
+        rip = u.rip,
+        mnemonic = ?ins.mnemonic(),
+        code = ?ins.code(),
+        "interp: unimplemented instruction → #UD"
+    );
+    Err(Stop::Fault(Fault::ud()))
 }
 
 /// Run the micro-ops of one block. Returns the number of instructions
@@ -755,9 +574,4 @@ fn exec_one(cpu: &mut Cpu<'_>, uops: &[Uop], insns: &[Instruction], fall: u64) -
         Err(s @ Stop::Fault(_)) => (0, BlockEnd::Stop(s, u.rip, u.next())),
         Err(s @ Stop::Trap(_)) => (1, BlockEnd::Stop(s, u.rip, u.next())),
     }
-}
-
-/// Convenience for handlers: a trap exit after the instruction.
-pub(crate) fn trap(e: Exit) -> Stop {
-    Stop::Trap(e)
 }

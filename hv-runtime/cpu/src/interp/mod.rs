@@ -57,12 +57,14 @@
     clippy::cast_possible_wrap
 )] // the interpreter implements x86 wrap-around and truncation semantics
 
+mod alu;
 mod exec;
 pub mod flags;
 pub mod fuzzing;
 mod generic;
 mod hostfp;
 pub mod mmu;
+mod operand;
 mod seg;
 mod sse;
 pub mod translate;

@@ -10,10 +10,9 @@
 
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
-use super::exec::{getr, setr};
-use super::generic::{ld, loc, mem_ea, op_size, seg_base, set_status, st};
 use super::hostfp::{self, DE, FpToInt, IE, ImmOp, IntToFp, OE, UE, XOp, ZE};
 use super::mmu::Fault;
+use super::operand::{Loc, getr, imm, loc, mem_ea, op_size, seg_base, set_status, st};
 use super::translate::{Uop, gpr};
 use super::{Cpu, Stop};
 use crate::model::MXCSR_MM;
@@ -85,7 +84,7 @@ fn rdx(cpu: &mut Cpu<'_>, ins: &Instruction, i: u32) -> Result<u128, Stop> {
             Some((n, sz)) => Ok(u128::from(getr(cpu.st, n, sz))),
             None => Err(Stop::Fault(Fault::ud())),
         },
-        _ => Ok(u128::from(super::generic::imm(ins, i)?)),
+        _ => Ok(u128::from(imm(ins, i)?)),
     }
 }
 
@@ -524,7 +523,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             let sel = u32::from(ins.immediate8()) % cnt;
             let v = (s >> (w * sel)) as u64 & (u64::MAX >> (64 - w));
             let l = loc(cpu, ins, 0)?;
-            let sz = if matches!(l, super::generic::Loc::Mem(..)) {
+            let sz = if matches!(l, Loc::Mem(..)) {
                 (w / 8) as u8
             } else {
                 op_size(ins, 0)
@@ -840,8 +839,6 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             return Err(Stop::Fault(Fault::ud()));
         }
     };
-    let _ = setr;
-    let _ = ld;
     wrx(cpu, ins, r)
 }
 

@@ -490,7 +490,7 @@ fn fast(ins: &Instruction) -> Option<Uop> {
         | Mnemonic::Prefetchw
         | Mnemonic::Reservednop
         | Mnemonic::Endbr64
-            if !super::generic::prefetch_group_register_form(ins) =>
+            if !prefetch_group_register_form(ins) =>
         {
             Some(Uop::new(K::Nop, ins))
         }
@@ -1010,4 +1010,14 @@ pub(crate) fn flag_liveness(block: &mut [Uop]) {
         }
         live = before;
     }
+}
+
+/// `0F 0D /r` with a register operand: AMD's PREFETCH/PREFETCHW group,
+/// which is #UD there and a reserved NOP on Intel.
+pub(crate) fn prefetch_group_register_form(ins: &Instruction) -> bool {
+    use iced_x86::Code as C;
+    matches!(
+        ins.code(),
+        C::Reservednop_rm16_r16_0F0D | C::Reservednop_rm32_r32_0F0D | C::Reservednop_rm64_r64_0F0D
+    ) && ins.op0_kind() == OpKind::Register
 }

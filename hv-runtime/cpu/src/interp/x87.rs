@@ -45,8 +45,8 @@ use iced_x86::{Instruction, Mnemonic as M, OpKind, Register};
 
 use f80::{Class, DE, F32, F64, F80, IE, OE, Op, PE, UE, ZE};
 
-use super::generic::mem_ea;
 use super::mmu::Fault;
+use super::operand::{mem_ea, setr};
 use super::translate::Uop;
 use super::{Cpu, Stop};
 use crate::state::rflags::{AF, CF, OF, PF, SF as RF_SF, ZF};
@@ -512,7 +512,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                 let (a, ss) = mem_ea(cpu, ins);
                 cpu.wr(a, 2, u64::from(v), ss)?;
             } else {
-                super::exec::setr(cpu.st, 0, 2, u64::from(v));
+                setr(cpu.st, 0, 2, u64::from(v));
             }
         }
         // Only the 32-bit operand-size layouts (28/108 bytes).
