@@ -6,7 +6,7 @@
 //! cases (after `cmp`/`sub` and after logic ops), and the six status flags
 //! are materialised only when something needs them all (`pushf`, `lahf`,
 //! `adc`, exits).
-#![allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)] // x86 wraps
+#![expect(clippy::cast_possible_truncation, clippy::cast_possible_wrap)] // x86 wraps
 
 use crate::state::rflags::{AF, CF, OF, PF, SF, STATUS, ZF};
 

@@ -51,7 +51,7 @@
 //! * `popf` at CPL 3 keeps IOPL and (unless IOPL = 3) IF, silently.
 //! * TF set → #DB trap after the next instruction (rip after it).
 //! * `rdtscp` returns `TSC_AUX` = 0.
-#![allow(
+#![expect(
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
     clippy::cast_possible_wrap

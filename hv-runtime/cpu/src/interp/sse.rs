@@ -219,7 +219,6 @@ fn host_can(m: Mnemonic) -> bool {
 }
 
 /// Execute an SSE instruction, or `None` when `ins` is not one.
-#[allow(clippy::too_many_lines)]
 pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> R {
     use Mnemonic as M;
     let m = ins.mnemonic();
