@@ -1,4 +1,10 @@
-//! The block executor: one `match` over specialised micro-ops.
+//! The block executor: one `match` over specialised micro-ops (`step`),
+//! with the longer forms in inlined helpers grouped by instruction kind
+//! (data movement, arithmetic, stack and control, SSE), and the dispatch of
+//! decoded instructions to the executors below (`generic`, then `sse`, then
+//! `x87`). The top of the one-direction layering in `interp` (see its
+//! module map): it uses `generic`, `sse`, `x87`, `alu`, `operand`,
+//! `translate`, `mmu` and `flags`; nothing uses it but the run loop.
 
 use iced_x86::Instruction;
 

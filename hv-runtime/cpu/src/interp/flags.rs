@@ -1,7 +1,7 @@
 //! Lazy arithmetic flags.
 //!
 //! ALU handlers do not compute RFLAGS; they record the operation kind, the
-//! operand size, the result and the operands ([`Lazy`]). Conditions (`jcc`,
+//! operand size, the result and the operands (`Lazy`). Conditions (`jcc`,
 //! `setcc`, `cmovcc`) are answered directly from that record for the common
 //! cases (after `cmp`/`sub` and after logic ops), and the six status flags
 //! are materialised only when something needs them all (`pushf`, `lahf`,

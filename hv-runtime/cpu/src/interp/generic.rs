@@ -1,5 +1,13 @@
-//! The generic executor: instructions without a specialised micro-op run
-//! here from their stored (already decoded) `iced_x86::Instruction`.
+//! The generic executor: general-purpose instructions without a specialised
+//! micro-op run here from their stored (already decoded)
+//! `iced_x86::Instruction`.
+//!
+//! [`exec`] checks the `lock` prefix and offers the instruction to one
+//! function per instruction group (`data`, `arith`, `bits`, `stack_flags`,
+//! `control`, `string`, `system`); their mnemonics are disjoint. Anything
+//! none of them takes is returned to `exec` (the block executor), which
+//! tries SSE and x87. Operand access comes from `operand`, flag-setting
+//! arithmetic from `alu`; this module uses no other executor.
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 

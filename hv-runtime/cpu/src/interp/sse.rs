@@ -7,6 +7,11 @@
 //! SIMD exceptions raise #XM here, with the precedence of the SDM ("SIMD
 //! Floating-Point Exception Conditions"): the status flags are updated, the
 //! destination is not written and the instruction does not retire.
+//!
+//! [`exec`] reads the operands once and offers the instruction to one
+//! function per group (`moves`, `integer`, `shuffle`, `float`, `convert`,
+//! `state`), tried in that order; a group's result is written to operand 0
+//! here. Operand access comes from `operand`; no other executor is used.
 
 use iced_x86::{Instruction, Mnemonic, OpKind};
 

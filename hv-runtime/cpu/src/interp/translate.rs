@@ -127,7 +127,7 @@ pub enum K {
     /// 16-byte store of `s` (`x` = 1: must be 16-byte aligned).
     SseSt,
     /// `MovRR`, `AluRR`, `AluRI`, `ShiftRI` specialised for 64-bit (`q`)
-    /// and 32-bit (`d`) operands on registers 0–15 (see [`specialise`]).
+    /// and 32-bit (`d`) operands on registers 0–15 (see `specialise`).
     MovRRq,
     /// `MovRR`, 32-bit.
     MovRRd,

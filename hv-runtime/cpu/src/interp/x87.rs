@@ -38,6 +38,11 @@
 //! environments). Not implemented (#UD): transcendental instructions,
 //! `fprem`/`fprem1`/`fscale`/`fxtract`, BCD loads/stores, the
 //! 16-bit-operand environment layouts.
+//!
+//! [`exec`] checks CR0.TS and pending exceptions, then offers the
+//! instruction to one function per group (`control`, `load_store`,
+//! `stack_unary`, `compare`); the rest is arithmetic (`arith_insn`) or #UD.
+//! Operand access comes from `operand`; no other executor is used.
 
 mod f80;
 
