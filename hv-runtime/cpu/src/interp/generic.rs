@@ -3,7 +3,8 @@
 //! `iced_x86::Instruction`.
 //!
 //! [`exec`] checks the `lock` prefix and offers the instruction to one
-//! function per instruction group (`data`, `arith`, `bits`, `stack_flags`,
+//! function per instruction group (`data`, `arith`, `exchange`, `muldiv`,
+//! `bits`, `stack_flags`,
 //! `control`, `string`, `system`); their mnemonics are disjoint. Anything
 //! none of them takes is returned to `exec` (the block executor), which
 //! tries SSE and x87. Operand access comes from `operand`, flag-setting
@@ -109,6 +110,14 @@ fn groups(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Flow, Stop> {
         return Ok(f);
     }
     let f = arith(cpu, ins, m)?;
+    if !matches!(f, Flow::Pass) {
+        return Ok(f);
+    }
+    let f = exchange(cpu, ins, m)?;
+    if !matches!(f, Flow::Pass) {
+        return Ok(f);
+    }
+    let f = muldiv(cpu, ins, m)?;
     if !matches!(f, Flow::Pass) {
         return Ok(f);
     }
@@ -284,8 +293,7 @@ fn data(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop>
     Ok(Flow::Next)
 }
 
-/// Integer arithmetic: the ALU group, `inc`/`dec`/`not`/`neg`, `xadd`,
-/// `cmpxchg*`, multiply and divide.
+/// Integer arithmetic: the ALU group and `inc`/`dec`/`not`/`neg`.
 fn arith(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop> {
     let lock = ins.has_lock_prefix();
     match m {
@@ -356,6 +364,15 @@ fn arith(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop
                 Some(r)
             })?;
         }
+        _ => return Ok(Flow::Pass),
+    }
+    Ok(Flow::Next)
+}
+
+/// Atomic-capable exchanges: `xadd`, `cmpxchg`, `cmpxchg8b`/`cmpxchg16b`.
+fn exchange(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop> {
+    let lock = ins.has_lock_prefix();
+    match m {
         Mnemonic::Xadd => {
             let sz = op_size(ins, 0);
             let l1 = loc(cpu, ins, 1)?;
@@ -440,6 +457,15 @@ fn arith(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop
                 }
             }
         }
+        _ => return Ok(Flow::Pass),
+    }
+    Ok(Flow::Next)
+}
+
+/// Multiply and divide: one-operand `mul`/`imul`, two- and three-operand
+/// `imul`, `div`/`idiv`.
+fn muldiv(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop> {
+    match m {
         Mnemonic::Mul | Mnemonic::Imul if ins.op_count() == 1 => {
             let sz = op_size(ins, 0);
             let src = ld(cpu, loc(cpu, ins, 0)?, sz)?;

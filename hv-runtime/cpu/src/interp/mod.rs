@@ -48,8 +48,8 @@
 //! |---|---|---|
 //! | run loop | `mod.rs` | [`InterpVcpu`], the block cache, the run loop, the context types |
 //! | block executor | `exec` | the micro-op loop: `exec_block` → `step` (a flat dispatcher) and its inlined per-group helpers; instructions without a micro-op go to `generic`, then `sse`, then `x87` |
-//! | instruction executors | `generic` | general-purpose instructions, one function per group (data movement, arithmetic, bit operations, stack and flags, control, strings, system) |
-//! | | `sse` | SSE…SSE4.1, one function per group (moves, integer, shuffle, float, convert, state) |
+//! | instruction executors | `generic` | general-purpose instructions, one function per group (data movement, arithmetic, exchanges, multiply/divide, bit operations, stack and flags, control, strings, system) |
+//! | | `sse` | SSE…SSE4.1, one function per group (moves, integer, shuffle, extended integer forms, float, convert, state) |
 //! | | `x87` (`x87::f80`) | the x87 FPU, one function per group (control, loads/stores, stack and unary, compare, arithmetic) |
 //! | operands and arithmetic | `operand` | registers by encoded number (`getr`/`setr`), memory-operand addresses and operand access (`mem_ea`, `Loc`, `ld`, `st`, `rmw`), status-flag helpers, traps |
 //! | | `alu` | flag-setting arithmetic: ALU, shifts and rotates, `imul`, `rcl`/`rcr`, `shld`/`shrd` |

@@ -9,8 +9,8 @@
 //! destination is not written and the instruction does not retire.
 //!
 //! [`exec`] reads the operands once and offers the instruction to one
-//! function per group (`moves`, `integer`, `shuffle`, `float`, `convert`,
-//! `state`), tried in that order; a group's result is written to operand 0
+//! function per group (`moves`, `integer`, `shuffle`, `extended`, `float`,
+//! `convert`, `state`), tried in that order; a group's result is written to operand 0
 //! here. Operand access comes from `operand`; no other executor is used.
 
 use iced_x86::{Instruction, Mnemonic, OpKind};
@@ -300,6 +300,9 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
         out = shuffle(cpu, ins, m, o)?;
     }
     if let Out::Pass = out {
+        out = extended(cpu, ins, m, o)?;
+    }
+    if let Out::Pass = out {
         out = float(cpu, m, o)?;
     }
     if let Out::Pass = out {
@@ -511,18 +514,11 @@ fn integer(ins: &Instruction, m: Mnemonic, o: Ops) -> Result<Out, Stop> {
     Ok(Out::Write(r))
 }
 
-/// Shuffles, unpacks, packs, element extract/insert, masks and the
-/// SSSE3/SSE4.1 integer forms (`pshufb`, `palignr`, `ptest`, `pmovzx`/`pmovsx`,
-/// horizontal ops, blends, `insertps`, `mpsadbw`, `phminposuw`).
+/// Shuffles, unpacks, packs, masks, element extract/insert, `pshufb` and
+/// `palignr`.
 fn shuffle(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic, o: Ops) -> Result<Out, Stop> {
     use Mnemonic as M;
-    let Ops {
-        d,
-        s,
-        imm,
-        s_is_mem,
-        ..
-    } = o;
+    let Ops { d, s, imm, .. } = o;
     let r: u128 = match m {
         M::Pshufd => {
             let mut r = 0u128;
@@ -663,6 +659,24 @@ fn shuffle(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic, o: Ops) -> Result<
             }
             r
         }
+        _ => return Ok(Out::Pass),
+    };
+    Ok(Out::Write(r))
+}
+
+/// `maskmovdqu` and the SSE3/SSSE3/SSE4.1 integer forms: `ptest`,
+/// `pmovzx`/`pmovsx`, `movshdup`/`movsldup`, horizontal ops, `pmaddubsw`,
+/// `pmulhrsw`, `psign*`, blends, `insertps`, `mpsadbw`, `phminposuw`.
+fn extended(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic, o: Ops) -> Result<Out, Stop> {
+    use Mnemonic as M;
+    let Ops {
+        d,
+        s,
+        imm,
+        s_is_mem,
+        ..
+    } = o;
+    let r: u128 = match m {
         M::Ptest => {
             let mut f = 0;
             if d & s == 0 {
