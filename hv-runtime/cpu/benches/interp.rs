@@ -4,7 +4,6 @@
 //! execution, medians of several runs, then runs criterion. Two clocks: wall
 //! time, and this thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), which other processes on a shared, loaded host do not inflate; both the
 //! interpreter and the native run are timed on the same clock.
-#![allow(clippy::unwrap_used, missing_docs)]
 
 #[path = "../tests/interp_util/mod.rs"]
 mod interp_util;

@@ -18,6 +18,7 @@
 //! assert_eq!(mem.frames(), 16);
 //! ```
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod interp;
 pub mod mem;
@@ -58,34 +59,54 @@ pub enum Exit {
 }
 
 /// Exception vectors.
-#[allow(missing_docs)]
 pub mod vector {
+    /// Divide error.
     pub const DE: u8 = 0;
+    /// Debug.
     pub const DB: u8 = 1;
+    /// Non-maskable interrupt.
     pub const NMI: u8 = 2;
+    /// Breakpoint (`int3`).
     pub const BP: u8 = 3;
+    /// Overflow (`into`).
     pub const OF: u8 = 4;
+    /// Bound range exceeded.
     pub const BR: u8 = 5;
+    /// Invalid opcode.
     pub const UD: u8 = 6;
+    /// Device not available (FPU/SSE use with CR0.TS set).
     pub const NM: u8 = 7;
+    /// Double fault.
     pub const DF: u8 = 8;
+    /// Invalid TSS.
     pub const TS: u8 = 10;
+    /// Segment not present.
     pub const NP: u8 = 11;
+    /// Stack-segment fault.
     pub const SS: u8 = 12;
+    /// General protection.
     pub const GP: u8 = 13;
+    /// Page fault.
     pub const PF: u8 = 14;
+    /// x87 floating-point error.
     pub const MF: u8 = 16;
+    /// Alignment check.
     pub const AC: u8 = 17;
+    /// SIMD floating-point exception.
     pub const XM: u8 = 19;
 }
 
 /// #PF error-code bits.
-#[allow(missing_docs)]
 pub mod pf {
+    /// The page was present (a protection fault).
     pub const PRESENT: u32 = 1 << 0;
+    /// The access was a write.
     pub const WRITE: u32 = 1 << 1;
+    /// The access was from user mode.
     pub const USER: u32 = 1 << 2;
+    /// A reserved bit was set in a paging entry.
     pub const RSVD: u32 = 1 << 3;
+    /// The access was an instruction fetch.
     pub const FETCH: u32 = 1 << 4;
 }
 

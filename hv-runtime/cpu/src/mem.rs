@@ -164,7 +164,7 @@ impl MachineMemory {
         })?;
         let code_words = frames.div_ceil(64);
         let code_bytes = code_words * 8;
-        #[allow(clippy::cast_possible_truncation)] // ≤ 2^34 / 8, fits a usize
+        #[expect(clippy::cast_possible_truncation)] // ≤ 2^34 / 8, fits a usize
         let code_host_len = code_bytes as usize;
         // SAFETY: as above: an anonymous private mapping has no preconditions.
         let cp = unsafe {
@@ -212,7 +212,6 @@ impl MachineMemory {
         if w >= self.code_words {
             return None;
         }
-        #[allow(clippy::cast_possible_truncation)] // w < code_words ≤ 2^28
         let wi = w as usize;
         // SAFETY: `wi < code_words`, so the word is inside the code mapping,
         // which is 8-byte aligned (page aligned) and lives as long as `self`;
@@ -335,7 +334,7 @@ impl MachineMemory {
             Some(end) if end <= self.len => {
                 // `addr < self.len <= isize::MAX` (checked in `new`), so the
                 // cast is lossless and the offset stays inside the mapping.
-                #[allow(clippy::cast_possible_truncation)]
+                #[expect(clippy::cast_possible_truncation)]
                 let off = addr as usize;
                 // SAFETY: `off + len <= self.len`, the mapping's length, so
                 // the pointer stays within (or one past) the mapped object.
@@ -648,7 +647,7 @@ impl MachineMemory {
         let hi = self.read_u64(MachineAddr(addr.0 + 8))?;
         let cur = (u128::from(hi) << 64) | u128::from(lo);
         if cur == old {
-            #[allow(clippy::cast_possible_truncation)] // split into halves
+            #[expect(clippy::cast_possible_truncation)] // split into halves
             {
                 self.write_u64(addr, new as u64)?;
                 self.write_u64(MachineAddr(addr.0 + 8), (new >> 64) as u64)?;
@@ -674,14 +673,14 @@ impl MachineMemory {
 
 impl Drop for MachineMemory {
     fn drop(&mut self) {
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         let len = self.len as usize;
         // SAFETY: `base`/`len` describe exactly the mapping created in `new`,
         // and no pointer into it outlives `self`.
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), len);
         }
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         let code_len = (self.code_words * 8) as usize;
         // SAFETY: `code_map`/`code_len` describe exactly the code-bitmap
         // mapping created in `new`; no pointer into it outlives `self`.

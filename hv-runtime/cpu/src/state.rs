@@ -6,44 +6,74 @@
 
 /// Index of each general-purpose register in [`CpuState::gpr`], in the x86
 /// encoding order (so `gpr[reg_number]` works for ModRM/REX decoding).
-#[allow(missing_docs)]
 pub mod reg {
+    /// `rax`.
     pub const RAX: usize = 0;
+    /// `rcx`.
     pub const RCX: usize = 1;
+    /// `rdx`.
     pub const RDX: usize = 2;
+    /// `rbx`.
     pub const RBX: usize = 3;
+    /// `rsp` (the stack pointer).
     pub const RSP: usize = 4;
+    /// `rbp`.
     pub const RBP: usize = 5;
+    /// `rsi`.
     pub const RSI: usize = 6;
+    /// `rdi`.
     pub const RDI: usize = 7;
+    /// `r8`.
     pub const R8: usize = 8;
+    /// `r9`.
     pub const R9: usize = 9;
+    /// `r10`.
     pub const R10: usize = 10;
+    /// `r11`.
     pub const R11: usize = 11;
+    /// `r12`.
     pub const R12: usize = 12;
+    /// `r13`.
     pub const R13: usize = 13;
+    /// `r14`.
     pub const R14: usize = 14;
+    /// `r15`.
     pub const R15: usize = 15;
 }
 
 /// RFLAGS bits.
-#[allow(missing_docs)]
 pub mod rflags {
+    /// Carry flag.
     pub const CF: u64 = 1 << 0;
+    /// Bit 1, always set.
     pub const RESERVED1: u64 = 1 << 1;
+    /// Parity flag (of the low byte).
     pub const PF: u64 = 1 << 2;
+    /// Auxiliary carry (carry out of bit 3).
     pub const AF: u64 = 1 << 4;
+    /// Zero flag.
     pub const ZF: u64 = 1 << 6;
+    /// Sign flag.
     pub const SF: u64 = 1 << 7;
+    /// Trap flag (single-step).
     pub const TF: u64 = 1 << 8;
+    /// Interrupt-enable flag.
     pub const IF: u64 = 1 << 9;
+    /// Direction flag (string instructions count down).
     pub const DF: u64 = 1 << 10;
+    /// Overflow flag.
     pub const OF: u64 = 1 << 11;
+    /// I/O privilege level (two bits).
     pub const IOPL: u64 = 3 << 12;
+    /// Nested task.
     pub const NT: u64 = 1 << 14;
+    /// Resume flag.
     pub const RF: u64 = 1 << 16;
+    /// Virtual-8086 mode.
     pub const VM: u64 = 1 << 17;
+    /// Alignment check.
     pub const AC: u64 = 1 << 18;
+    /// CPUID-available flag.
     pub const ID: u64 = 1 << 21;
     /// The six arithmetic status flags.
     pub const STATUS: u64 = CF | PF | AF | ZF | SF | OF;
@@ -66,13 +96,18 @@ pub struct Segment {
 }
 
 /// Segment registers by encoding order.
-#[allow(missing_docs)]
 pub mod sreg {
+    /// `es`.
     pub const ES: usize = 0;
+    /// `cs`.
     pub const CS: usize = 1;
+    /// `ss`.
     pub const SS: usize = 2;
+    /// `ds`.
     pub const DS: usize = 3;
+    /// `fs` (its base is the FS base MSR).
     pub const FS: usize = 4;
+    /// `gs` (its base is the GS base MSR).
     pub const GS: usize = 5;
 }
 

@@ -1,5 +1,4 @@
 //! Interpreter behaviour: exits, faults, flags, single-step, deadlines.
-#![allow(clippy::unwrap_used)]
 
 mod interp_util;
 

@@ -1,7 +1,7 @@
 //! Paging in the software CPU: accessed/dirty bits, #PF error codes and CR2,
 //! page-crossing accesses and instructions, soft-TLB invalidation and
 //! block-cache invalidation for self-modifying and remapped code.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used)]
 
 mod interp_util;
 

@@ -1,6 +1,5 @@
 //! Compiled Rust code (this test binary's own functions) runs correctly in
 //! the interpreter.
-#![allow(clippy::unwrap_used)]
 
 mod interp_util;
 

@@ -2,7 +2,6 @@
 //! (docs/CPU-VENDORS.md). The differential tests check the host's vendor
 //! against the host; these check both vendors on every host, with a
 //! `cpuid` of a fixed Intel or AMD CPU.
-#![allow(clippy::unwrap_used)]
 
 mod interp_util;
 

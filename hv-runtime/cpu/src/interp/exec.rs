@@ -1,76 +1,20 @@
-//! The block executor: one `match` over specialised micro-ops.
+//! The block executor: one `match` over specialised micro-ops (`step`),
+//! with the longer forms in inlined helpers grouped by instruction kind
+//! (data movement, arithmetic, stack and control, SSE), and the dispatch of
+//! decoded instructions to the executors below (`generic`, then `sse`, then
+//! `x87`). The top of the one-direction layering in `interp` (see its
+//! module map): it uses `generic`, `sse`, `x87`, `alu`, `operand`,
+//! `translate`, `mmu` and `flags`; nothing uses it but the run loop.
 
 use iced_x86::Instruction;
 
-use super::flags::{FOp, Lazy, mask, sext, sign_bit};
+use super::alu::{alu_op, alu_val, imul_op, shift_op, shift_val};
+use super::flags::{FOp, Lazy, mask, sext};
 use super::mmu::{Fault, canonical};
-use super::translate::{K, NOREG, SEG_SS, Uop, alu, sh, sse};
-use super::{BlockEnd, Core, Cpu, Stop};
-use crate::state::rflags::{CF, OF};
-use crate::{CpuState, Exit};
-
-/// Value mask by operand size (index = size in bytes).
-const SZ_MASK: [u64; 16] = [
-    0,
-    0xff,
-    0xffff,
-    0,
-    0xffff_ffff,
-    0,
-    0,
-    0,
-    u64::MAX,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-];
-/// Bits of the old register value kept by a write of each size (32-bit
-/// writes zero-extend).
-const SZ_KEEP: [u64; 16] = [
-    u64::MAX,
-    !0xff,
-    !0xffff,
-    u64::MAX,
-    0,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-    0,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-    u64::MAX,
-];
-
-/// Read register `r` (encoded) with size `sz`.
-#[inline(always)]
-pub(crate) fn getr(st: &CpuState, r: u8, sz: u8) -> u64 {
-    if r < 16 {
-        st.gpr[usize::from(r & 15)] & SZ_MASK[usize::from(sz & 15)]
-    } else {
-        (st.gpr[usize::from(r & 3)] >> 8) & 0xff
-    }
-}
-
-/// Write register `r` (encoded) with x86 merge/zero-extend rules.
-#[inline(always)]
-pub(crate) fn setr(st: &mut CpuState, r: u8, sz: u8, v: u64) {
-    if r < 16 {
-        let g = &mut st.gpr[usize::from(r & 15)];
-        let z = usize::from(sz & 15);
-        *g = (*g & SZ_KEEP[z]) | (v & SZ_MASK[z]);
-    } else {
-        let j = usize::from(r & 3);
-        st.gpr[j] = (st.gpr[j] & !0xff00) | ((v & 0xff) << 8);
-    }
-}
+use super::operand::{getr, setr};
+use super::translate::{K, NOREG, SEG_SS, Uop, alu, sse};
+use super::{BlockEnd, Cpu, Stop, generic, x87};
+use crate::CpuState;
 
 /// Effective linear address of a micro-op's memory operand.
 #[inline(always)]
@@ -87,147 +31,6 @@ pub(crate) fn ea(st: &CpuState, u: &Uop) -> u64 {
         2 => a.wrapping_add(st.seg[crate::state::sreg::GS].base),
         _ => a,
     }
-}
-
-/// Perform an ALU operation and record its flags; returns the result.
-#[inline(always)]
-pub(crate) fn alu_op(c: &mut Core, op: u8, sz: u8, a: u64, b: u64) -> u64 {
-    let m = mask(sz);
-    let (a, b) = (a & m, b & m);
-    let (fop, r, aux) = match op {
-        alu::ADD => (FOp::Add, a.wrapping_add(b), 0),
-        alu::OR => (FOp::Logic, a | b, 0),
-        alu::ADC => {
-            let cf = c.cf();
-            (FOp::Adc, a.wrapping_add(b).wrapping_add(cf), cf)
-        }
-        alu::SBB => {
-            let cf = c.cf();
-            (FOp::Sbb, a.wrapping_sub(b).wrapping_sub(cf), cf)
-        }
-        alu::AND | alu::TEST => (FOp::Logic, a & b, 0),
-        alu::SUB | alu::CMP => (FOp::Sub, a.wrapping_sub(b), 0),
-        _ => (FOp::Logic, a ^ b, 0),
-    };
-    let r = r & m;
-    c.lz = Lazy {
-        op: fop,
-        sz,
-        res: r,
-        a,
-        b,
-        aux,
-    };
-    r
-}
-
-/// The result of an ALU operation without recording flags (their flags
-/// are dead).
-#[inline(always)]
-pub(crate) fn alu_val(c: &Core, op: u8, sz: u8, a: u64, b: u64) -> u64 {
-    let r = match op {
-        alu::ADD => a.wrapping_add(b),
-        alu::OR => a | b,
-        alu::ADC => a.wrapping_add(b).wrapping_add(c.cf()),
-        alu::SBB => a.wrapping_sub(b).wrapping_sub(c.cf()),
-        alu::AND | alu::TEST => a & b,
-        alu::SUB | alu::CMP => a.wrapping_sub(b),
-        _ => a ^ b,
-    };
-    r & mask(sz)
-}
-
-/// Shift/rotate without flags (dead): `None` when the masked count is 0.
-#[inline(always)]
-fn shift_val(kind: u8, sz: u8, a: u64, cnt: u64) -> Option<u64> {
-    let cnt = (cnt & if sz == 8 { 63 } else { 31 }) as u32;
-    if cnt == 0 {
-        return None;
-    }
-    let m = mask(sz);
-    let bits = 8 * u32::from(sz);
-    let a = a & m;
-    Some(match kind {
-        sh::SHL | 6 => (a << cnt) & m,
-        sh::SHR => a >> cnt,
-        sh::SAR => (sext(a, sz) >> cnt) as u64 & m,
-        sh::ROL | sh::ROR => {
-            let rc = cnt & (bits - 1);
-            if rc == 0 {
-                a
-            } else if kind == sh::ROL {
-                ((a << rc) | (a >> (bits - rc))) & m
-            } else {
-                ((a >> rc) | (a << (bits - rc))) & m
-            }
-        }
-        _ => return None,
-    })
-}
-
-/// Shift/rotate `a` by `cnt` (unmasked); `None` when the count is zero (no
-/// change at all, flags included).
-#[inline]
-pub(crate) fn shift_op(c: &mut Core, kind: u8, sz: u8, a: u64, cnt: u64) -> Option<u64> {
-    let cnt = (cnt & if sz == 8 { 63 } else { 31 }) as u32;
-    if cnt == 0 {
-        return None;
-    }
-    let m = mask(sz);
-    let bits = 8 * u32::from(sz);
-    let a = a & m;
-    let (fop, r) = match kind {
-        sh::SHL | 6 => (FOp::Shl, if cnt < 64 { (a << cnt) & m } else { 0 }),
-        sh::SHR => (FOp::Shr, a >> cnt),
-        sh::SAR => (FOp::Sar, (sext(a, sz) >> cnt.min(63)) as u64 & m),
-        sh::ROL | sh::ROR => {
-            let rc = cnt & (bits - 1);
-            let r = if rc == 0 {
-                a
-            } else if kind == sh::ROL {
-                ((a << rc) | (a >> (bits - rc))) & m
-            } else {
-                ((a >> rc) | (a << (bits - rc))) & m
-            };
-            let f = c.flags() & !(CF | OF);
-            let sb = sign_bit(sz);
-            let (cf, of) = if kind == sh::ROL {
-                let cf = r & 1 != 0;
-                (cf, (r & sb != 0) != cf)
-            } else {
-                (r & sb != 0, (r & sb != 0) != (r & (sb >> 1) != 0))
-            };
-            c.set_flags(f | if cf { CF } else { 0 } | if of { OF } else { 0 });
-            return Some(r);
-        }
-        _ => return None,
-    };
-    c.lz = Lazy {
-        op: fop,
-        sz,
-        res: r,
-        a,
-        b: u64::from(cnt),
-        aux: 0,
-    };
-    Some(r)
-}
-
-/// Signed multiply keeping the low half; records CF/OF.
-#[inline(always)]
-pub(crate) fn imul_op(c: &mut Core, sz: u8, a: u64, b: u64) -> u64 {
-    let p = i128::from(sext(a, sz)) * i128::from(sext(b, sz));
-    let r = (p as u64) & mask(sz);
-    let of = i128::from(sext(r, sz)) != p;
-    c.lz = Lazy {
-        op: FOp::Mul,
-        sz,
-        res: r,
-        a,
-        b,
-        aux: u64::from(of),
-    };
-    r
 }
 
 #[inline(always)]
@@ -318,9 +121,11 @@ fn shift_reg(cpu: &mut Cpu<'_>, u: &Uop, sz: u8) {
 }
 
 /// Execute one micro-op. `Ok(None)` falls through; `Ok(Some(t))` ends the
-/// block and continues at `t`.
+/// block and continues at `t`. A flat dispatcher over the micro-op kinds;
+/// the longer forms are in their group's helpers below (data movement,
+/// arithmetic, stack and control, SSE), all inlined here so this stays one
+/// jump table with one fall-through exit.
 #[inline(always)]
-#[allow(clippy::too_many_lines)]
 fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>, Stop> {
     let ss = u.seg & SEG_SS != 0;
     match u.k {
@@ -333,19 +138,8 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
             let v = cpu.rd(ea(cpu.st, u), u.sz, ss)?;
             setr(cpu.st, u.d, u.sz, v);
         }
-        K::MovMR => {
-            let v = getr(cpu.st, u.s, u.sz);
-            cpu.wr(ea(cpu.st, u), u.sz, v, ss)?;
-            if cpu.c.smc {
-                return Ok(Some(u.next()));
-            }
-        }
-        K::MovMI => {
-            cpu.wr(ea(cpu.st, u), u.sz, u.imm, ss)?;
-            if cpu.c.smc {
-                return Ok(Some(u.next()));
-            }
-        }
+        K::MovMR => return mov_mr(cpu, u),
+        K::MovMI => return mov_mi(cpu, u),
         K::MovzxRR => {
             let v = getr(cpu.st, u.s, u.x);
             setr(cpu.st, u.d, u.sz, v);
@@ -382,223 +176,35 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
         K::AluRId => alu_reg(cpu, u, 4, u.imm & 0xffff_ffff),
         K::ShiftRIq => shift_reg(cpu, u, 8),
         K::ShiftRId => shift_reg(cpu, u, 4),
-        K::AluRR | K::AluRI | K::AluRM if u.nf => {
-            if u.x < alu::CMP {
-                let a = getr(cpu.st, u.d, u.sz);
-                let b = match u.k {
-                    K::AluRR => getr(cpu.st, u.s, u.sz),
-                    K::AluRI => u.imm,
-                    _ => cpu.rd(ea(cpu.st, u), u.sz, ss)?,
-                };
-                let r = alu_val(cpu.c, u.x, u.sz, a, b);
-                setr(cpu.st, u.d, u.sz, r);
-            } else if u.k == K::AluRM {
-                cpu.rd(ea(cpu.st, u), u.sz, ss)?;
-            }
-        }
-        K::AluRR => {
-            let a = getr(cpu.st, u.d, u.sz);
-            let b = getr(cpu.st, u.s, u.sz);
-            if u.x == alu::XOR && u.d == u.s {
-                cpu.c.lz = Lazy {
-                    op: FOp::Logic,
-                    sz: u.sz,
-                    res: 0,
-                    a: 0,
-                    b: 0,
-                    aux: 0,
-                };
-                setr(cpu.st, u.d, u.sz, 0);
-                return Ok(None);
-            }
-            let r = alu_op(cpu.c, u.x, u.sz, a, b);
-            if u.x < alu::CMP {
-                setr(cpu.st, u.d, u.sz, r);
-            }
-        }
-        K::AluRI => {
-            let a = getr(cpu.st, u.d, u.sz);
-            let r = alu_op(cpu.c, u.x, u.sz, a, u.imm);
-            if u.x < alu::CMP {
-                setr(cpu.st, u.d, u.sz, r);
-            }
-        }
-        K::AluRM => {
-            let b = cpu.rd(ea(cpu.st, u), u.sz, ss)?;
-            let a = getr(cpu.st, u.d, u.sz);
-            let r = alu_op(cpu.c, u.x, u.sz, a, b);
-            if u.x < alu::CMP {
-                setr(cpu.st, u.d, u.sz, r);
-            }
-        }
-        K::AluMR | K::AluMI => {
-            let addr = ea(cpu.st, u);
-            if u.x < alu::CMP {
-                // Read with write intent: faults are write faults.
-                cpu.probe_write(addr, u.sz, ss)?;
-            }
-            let a = cpu.rd(addr, u.sz, ss)?;
-            let b = if u.k == K::AluMR {
-                getr(cpu.st, u.s, u.sz)
-            } else {
-                u.imm
-            };
-            let saved = cpu.c.lz;
-            let saved_rf = cpu.c.rf;
-            let r = alu_op(cpu.c, u.x, u.sz, a, b);
-            if u.x < alu::CMP {
-                if let Err(e) = cpu.wr(addr, u.sz, r, ss) {
-                    cpu.c.lz = saved;
-                    cpu.c.rf = saved_rf;
-                    return Err(e);
-                }
-                if cpu.c.smc {
-                    return Ok(Some(u.next()));
-                }
-            }
-        }
-        K::IncDecR if u.nf => {
-            let a = getr(cpu.st, u.d, u.sz);
-            let r = if u.x == 0 {
-                a.wrapping_add(1)
-            } else {
-                a.wrapping_sub(1)
-            };
-            setr(cpu.st, u.d, u.sz, r);
-        }
+        K::AluRR | K::AluRI | K::AluRM if u.nf => alu_r_nf(cpu, u)?,
+        K::AluRR => alu_rr(cpu, u)?,
+        K::AluRI => alu_ri(cpu, u),
+        K::AluRM => alu_rm(cpu, u)?,
+        K::AluMR | K::AluMI => return alu_m(cpu, u),
+        K::IncDecR if u.nf => incdec_nf(cpu, u),
         K::NegR if u.nf => {
             let a = getr(cpu.st, u.d, u.sz);
             setr(cpu.st, u.d, u.sz, a.wrapping_neg());
         }
-        K::ShiftRI | K::ShiftRC if u.nf => {
-            let cnt = if u.k == K::ShiftRI {
-                u.imm
-            } else {
-                cpu.st.gpr[1]
-            };
-            let a = getr(cpu.st, u.d, u.sz);
-            if let Some(r) = shift_val(u.x, u.sz, a, cnt) {
-                setr(cpu.st, u.d, u.sz, r);
-            } else if u.sz == 4 {
-                setr(cpu.st, u.d, 4, a);
-            }
-        }
-        K::ImulRR | K::ImulRRI if u.nf => {
-            let (a, b) = if u.k == K::ImulRR {
-                (getr(cpu.st, u.d, u.sz), getr(cpu.st, u.s, u.sz))
-            } else {
-                (getr(cpu.st, u.s, u.sz), u.imm)
-            };
-            setr(cpu.st, u.d, u.sz, a.wrapping_mul(b));
-        }
-        K::IncDecR => {
-            let a = getr(cpu.st, u.d, u.sz);
-            let cf = cpu.c.cf();
-            let r = if u.x == 0 {
-                a.wrapping_add(1)
-            } else {
-                a.wrapping_sub(1)
-            } & mask(u.sz);
-            cpu.c.lz = Lazy {
-                op: if u.x == 0 { FOp::Inc } else { FOp::Dec },
-                sz: u.sz,
-                res: r,
-                a,
-                b: 1,
-                aux: cf,
-            };
-            setr(cpu.st, u.d, u.sz, r);
-        }
+        K::ShiftRI | K::ShiftRC if u.nf => shift_r_nf(cpu, u),
+        K::ImulRR | K::ImulRRI if u.nf => imul_r_nf(cpu, u),
+        K::IncDecR => incdec(cpu, u),
         K::NotR => {
             let a = getr(cpu.st, u.d, u.sz);
             setr(cpu.st, u.d, u.sz, !a);
         }
-        K::NegR => {
-            let a = getr(cpu.st, u.d, u.sz);
-            let r = a.wrapping_neg() & mask(u.sz);
-            cpu.c.lz = Lazy {
-                op: FOp::Neg,
-                sz: u.sz,
-                res: r,
-                a,
-                b: 0,
-                aux: 0,
-            };
-            setr(cpu.st, u.d, u.sz, r);
-        }
-        K::ShiftRI | K::ShiftRC => {
-            let cnt = if u.k == K::ShiftRI {
-                u.imm
-            } else {
-                cpu.st.gpr[1]
-            };
-            let a = getr(cpu.st, u.d, u.sz);
-            if let Some(r) = shift_op(cpu.c, u.x, u.sz, a, cnt) {
-                setr(cpu.st, u.d, u.sz, r);
-            } else if u.sz == 4 {
-                // A 32-bit destination is written (zero-extended) even
-                // when the masked count is 0.
-                setr(cpu.st, u.d, 4, a);
-            }
-        }
-        K::CmovRR => {
-            if cpu.c.cond(u.x) {
-                let v = getr(cpu.st, u.s, u.sz);
-                setr(cpu.st, u.d, u.sz, v);
-            } else if u.sz == 4 {
-                let v = getr(cpu.st, u.d, 4);
-                setr(cpu.st, u.d, 4, v);
-            }
-        }
-        K::CmovRM => {
-            // The load happens (and may fault) whatever the condition.
-            let v = cpu.rd(ea(cpu.st, u), u.sz, ss)?;
-            if cpu.c.cond(u.x) {
-                setr(cpu.st, u.d, u.sz, v);
-            } else if u.sz == 4 {
-                let v = getr(cpu.st, u.d, 4);
-                setr(cpu.st, u.d, 4, v);
-            }
-        }
+        K::NegR => neg(cpu, u),
+        K::ShiftRI | K::ShiftRC => shift_r(cpu, u),
+        K::CmovRR => cmov_rr(cpu, u),
+        K::CmovRM => cmov_rm(cpu, u)?,
         K::SetccR => {
             let v = u64::from(cpu.c.cond(u.x));
             setr(cpu.st, u.d, 1, v);
         }
-        K::ImulRR | K::ImulRM | K::ImulRRI | K::ImulRMI => {
-            let (a, b) = match u.k {
-                K::ImulRR => (getr(cpu.st, u.d, u.sz), getr(cpu.st, u.s, u.sz)),
-                K::ImulRM => (getr(cpu.st, u.d, u.sz), cpu.rd(ea(cpu.st, u), u.sz, ss)?),
-                K::ImulRRI => (getr(cpu.st, u.s, u.sz), u.imm),
-                _ => (cpu.rd(ea(cpu.st, u), u.sz, ss)?, u.imm),
-            };
-            let r = imul_op(cpu.c, u.sz, a, b);
-            setr(cpu.st, u.d, u.sz, r);
-        }
-        K::XchgRR => {
-            let a = getr(cpu.st, u.d, u.sz);
-            let b = getr(cpu.st, u.s, u.sz);
-            setr(cpu.st, u.d, u.sz, b);
-            setr(cpu.st, u.s, u.sz, a);
-        }
-        K::PushR | K::PushI => {
-            let v = if u.k == K::PushR {
-                cpu.st.gpr[usize::from(u.s & 15)]
-            } else {
-                u.imm
-            };
-            let sp = cpu.st.gpr[4].wrapping_sub(8);
-            cpu.wr(sp, 8, v, true)?;
-            cpu.st.gpr[4] = sp;
-            if cpu.c.smc {
-                return Ok(Some(u.next()));
-            }
-        }
-        K::PopR => {
-            let sp = cpu.st.gpr[4];
-            let v = cpu.rd(sp, 8, true)?;
-            cpu.st.gpr[4] = sp.wrapping_add(8);
-            cpu.st.gpr[usize::from(u.d & 15)] = v;
-        }
+        K::ImulRR | K::ImulRM | K::ImulRRI | K::ImulRMI => imul(cpu, u)?,
+        K::XchgRR => xchg_rr(cpu, u),
+        K::PushR | K::PushI => return push(cpu, u),
+        K::PopR => pop(cpu, u)?,
         K::Jmp => return Ok(Some(u.imm)),
         K::Jcc => {
             return Ok(Some(if cpu.c.cond(u.x) { u.imm } else { u.next() }));
@@ -608,93 +214,14 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
             let t = cpu.rd(ea(cpu.st, u), 8, ss)?;
             return check_target(t).map(Some);
         }
-        K::CallRel | K::CallR | K::CallM => {
-            let t = match u.k {
-                K::CallRel => u.imm,
-                K::CallR => check_target(cpu.st.gpr[usize::from(u.s & 15)])?,
-                _ => check_target(cpu.rd(ea(cpu.st, u), 8, ss)?)?,
-            };
-            let sp = cpu.st.gpr[4].wrapping_sub(8);
-            cpu.wr(sp, 8, u.next(), true)?;
-            cpu.st.gpr[4] = sp;
-            return Ok(Some(t));
-        }
-        K::Ret => {
-            let sp = cpu.st.gpr[4];
-            let t = check_target(cpu.rd(sp, 8, true)?)?;
-            cpu.st.gpr[4] = sp.wrapping_add(8).wrapping_add(u.imm);
-            return Ok(Some(t));
-        }
-        K::Bswap => {
-            let a = getr(cpu.st, u.d, u.sz);
-            let r = if u.sz == 8 {
-                a.swap_bytes()
-            } else {
-                u64::from((a as u32).swap_bytes())
-            };
-            setr(cpu.st, u.d, u.sz, r);
-        }
-        K::SseRR => {
-            if cpu.st.ts {
-                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
-            }
-            let a = cpu.st.xmm[usize::from(u.d & 15)];
-            let b = cpu.st.xmm[usize::from(u.s & 15)];
-            cpu.st.xmm[usize::from(u.d & 15)] = sse_rr(u.x, a, b, u.imm);
-        }
-        K::MovXR => {
-            if cpu.st.ts {
-                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
-            }
-            cpu.st.xmm[usize::from(u.d & 15)] = u128::from(getr(cpu.st, u.s, u.sz));
-        }
-        K::MovRX => {
-            if cpu.st.ts {
-                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
-            }
-            let v = cpu.st.xmm[usize::from(u.s & 15)] as u64;
-            setr(cpu.st, u.d, u.sz, v);
-        }
-        K::SseLd => {
-            if cpu.st.ts {
-                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
-            }
-            let a = ea(cpu.st, u);
-            if u.x != 0 && a & 15 != 0 {
-                return Err(Stop::Fault(Fault::gp0()));
-            }
-            let v = if a & 0xfff <= 0xff0 {
-                let lo = cpu.rd(a, 8, ss)?;
-                let hi = cpu.rd(a.wrapping_add(8), 8, ss)?;
-                u128::from(lo) | (u128::from(hi) << 64)
-            } else {
-                let mut b = [0u8; 16];
-                cpu.rd_bytes(a, &mut b, ss)?;
-                u128::from_le_bytes(b)
-            };
-            cpu.st.xmm[usize::from(u.d & 15)] = v;
-        }
-        K::SseSt => {
-            if cpu.st.ts {
-                return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
-            }
-            let a = ea(cpu.st, u);
-            if u.x != 0 && a & 15 != 0 {
-                return Err(Stop::Fault(Fault::gp0()));
-            }
-            let v = cpu.st.xmm[usize::from(u.s & 15)];
-            if a & 0xfff <= 0xff0 {
-                // Both halves are on one page: the second store cannot
-                // fault once the first succeeded.
-                cpu.wr(a, 8, v as u64, ss)?;
-                cpu.wr(a.wrapping_add(8), 8, (v >> 64) as u64, ss)?;
-            } else {
-                cpu.wr_bytes(a, &v.to_le_bytes(), ss)?;
-            }
-            if cpu.c.smc {
-                return Ok(Some(u.next()));
-            }
-        }
+        K::CallRel | K::CallR | K::CallM => return call(cpu, u),
+        K::Ret => return ret(cpu, u),
+        K::Bswap => bswap(cpu, u),
+        K::SseRR => sse_rr_op(cpu, u)?,
+        K::MovXR => movd_to_xmm(cpu, u)?,
+        K::MovRX => movd_from_xmm(cpu, u)?,
+        K::SseLd => sse_ld(cpu, u)?,
+        K::SseSt => return sse_st(cpu, u),
         K::Nop => {}
         K::Ud => {
             tracing::debug!(rip = u.rip, "interp: invalid instruction encoding → #UD");
@@ -704,7 +231,7 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
             let Some(ins) = insns.get(u.imm as usize) else {
                 return Err(Stop::Fault(Fault::ud()));
             };
-            let r = super::generic::exec(cpu, ins, u)?;
+            let r = decoded(cpu, ins, u)?;
             if r.is_none() && cpu.c.smc {
                 return Ok(Some(u.next()));
             }
@@ -712,6 +239,421 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
         }
     }
     Ok(None)
+}
+
+// ---- Data movement: memory `mov` forms, `movsx`, `cmovcc`, `bswap`.
+
+#[inline(always)]
+fn mov_mr(cpu: &mut Cpu<'_>, u: &Uop) -> Result<Option<u64>, Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    let v = getr(cpu.st, u.s, u.sz);
+    cpu.wr(ea(cpu.st, u), u.sz, v, ss)?;
+    if cpu.c.smc {
+        return Ok(Some(u.next()));
+    }
+    Ok(None)
+}
+
+#[inline(always)]
+fn mov_mi(cpu: &mut Cpu<'_>, u: &Uop) -> Result<Option<u64>, Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    cpu.wr(ea(cpu.st, u), u.sz, u.imm, ss)?;
+    if cpu.c.smc {
+        return Ok(Some(u.next()));
+    }
+    Ok(None)
+}
+
+#[inline(always)]
+fn cmov_rr(cpu: &mut Cpu<'_>, u: &Uop) {
+    if cpu.c.cond(u.x) {
+        let v = getr(cpu.st, u.s, u.sz);
+        setr(cpu.st, u.d, u.sz, v);
+    } else if u.sz == 4 {
+        let v = getr(cpu.st, u.d, 4);
+        setr(cpu.st, u.d, 4, v);
+    }
+}
+
+#[inline(always)]
+fn cmov_rm(cpu: &mut Cpu<'_>, u: &Uop) -> Result<(), Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    // The load happens (and may fault) whatever the condition.
+    let v = cpu.rd(ea(cpu.st, u), u.sz, ss)?;
+    if cpu.c.cond(u.x) {
+        setr(cpu.st, u.d, u.sz, v);
+    } else if u.sz == 4 {
+        let v = getr(cpu.st, u.d, 4);
+        setr(cpu.st, u.d, 4, v);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn xchg_rr(cpu: &mut Cpu<'_>, u: &Uop) {
+    let a = getr(cpu.st, u.d, u.sz);
+    let b = getr(cpu.st, u.s, u.sz);
+    setr(cpu.st, u.d, u.sz, b);
+    setr(cpu.st, u.s, u.sz, a);
+}
+
+#[inline(always)]
+fn bswap(cpu: &mut Cpu<'_>, u: &Uop) {
+    let a = getr(cpu.st, u.d, u.sz);
+    let r = if u.sz == 8 {
+        a.swap_bytes()
+    } else {
+        u64::from((a as u32).swap_bytes())
+    };
+    setr(cpu.st, u.d, u.sz, r);
+}
+
+// ---- Integer arithmetic: ALU, `inc`/`dec`/`neg`, shifts, `imul`; the
+// `_nf` helpers are the flags-dead variants.
+
+#[inline(always)]
+fn alu_r_nf(cpu: &mut Cpu<'_>, u: &Uop) -> Result<(), Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    if u.x < alu::CMP {
+        let a = getr(cpu.st, u.d, u.sz);
+        let b = match u.k {
+            K::AluRR => getr(cpu.st, u.s, u.sz),
+            K::AluRI => u.imm,
+            _ => cpu.rd(ea(cpu.st, u), u.sz, ss)?,
+        };
+        let r = alu_val(cpu.c, u.x, u.sz, a, b);
+        setr(cpu.st, u.d, u.sz, r);
+    } else if u.k == K::AluRM {
+        cpu.rd(ea(cpu.st, u), u.sz, ss)?;
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn alu_rr(cpu: &mut Cpu<'_>, u: &Uop) -> Result<(), Stop> {
+    let a = getr(cpu.st, u.d, u.sz);
+    let b = getr(cpu.st, u.s, u.sz);
+    if u.x == alu::XOR && u.d == u.s {
+        cpu.c.lz = Lazy {
+            op: FOp::Logic,
+            sz: u.sz,
+            res: 0,
+            a: 0,
+            b: 0,
+            aux: 0,
+        };
+        setr(cpu.st, u.d, u.sz, 0);
+        return Ok(());
+    }
+    let r = alu_op(cpu.c, u.x, u.sz, a, b);
+    if u.x < alu::CMP {
+        setr(cpu.st, u.d, u.sz, r);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn alu_ri(cpu: &mut Cpu<'_>, u: &Uop) {
+    let a = getr(cpu.st, u.d, u.sz);
+    let r = alu_op(cpu.c, u.x, u.sz, a, u.imm);
+    if u.x < alu::CMP {
+        setr(cpu.st, u.d, u.sz, r);
+    }
+}
+
+#[inline(always)]
+fn alu_rm(cpu: &mut Cpu<'_>, u: &Uop) -> Result<(), Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    let b = cpu.rd(ea(cpu.st, u), u.sz, ss)?;
+    let a = getr(cpu.st, u.d, u.sz);
+    let r = alu_op(cpu.c, u.x, u.sz, a, b);
+    if u.x < alu::CMP {
+        setr(cpu.st, u.d, u.sz, r);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn alu_m(cpu: &mut Cpu<'_>, u: &Uop) -> Result<Option<u64>, Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    let addr = ea(cpu.st, u);
+    if u.x < alu::CMP {
+        // Read with write intent: faults are write faults.
+        cpu.probe_write(addr, u.sz, ss)?;
+    }
+    let a = cpu.rd(addr, u.sz, ss)?;
+    let b = if u.k == K::AluMR {
+        getr(cpu.st, u.s, u.sz)
+    } else {
+        u.imm
+    };
+    let saved = cpu.c.lz;
+    let saved_rf = cpu.c.rf;
+    let r = alu_op(cpu.c, u.x, u.sz, a, b);
+    if u.x < alu::CMP {
+        if let Err(e) = cpu.wr(addr, u.sz, r, ss) {
+            cpu.c.lz = saved;
+            cpu.c.rf = saved_rf;
+            return Err(e);
+        }
+        if cpu.c.smc {
+            return Ok(Some(u.next()));
+        }
+    }
+    Ok(None)
+}
+
+#[inline(always)]
+fn incdec_nf(cpu: &mut Cpu<'_>, u: &Uop) {
+    let a = getr(cpu.st, u.d, u.sz);
+    let r = if u.x == 0 {
+        a.wrapping_add(1)
+    } else {
+        a.wrapping_sub(1)
+    };
+    setr(cpu.st, u.d, u.sz, r);
+}
+
+#[inline(always)]
+fn shift_r_nf(cpu: &mut Cpu<'_>, u: &Uop) {
+    let cnt = if u.k == K::ShiftRI {
+        u.imm
+    } else {
+        cpu.st.gpr[1]
+    };
+    let a = getr(cpu.st, u.d, u.sz);
+    if let Some(r) = shift_val(u.x, u.sz, a, cnt) {
+        setr(cpu.st, u.d, u.sz, r);
+    } else if u.sz == 4 {
+        setr(cpu.st, u.d, 4, a);
+    }
+}
+
+#[inline(always)]
+fn imul_r_nf(cpu: &mut Cpu<'_>, u: &Uop) {
+    let (a, b) = if u.k == K::ImulRR {
+        (getr(cpu.st, u.d, u.sz), getr(cpu.st, u.s, u.sz))
+    } else {
+        (getr(cpu.st, u.s, u.sz), u.imm)
+    };
+    setr(cpu.st, u.d, u.sz, a.wrapping_mul(b));
+}
+
+#[inline(always)]
+fn incdec(cpu: &mut Cpu<'_>, u: &Uop) {
+    let a = getr(cpu.st, u.d, u.sz);
+    let cf = cpu.c.cf();
+    let r = if u.x == 0 {
+        a.wrapping_add(1)
+    } else {
+        a.wrapping_sub(1)
+    } & mask(u.sz);
+    cpu.c.lz = Lazy {
+        op: if u.x == 0 { FOp::Inc } else { FOp::Dec },
+        sz: u.sz,
+        res: r,
+        a,
+        b: 1,
+        aux: cf,
+    };
+    setr(cpu.st, u.d, u.sz, r);
+}
+
+#[inline(always)]
+fn neg(cpu: &mut Cpu<'_>, u: &Uop) {
+    let a = getr(cpu.st, u.d, u.sz);
+    let r = a.wrapping_neg() & mask(u.sz);
+    cpu.c.lz = Lazy {
+        op: FOp::Neg,
+        sz: u.sz,
+        res: r,
+        a,
+        b: 0,
+        aux: 0,
+    };
+    setr(cpu.st, u.d, u.sz, r);
+}
+
+#[inline(always)]
+fn shift_r(cpu: &mut Cpu<'_>, u: &Uop) {
+    let cnt = if u.k == K::ShiftRI {
+        u.imm
+    } else {
+        cpu.st.gpr[1]
+    };
+    let a = getr(cpu.st, u.d, u.sz);
+    if let Some(r) = shift_op(cpu.c, u.x, u.sz, a, cnt) {
+        setr(cpu.st, u.d, u.sz, r);
+    } else if u.sz == 4 {
+        // A 32-bit destination is written (zero-extended) even
+        // when the masked count is 0.
+        setr(cpu.st, u.d, 4, a);
+    }
+}
+
+#[inline(always)]
+fn imul(cpu: &mut Cpu<'_>, u: &Uop) -> Result<(), Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    let (a, b) = match u.k {
+        K::ImulRR => (getr(cpu.st, u.d, u.sz), getr(cpu.st, u.s, u.sz)),
+        K::ImulRM => (getr(cpu.st, u.d, u.sz), cpu.rd(ea(cpu.st, u), u.sz, ss)?),
+        K::ImulRRI => (getr(cpu.st, u.s, u.sz), u.imm),
+        _ => (cpu.rd(ea(cpu.st, u), u.sz, ss)?, u.imm),
+    };
+    let r = imul_op(cpu.c, u.sz, a, b);
+    setr(cpu.st, u.d, u.sz, r);
+    Ok(())
+}
+
+// ---- The stack and control transfers: `push`/`pop`, `call`, `ret`.
+
+#[inline(always)]
+fn push(cpu: &mut Cpu<'_>, u: &Uop) -> Result<Option<u64>, Stop> {
+    let v = if u.k == K::PushR {
+        cpu.st.gpr[usize::from(u.s & 15)]
+    } else {
+        u.imm
+    };
+    let sp = cpu.st.gpr[4].wrapping_sub(8);
+    cpu.wr(sp, 8, v, true)?;
+    cpu.st.gpr[4] = sp;
+    if cpu.c.smc {
+        return Ok(Some(u.next()));
+    }
+    Ok(None)
+}
+
+#[inline(always)]
+fn pop(cpu: &mut Cpu<'_>, u: &Uop) -> Result<(), Stop> {
+    let sp = cpu.st.gpr[4];
+    let v = cpu.rd(sp, 8, true)?;
+    cpu.st.gpr[4] = sp.wrapping_add(8);
+    cpu.st.gpr[usize::from(u.d & 15)] = v;
+    Ok(())
+}
+
+#[inline(always)]
+fn call(cpu: &mut Cpu<'_>, u: &Uop) -> Result<Option<u64>, Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    let t = match u.k {
+        K::CallRel => u.imm,
+        K::CallR => check_target(cpu.st.gpr[usize::from(u.s & 15)])?,
+        _ => check_target(cpu.rd(ea(cpu.st, u), 8, ss)?)?,
+    };
+    let sp = cpu.st.gpr[4].wrapping_sub(8);
+    cpu.wr(sp, 8, u.next(), true)?;
+    cpu.st.gpr[4] = sp;
+    Ok(Some(t))
+}
+
+#[inline(always)]
+fn ret(cpu: &mut Cpu<'_>, u: &Uop) -> Result<Option<u64>, Stop> {
+    let sp = cpu.st.gpr[4];
+    let t = check_target(cpu.rd(sp, 8, true)?)?;
+    cpu.st.gpr[4] = sp.wrapping_add(8).wrapping_add(u.imm);
+    Ok(Some(t))
+}
+
+// ---- Hot SSE2 forms: XMM register operations and 16-byte loads and stores.
+
+#[inline(always)]
+fn sse_rr_op(cpu: &mut Cpu<'_>, u: &Uop) -> Result<(), Stop> {
+    if cpu.st.ts {
+        return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+    }
+    let a = cpu.st.xmm[usize::from(u.d & 15)];
+    let b = cpu.st.xmm[usize::from(u.s & 15)];
+    cpu.st.xmm[usize::from(u.d & 15)] = sse_rr(u.x, a, b, u.imm);
+    Ok(())
+}
+
+#[inline(always)]
+fn movd_to_xmm(cpu: &mut Cpu<'_>, u: &Uop) -> Result<(), Stop> {
+    if cpu.st.ts {
+        return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+    }
+    cpu.st.xmm[usize::from(u.d & 15)] = u128::from(getr(cpu.st, u.s, u.sz));
+    Ok(())
+}
+
+#[inline(always)]
+fn movd_from_xmm(cpu: &mut Cpu<'_>, u: &Uop) -> Result<(), Stop> {
+    if cpu.st.ts {
+        return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+    }
+    let v = cpu.st.xmm[usize::from(u.s & 15)] as u64;
+    setr(cpu.st, u.d, u.sz, v);
+    Ok(())
+}
+
+#[inline(always)]
+fn sse_ld(cpu: &mut Cpu<'_>, u: &Uop) -> Result<(), Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    if cpu.st.ts {
+        return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+    }
+    let a = ea(cpu.st, u);
+    if u.x != 0 && a & 15 != 0 {
+        return Err(Stop::Fault(Fault::gp0()));
+    }
+    let v = if a & 0xfff <= 0xff0 {
+        let lo = cpu.rd(a, 8, ss)?;
+        let hi = cpu.rd(a.wrapping_add(8), 8, ss)?;
+        u128::from(lo) | (u128::from(hi) << 64)
+    } else {
+        let mut b = [0u8; 16];
+        cpu.rd_bytes(a, &mut b, ss)?;
+        u128::from_le_bytes(b)
+    };
+    cpu.st.xmm[usize::from(u.d & 15)] = v;
+    Ok(())
+}
+
+#[inline(always)]
+fn sse_st(cpu: &mut Cpu<'_>, u: &Uop) -> Result<Option<u64>, Stop> {
+    let ss = u.seg & SEG_SS != 0;
+    if cpu.st.ts {
+        return Err(Stop::Fault(Fault::new(crate::vector::NM, None)));
+    }
+    let a = ea(cpu.st, u);
+    if u.x != 0 && a & 15 != 0 {
+        return Err(Stop::Fault(Fault::gp0()));
+    }
+    let v = cpu.st.xmm[usize::from(u.s & 15)];
+    if a & 0xfff <= 0xff0 {
+        // Both halves are on one page: the second store cannot
+        // fault once the first succeeded.
+        cpu.wr(a, 8, v as u64, ss)?;
+        cpu.wr(a.wrapping_add(8), 8, (v >> 64) as u64, ss)?;
+    } else {
+        cpu.wr_bytes(a, &v.to_le_bytes(), ss)?;
+    }
+    if cpu.c.smc {
+        return Ok(Some(u.next()));
+    }
+    Ok(None)
+}
+
+/// Run an instruction that has no specialised micro-op from its decoded
+/// form: the general-purpose executor, then SSE, then x87; anything else
+/// is #UD.
+fn decoded(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Option<u64>, Stop> {
+    if let Some(r) = generic::exec(cpu, ins, u) {
+        return r;
+    }
+    if let Some(r) = super::sse::exec(cpu, ins, u) {
+        return r;
+    }
+    if let Some(r) = x87::exec(cpu, ins, u) {
+        return r;
+    }
+    tracing::warn!(
+        rip = u.rip,
+        mnemonic = ?ins.mnemonic(),
+        code = ?ins.code(),
+        "interp: unimplemented instruction → #UD"
+    );
+    Err(Stop::Fault(Fault::ud()))
 }
 
 /// Run the micro-ops of one block. Returns the number of instructions
@@ -755,9 +697,4 @@ fn exec_one(cpu: &mut Cpu<'_>, uops: &[Uop], insns: &[Instruction], fall: u64) -
         Err(s @ Stop::Fault(_)) => (0, BlockEnd::Stop(s, u.rip, u.next())),
         Err(s @ Stop::Trap(_)) => (1, BlockEnd::Stop(s, u.rip, u.next())),
     }
-}
-
-/// Convenience for handlers: a trap exit after the instruction.
-pub(crate) fn trap(e: Exit) -> Stop {
-    Stop::Trap(e)
 }

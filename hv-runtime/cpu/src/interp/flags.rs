@@ -1,12 +1,12 @@
 //! Lazy arithmetic flags.
 //!
 //! ALU handlers do not compute RFLAGS; they record the operation kind, the
-//! operand size, the result and the operands ([`Lazy`]). Conditions (`jcc`,
+//! operand size, the result and the operands (`Lazy`). Conditions (`jcc`,
 //! `setcc`, `cmovcc`) are answered directly from that record for the common
 //! cases (after `cmp`/`sub` and after logic ops), and the six status flags
 //! are materialised only when something needs them all (`pushf`, `lahf`,
 //! `adc`, exits).
-#![allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)] // x86 wraps
+#![expect(clippy::cast_possible_truncation, clippy::cast_possible_wrap)] // x86 wraps
 
 use crate::state::rflags::{AF, CF, OF, PF, SF, STATUS, ZF};
 

@@ -1,209 +1,31 @@
-//! The generic executor: instructions without a specialised micro-op run
-//! here from their stored (already decoded) `iced_x86::Instruction`.
+//! The generic executor: general-purpose instructions without a specialised
+//! micro-op run here from their stored (already decoded)
+//! `iced_x86::Instruction`.
+//!
+//! [`exec`] checks the `lock` prefix and offers the instruction to one
+//! function per instruction group (`data`, `arith`, `exchange`, `muldiv`,
+//! `bits`, `stack_flags`,
+//! `control`, `string`, `system`); their mnemonics are disjoint. Anything
+//! none of them takes is returned to `exec` (the block executor), which
+//! tries SSE and x87. Operand access comes from `operand`, flag-setting
+//! arithmetic from `alu`; this module uses no other executor.
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
-use super::exec::{alu_op, getr, imul_op, setr, shift_op, trap};
+use super::alu::{alu_op, imul_op, rc_op, shd_op, shift_op};
 use super::flags::{FOp, Lazy, mask, sext, sign_bit};
 use super::mmu::{Acc, Fault, canonical};
-use super::translate::{Uop, alu, gpr, is_imm, sh};
+use super::operand::{
+    Loc, getr, ld, loc, mem_ea, op_size, rmw, seg_base, set_cf_only, set_status, set_zf, setr, st,
+    trap,
+};
+use super::translate::{Uop, alu, prefetch_group_register_form, sh};
 use super::{Cpu, Stop};
 use crate::mem::MachineAddr;
 use crate::model::Vendor;
 use crate::state::rflags::{self, AF, CF, DF, IF, OF, PF, SF, ZF};
 use crate::state::sreg;
 use crate::{Exit, vector};
-
-/// Where an operand lives.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Loc {
-    Reg(u8),
-    Mem(u64, bool),
-    Imm(u64),
-}
-
-pub(crate) fn seg_base(cpu: &Cpu<'_>, seg: Register) -> u64 {
-    match seg {
-        Register::FS => cpu.st.seg[sreg::FS].base,
-        Register::GS => cpu.st.seg[sreg::GS].base,
-        _ => 0,
-    }
-}
-
-/// Linear address of the memory operand.
-pub(crate) fn mem_ea(cpu: &Cpu<'_>, ins: &Instruction) -> (u64, bool) {
-    let base = ins.memory_base();
-    let index = ins.memory_index();
-    let mut a = ins.memory_displacement64();
-    let mut ss = false;
-    let mut asz32 = false;
-    if base != Register::None
-        && base != Register::RIP
-        && base != Register::EIP
-        && let Some((n, sz)) = gpr(base)
-    {
-        a = a.wrapping_add(getr(cpu.st, n, sz));
-        asz32 = sz == 4;
-        ss = n == 4 || n == 5;
-    }
-    if base == Register::EIP {
-        asz32 = true;
-    }
-    if index != Register::None
-        && let Some((n, sz)) = gpr(index)
-    {
-        a = a.wrapping_add(getr(cpu.st, n, sz).wrapping_mul(u64::from(ins.memory_index_scale())));
-        asz32 |= sz == 4;
-    }
-    if asz32 {
-        a &= 0xffff_ffff;
-    }
-    (a.wrapping_add(seg_base(cpu, ins.memory_segment())), ss)
-}
-
-pub(crate) fn op_size(ins: &Instruction, i: u32) -> u8 {
-    match ins.op_kind(i) {
-        OpKind::Register => ins.op_register(i).size() as u8,
-        OpKind::Memory => ins.memory_size().size() as u8,
-        OpKind::Immediate8 => 1,
-        OpKind::Immediate16 | OpKind::Immediate8to16 => 2,
-        OpKind::Immediate32 | OpKind::Immediate8to32 => 4,
-        _ => 8,
-    }
-}
-
-/// Operand `i` as an immediate, or #UD when it is some other kind.
-/// `Instruction::immediate` panics on a non-immediate operand, and which
-/// kind an operand has depends on guest bytes (found by the `interp_code`
-/// fuzz target: an implicit-XMM0 third operand reached an immediate read).
-pub(crate) fn imm(ins: &Instruction, i: u32) -> Result<u64, Stop> {
-    let k = ins.op_kind(i);
-    if is_imm(k) || k == OpKind::Immediate8_2nd {
-        Ok(ins.immediate(i))
-    } else {
-        Err(Stop::Fault(Fault::ud()))
-    }
-}
-
-pub(crate) fn loc(cpu: &Cpu<'_>, ins: &Instruction, i: u32) -> Result<Loc, Stop> {
-    match ins.op_kind(i) {
-        OpKind::Register => match gpr(ins.op_register(i)) {
-            Some((n, _)) => Ok(Loc::Reg(n)),
-            None => Err(Stop::Fault(Fault::ud())),
-        },
-        OpKind::Memory => {
-            let (a, ss) = mem_ea(cpu, ins);
-            Ok(Loc::Mem(a, ss))
-        }
-        _ => Ok(Loc::Imm(imm(ins, i)?)),
-    }
-}
-
-pub(crate) fn ld(cpu: &mut Cpu<'_>, l: Loc, sz: u8) -> Result<u64, Stop> {
-    match l {
-        Loc::Reg(n) => Ok(getr(cpu.st, n, sz)),
-        Loc::Mem(a, ss) => cpu.rd(a, sz, ss),
-        Loc::Imm(v) => Ok(v & mask(sz)),
-    }
-}
-
-pub(crate) fn st(cpu: &mut Cpu<'_>, l: Loc, sz: u8, v: u64) -> Result<(), Stop> {
-    match l {
-        Loc::Reg(n) => {
-            setr(cpu.st, n, sz, v);
-            Ok(())
-        }
-        Loc::Mem(a, ss) => cpu.wr(a, sz, v, ss),
-        Loc::Imm(_) => Err(Stop::Fault(Fault::ud())),
-    }
-}
-
-/// Read-modify-write of operand 0 (`f` returns the new value or `None` for
-/// no write; `write` says whether the instruction is a writing one, which
-/// makes a fault on the read a write fault). With `lock` and an aligned memory operand the update is a
-/// `cmpxchg` loop on the containing 8-byte word (atomic against other
-/// vCPUs); otherwise load, compute, store (flags restored if the store
-/// faults).
-pub(crate) fn rmw(
-    cpu: &mut Cpu<'_>,
-    l: Loc,
-    sz: u8,
-    lock: bool,
-    write: bool,
-    mut f: impl FnMut(&mut Cpu<'_>, u64) -> Option<u64>,
-) -> Result<(), Stop> {
-    if let Loc::Mem(a, ss) = l
-        && lock
-        && (a & 7) + u64::from(sz) <= 8
-    {
-        let ma = cpu.atomic_addr(a, ss)?;
-        let word = ma & !7;
-        let shift = (ma & 7) * 8;
-        let m = mask(sz);
-        for _ in 0..10_000 {
-            let old = cpu
-                .mem
-                .read_u64(MachineAddr(word))
-                .map_err(|_| Stop::Fault(Fault::gp0()))?;
-            let cur = (old >> shift) & m;
-            let Some(new) = f(cpu, cur) else {
-                return Ok(());
-            };
-            let nw = (old & !(m << shift)) | ((new & m) << shift);
-            if nw == old {
-                return Ok(());
-            }
-            match cpu.mem.cmpxchg_u64(MachineAddr(word), old, nw) {
-                Ok(p) if p == old => return Ok(()),
-                Ok(_) => {}
-                Err(_) => return Err(Stop::Fault(Fault::gp0())),
-            }
-        }
-        // Pathological contention: fall through to the plain path.
-    }
-    if write && let Loc::Mem(a, ss) = l {
-        // The read is done with write intent: a not-present or read-only
-        // page is a write fault.
-        cpu.probe_write(a, sz, ss)?;
-    }
-    let v = ld(cpu, l, sz)?;
-    let (lz, rf) = (cpu.c.lz, cpu.c.rf);
-    if let Some(n) = f(cpu, v)
-        && let Err(e) = st(cpu, l, sz, n)
-    {
-        cpu.c.lz = lz;
-        cpu.c.rf = rf;
-        return Err(e);
-    }
-    Ok(())
-}
-
-fn set_cf_only(cpu: &mut Cpu<'_>, cf: bool) {
-    let f = cpu.c.flags() & !CF;
-    cpu.c.set_flags(f | if cf { CF } else { 0 });
-}
-
-/// Set the status flags to `status` (other bits preserved).
-pub(crate) fn set_status(cpu: &mut Cpu<'_>, status: u64) {
-    let f = cpu.c.flags() & !rflags::STATUS;
-    cpu.c.set_flags(f | (status & rflags::STATUS));
-}
-
-fn szp(v: u64, sz: u8) -> u64 {
-    let v = v & mask(sz);
-    let mut f = if (v as u8).count_ones().is_multiple_of(2) {
-        PF
-    } else {
-        0
-    };
-    if v == 0 {
-        f |= ZF;
-    }
-    if v & sign_bit(sz) != 0 {
-        f |= SF;
-    }
-    f
-}
 
 fn push(cpu: &mut Cpu<'_>, v: u64, sz: u8) -> Result<(), Stop> {
     let sp = cpu.st.gpr[4].wrapping_sub(u64::from(sz));
@@ -240,15 +62,88 @@ fn popf_mask(cpu: &Cpu<'_>) -> u64 {
     m
 }
 
-/// Execute `ins`; `Ok(Some(t))` ends the block at `t`.
-#[allow(clippy::too_many_lines)]
-pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Option<u64>, Stop> {
+/// What an instruction group did with an instruction.
+#[derive(Clone, Copy, Debug)]
+enum Flow {
+    /// Not an instruction of this group.
+    Pass,
+    /// Retired; the block continues with the next instruction.
+    Next,
+    /// Retired; the block ends and execution continues at this address.
+    Jump(u64),
+}
+
+impl From<Option<u64>> for Flow {
+    fn from(t: Option<u64>) -> Self {
+        t.map_or(Self::Next, Self::Jump)
+    }
+}
+
+/// Execute `ins` if it is a general-purpose instruction: `None` when it is
+/// not (the caller tries SSE, then x87); `Ok(Some(t))` ends the block at
+/// `t`. A `lock` prefix where it is not allowed is #UD here, before any
+/// other executor sees the instruction.
+pub(crate) fn exec(
+    cpu: &mut Cpu<'_>,
+    ins: &Instruction,
+    u: &Uop,
+) -> Option<Result<Option<u64>, Stop>> {
+    if ins.has_lock_prefix() && !lock_ok(ins) {
+        return Some(Err(Stop::Fault(Fault::ud())));
+    }
+    match groups(cpu, ins, u) {
+        Ok(Flow::Pass) if hint_nop(ins.code()) => Some(Ok(None)),
+        Ok(Flow::Pass) => None,
+        Ok(Flow::Next) => Some(Ok(None)),
+        Ok(Flow::Jump(t)) => Some(Ok(Some(t))),
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// Offer `ins` to each instruction group in turn. The groups' mnemonics
+/// are disjoint, so the order only matters for speed.
+fn groups(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Flow, Stop> {
     let m = ins.mnemonic();
     let next = u.next();
-    let lock = ins.has_lock_prefix();
-    if lock && !lock_ok(ins) {
-        return Err(Stop::Fault(Fault::ud()));
+    let f = data(cpu, ins, m)?;
+    if !matches!(f, Flow::Pass) {
+        return Ok(f);
     }
+    let f = arith(cpu, ins, m)?;
+    if !matches!(f, Flow::Pass) {
+        return Ok(f);
+    }
+    let f = exchange(cpu, ins, m)?;
+    if !matches!(f, Flow::Pass) {
+        return Ok(f);
+    }
+    let f = muldiv(cpu, ins, m)?;
+    if !matches!(f, Flow::Pass) {
+        return Ok(f);
+    }
+    let f = bits(cpu, ins, m)?;
+    if !matches!(f, Flow::Pass) {
+        return Ok(f);
+    }
+    let f = stack_flags(cpu, ins, m, next)?;
+    if !matches!(f, Flow::Pass) {
+        return Ok(f);
+    }
+    let f = control(cpu, ins, m, next)?;
+    if !matches!(f, Flow::Pass) {
+        return Ok(f);
+    }
+    let f = string(cpu, ins, m, u)?;
+    if !matches!(f, Flow::Pass) {
+        return Ok(f);
+    }
+    system(cpu, ins, m)
+}
+
+/// Data movement: `mov` (with segment registers), `movnti`, `movzx`/`movsx`,
+/// `lea`, `xchg`, the accumulator sign extensions, `xlat`, `cmovcc`,
+/// `setcc` and `bswap`.
+fn data(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop> {
     match m {
         Mnemonic::Mov => {
             let (k0, k1) = (ins.op0_kind(), ins.op1_kind());
@@ -268,7 +163,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                     return Err(Stop::Fault(Fault::ud()));
                 }
                 super::seg::load_segment(cpu, idx, sel)?;
-                return Ok(None);
+                return Ok(Flow::Next);
             }
             if k1 == OpKind::Register && r1.is_segment_register() {
                 let idx = sreg_index(r1).ok_or(Stop::Fault(Fault::ud()))?;
@@ -280,7 +175,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                     op_size(ins, 0)
                 };
                 st(cpu, l, sz, sel)?;
-                return Ok(None);
+                return Ok(Flow::Next);
             }
             let sz = op_size(ins, 0);
             let v = {
@@ -309,6 +204,99 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             let a = a.wrapping_sub(seg_base(cpu, ins.memory_segment()));
             st(cpu, loc(cpu, ins, 0)?, op_size(ins, 0), a)?;
         }
+        Mnemonic::Xchg => {
+            let sz = op_size(ins, 0);
+            let l1 = loc(cpu, ins, 1)?;
+            let b = ld(cpu, l1, sz)?;
+            let l0 = loc(cpu, ins, 0)?;
+            // A memory operand makes xchg implicitly locked.
+            let lock = matches!(l0, Loc::Mem(..));
+            let mut old = 0;
+            rmw(cpu, l0, sz, lock, true, |_, a| {
+                old = a;
+                Some(b)
+            })?;
+            if let Loc::Mem(..) = l0 {
+                st(cpu, l1, sz, old)?;
+            } else {
+                st(cpu, l1, sz, old)?;
+            }
+        }
+        Mnemonic::Cbw => setr(cpu.st, 0, 2, sext(cpu.st.gpr[0], 1) as u64),
+        Mnemonic::Cwde => setr(cpu.st, 0, 4, sext(cpu.st.gpr[0], 2) as u64),
+        Mnemonic::Cdqe => setr(cpu.st, 0, 8, sext(cpu.st.gpr[0], 4) as u64),
+        Mnemonic::Cwd => setr(cpu.st, 2, 2, (sext(cpu.st.gpr[0], 2) >> 16) as u64),
+        Mnemonic::Cdq => setr(cpu.st, 2, 4, (sext(cpu.st.gpr[0], 4) >> 32) as u64),
+        Mnemonic::Cqo => setr(cpu.st, 2, 8, ((cpu.st.gpr[0] as i64) >> 63) as u64),
+        Mnemonic::Xlatb => {
+            let base = cpu.st.gpr[3].wrapping_add(cpu.st.gpr[0] & 0xff);
+            let a = base.wrapping_add(seg_base(cpu, ins.memory_segment()));
+            let v = cpu.rd(a, 1, false)?;
+            setr(cpu.st, 0, 1, v);
+        }
+        Mnemonic::Cmovo
+        | Mnemonic::Cmovno
+        | Mnemonic::Cmovb
+        | Mnemonic::Cmovae
+        | Mnemonic::Cmove
+        | Mnemonic::Cmovne
+        | Mnemonic::Cmovbe
+        | Mnemonic::Cmova
+        | Mnemonic::Cmovs
+        | Mnemonic::Cmovns
+        | Mnemonic::Cmovp
+        | Mnemonic::Cmovnp
+        | Mnemonic::Cmovl
+        | Mnemonic::Cmovge
+        | Mnemonic::Cmovle
+        | Mnemonic::Cmovg => {
+            let sz = op_size(ins, 0);
+            let v = ld(cpu, loc(cpu, ins, 1)?, sz)?;
+            let cc = (ins.condition_code() as u8).wrapping_sub(1) & 15;
+            let l = loc(cpu, ins, 0)?;
+            let cur = ld(cpu, l, sz)?;
+            st(cpu, l, sz, if cpu.c.cond(cc) { v } else { cur })?;
+        }
+        Mnemonic::Seto
+        | Mnemonic::Setno
+        | Mnemonic::Setb
+        | Mnemonic::Setae
+        | Mnemonic::Sete
+        | Mnemonic::Setne
+        | Mnemonic::Setbe
+        | Mnemonic::Seta
+        | Mnemonic::Sets
+        | Mnemonic::Setns
+        | Mnemonic::Setp
+        | Mnemonic::Setnp
+        | Mnemonic::Setl
+        | Mnemonic::Setge
+        | Mnemonic::Setle
+        | Mnemonic::Setg => {
+            let cc = (ins.condition_code() as u8).wrapping_sub(1) & 15;
+            let v = u64::from(cpu.c.cond(cc));
+            st(cpu, loc(cpu, ins, 0)?, 1, v)?;
+        }
+        Mnemonic::Bswap => {
+            let sz = op_size(ins, 0);
+            let l = loc(cpu, ins, 0)?;
+            let v = ld(cpu, l, sz)?;
+            let r = match sz {
+                8 => v.swap_bytes(),
+                4 => u64::from((v as u32).swap_bytes()),
+                _ => 0, // bswap r16: undefined; hardware gives 0
+            };
+            st(cpu, l, sz, r)?;
+        }
+        _ => return Ok(Flow::Pass),
+    }
+    Ok(Flow::Next)
+}
+
+/// Integer arithmetic: the ALU group and `inc`/`dec`/`not`/`neg`.
+fn arith(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop> {
+    let lock = ins.has_lock_prefix();
+    match m {
         Mnemonic::Add
         | Mnemonic::Or
         | Mnemonic::Adc
@@ -376,74 +364,15 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                 Some(r)
             })?;
         }
-        Mnemonic::Rol
-        | Mnemonic::Ror
-        | Mnemonic::Shl
-        | Mnemonic::Sal
-        | Mnemonic::Shr
-        | Mnemonic::Sar => {
-            let kind = match m {
-                Mnemonic::Rol => sh::ROL,
-                Mnemonic::Ror => sh::ROR,
-                Mnemonic::Shr => sh::SHR,
-                Mnemonic::Sar => sh::SAR,
-                _ => sh::SHL,
-            };
-            let sz = op_size(ins, 0);
-            let cnt = if ins.op_count() > 1 {
-                ld(cpu, loc(cpu, ins, 1)?, 1)?
-            } else {
-                1
-            };
-            let l = loc(cpu, ins, 0)?;
-            // A 32-bit register destination is written (zero-extended)
-            // even when the masked count is 0.
-            let keep = (sz == 4 && matches!(l, Loc::Reg(_))).then_some(());
-            rmw(cpu, l, sz, false, true, |cpu, a| {
-                shift_op(cpu.c, kind, sz, a, cnt).or(keep.map(|()| a))
-            })?;
-        }
-        Mnemonic::Rcl | Mnemonic::Rcr => {
-            let sz = op_size(ins, 0);
-            let cnt = if ins.op_count() > 1 {
-                ld(cpu, loc(cpu, ins, 1)?, 1)?
-            } else {
-                1
-            };
-            let l = loc(cpu, ins, 0)?;
-            let keep = (sz == 4 && matches!(l, Loc::Reg(_))).then_some(());
-            rmw(cpu, l, sz, false, true, |cpu, a| {
-                rc_op(cpu, m == Mnemonic::Rcl, sz, a, cnt).or(keep.map(|()| a))
-            })?;
-        }
-        Mnemonic::Shld | Mnemonic::Shrd => {
-            let sz = op_size(ins, 0);
-            let src = ld(cpu, loc(cpu, ins, 1)?, sz)?;
-            let cnt = ld(cpu, loc(cpu, ins, 2)?, 1)?;
-            let l = loc(cpu, ins, 0)?;
-            let keep = (sz == 4 && matches!(l, Loc::Reg(_))).then_some(());
-            rmw(cpu, l, sz, false, true, |cpu, a| {
-                shd_op(cpu, m == Mnemonic::Shld, sz, a, src, cnt).or(keep.map(|()| a))
-            })?;
-        }
-        Mnemonic::Xchg => {
-            let sz = op_size(ins, 0);
-            let l1 = loc(cpu, ins, 1)?;
-            let b = ld(cpu, l1, sz)?;
-            let l0 = loc(cpu, ins, 0)?;
-            // A memory operand makes xchg implicitly locked.
-            let lock = matches!(l0, Loc::Mem(..));
-            let mut old = 0;
-            rmw(cpu, l0, sz, lock, true, |_, a| {
-                old = a;
-                Some(b)
-            })?;
-            if let Loc::Mem(..) = l0 {
-                st(cpu, l1, sz, old)?;
-            } else {
-                st(cpu, l1, sz, old)?;
-            }
-        }
+        _ => return Ok(Flow::Pass),
+    }
+    Ok(Flow::Next)
+}
+
+/// Atomic-capable exchanges: `xadd`, `cmpxchg`, `cmpxchg8b`/`cmpxchg16b`.
+fn exchange(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop> {
+    let lock = ins.has_lock_prefix();
+    match m {
         Mnemonic::Xadd => {
             let sz = op_size(ins, 0);
             let l1 = loc(cpu, ins, 1)?;
@@ -528,6 +457,15 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                 }
             }
         }
+        _ => return Ok(Flow::Pass),
+    }
+    Ok(Flow::Next)
+}
+
+/// Multiply and divide: one-operand `mul`/`imul`, two- and three-operand
+/// `imul`, `div`/`idiv`.
+fn muldiv(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop> {
+    match m {
         Mnemonic::Mul | Mnemonic::Imul if ins.op_count() == 1 => {
             let sz = op_size(ins, 0);
             let src = ld(cpu, loc(cpu, ins, 0)?, sz)?;
@@ -613,12 +551,66 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                 setr(cpu.st, 2, sz, r);
             }
         }
-        Mnemonic::Cbw => setr(cpu.st, 0, 2, sext(cpu.st.gpr[0], 1) as u64),
-        Mnemonic::Cwde => setr(cpu.st, 0, 4, sext(cpu.st.gpr[0], 2) as u64),
-        Mnemonic::Cdqe => setr(cpu.st, 0, 8, sext(cpu.st.gpr[0], 4) as u64),
-        Mnemonic::Cwd => setr(cpu.st, 2, 2, (sext(cpu.st.gpr[0], 2) >> 16) as u64),
-        Mnemonic::Cdq => setr(cpu.st, 2, 4, (sext(cpu.st.gpr[0], 4) >> 32) as u64),
-        Mnemonic::Cqo => setr(cpu.st, 2, 8, ((cpu.st.gpr[0] as i64) >> 63) as u64),
+        _ => return Ok(Flow::Pass),
+    }
+    Ok(Flow::Next)
+}
+
+/// Shifts, rotates and bit operations: `shl`…`rcr`, `shld`/`shrd`, `bt*`,
+/// bit scans and counts, and BMI1/BMI2.
+fn bits(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop> {
+    let lock = ins.has_lock_prefix();
+    match m {
+        Mnemonic::Rol
+        | Mnemonic::Ror
+        | Mnemonic::Shl
+        | Mnemonic::Sal
+        | Mnemonic::Shr
+        | Mnemonic::Sar => {
+            let kind = match m {
+                Mnemonic::Rol => sh::ROL,
+                Mnemonic::Ror => sh::ROR,
+                Mnemonic::Shr => sh::SHR,
+                Mnemonic::Sar => sh::SAR,
+                _ => sh::SHL,
+            };
+            let sz = op_size(ins, 0);
+            let cnt = if ins.op_count() > 1 {
+                ld(cpu, loc(cpu, ins, 1)?, 1)?
+            } else {
+                1
+            };
+            let l = loc(cpu, ins, 0)?;
+            // A 32-bit register destination is written (zero-extended)
+            // even when the masked count is 0.
+            let keep = (sz == 4 && matches!(l, Loc::Reg(_))).then_some(());
+            rmw(cpu, l, sz, false, true, |cpu, a| {
+                shift_op(cpu.c, kind, sz, a, cnt).or(keep.map(|()| a))
+            })?;
+        }
+        Mnemonic::Rcl | Mnemonic::Rcr => {
+            let sz = op_size(ins, 0);
+            let cnt = if ins.op_count() > 1 {
+                ld(cpu, loc(cpu, ins, 1)?, 1)?
+            } else {
+                1
+            };
+            let l = loc(cpu, ins, 0)?;
+            let keep = (sz == 4 && matches!(l, Loc::Reg(_))).then_some(());
+            rmw(cpu, l, sz, false, true, |cpu, a| {
+                rc_op(cpu.c, m == Mnemonic::Rcl, sz, a, cnt).or(keep.map(|()| a))
+            })?;
+        }
+        Mnemonic::Shld | Mnemonic::Shrd => {
+            let sz = op_size(ins, 0);
+            let src = ld(cpu, loc(cpu, ins, 1)?, sz)?;
+            let cnt = ld(cpu, loc(cpu, ins, 2)?, 1)?;
+            let l = loc(cpu, ins, 0)?;
+            let keep = (sz == 4 && matches!(l, Loc::Reg(_))).then_some(());
+            rmw(cpu, l, sz, false, true, |cpu, a| {
+                shd_op(cpu.c, m == Mnemonic::Shld, sz, a, src, cnt).or(keep.map(|()| a))
+            })?;
+        }
         Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc => {
             let sz = op_size(ins, 0);
             let bits = 8 * u64::from(sz);
@@ -710,6 +702,16 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
         | Mnemonic::Shlx
         | Mnemonic::Shrx
         | Mnemonic::Mulx => bmi(cpu, ins, m)?,
+        _ => return Ok(Flow::Pass),
+    }
+    Ok(Flow::Next)
+}
+
+/// The stack and RFLAGS: `push`/`pop` (with segment registers),
+/// `pushf`/`popf`, `lahf`/`sahf`, the flag set/clear instructions,
+/// `leave` and `enter`.
+fn stack_flags(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic, next: u64) -> Result<Flow, Stop> {
+    match m {
         Mnemonic::Push => {
             let sz = op_size(ins, 0);
             let v = match ins.op0_kind() {
@@ -767,7 +769,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             }
             let f = (cpu.c.flags() & !msk) | (v & msk);
             cpu.c.set_flags(f & !rflags::RF);
-            return Ok(Some(next));
+            return Ok(Flow::Jump(next));
         }
         Mnemonic::Lahf => {
             let f = cpu.c.flags();
@@ -797,7 +799,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             }
             let f = cpu.c.flags() & !IF;
             cpu.c.set_flags(f | if m == Mnemonic::Sti { IF } else { 0 });
-            return Ok(Some(next));
+            return Ok(Flow::Jump(next));
         }
         Mnemonic::Leave => {
             let bp = cpu.st.gpr[5];
@@ -828,12 +830,15 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             cpu.st.gpr[5] = frame;
             cpu.st.gpr[4] = new_sp;
         }
-        Mnemonic::Xlatb => {
-            let base = cpu.st.gpr[3].wrapping_add(cpu.st.gpr[0] & 0xff);
-            let a = base.wrapping_add(seg_base(cpu, ins.memory_segment()));
-            let v = cpu.rd(a, 1, false)?;
-            setr(cpu.st, 0, 1, v);
-        }
+        _ => return Ok(Flow::Pass),
+    }
+    Ok(Flow::Next)
+}
+
+/// Control transfers: `jrcxz`/`loop*`, near `jmp`/`call` (far ones are
+/// #GP(0)) and `ret`.
+fn control(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic, next: u64) -> Result<Flow, Stop> {
+    match m {
         Mnemonic::Jrcxz | Mnemonic::Jecxz | Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne => {
             let asz = if matches!(ins.op0_kind(), OpKind::NearBranch64)
                 && !matches!(
@@ -860,7 +865,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                     _ => c != 0,
                 }
             };
-            return Ok(Some(if take { t } else { next }));
+            Ok(Flow::Jump(if take { t } else { next }))
         }
         Mnemonic::Jmp | Mnemonic::Call => {
             if matches!(ins.op0_kind(), OpKind::FarBranch16 | OpKind::FarBranch32)
@@ -893,7 +898,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
             if m == Mnemonic::Call {
                 push(cpu, next, 8)?;
             }
-            return Ok(Some(t));
+            Ok(Flow::Jump(t))
         }
         Mnemonic::Ret => {
             if matches!(ins.code(), Code::Retnw | Code::Retnw_imm16) {
@@ -905,7 +910,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                     } else {
                         0
                     });
-                return Ok(Some(t));
+                return Ok(Flow::Jump(t));
             }
             let t = cpu.rd(cpu.st.gpr[4], 8, true)?;
             if !canonical(t) {
@@ -918,8 +923,16 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                 } else {
                     0
                 });
-            return Ok(Some(t));
+            Ok(Flow::Jump(t))
         }
+        _ => Ok(Flow::Pass),
+    }
+}
+
+/// String instructions (`movs`, `stos`, `lods`, `scas`, `cmps`, with or
+/// without `rep`).
+fn string(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic, u: &Uop) -> Result<Flow, Stop> {
+    match m {
         Mnemonic::Movsb
         | Mnemonic::Movsw
         | Mnemonic::Movsq
@@ -937,7 +950,7 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
         | Mnemonic::Scasq
         | Mnemonic::Cmpsb
         | Mnemonic::Cmpsw
-        | Mnemonic::Cmpsq => return string_op(cpu, ins, u),
+        | Mnemonic::Cmpsq => string_op(cpu, ins, u).map(Flow::from),
         Mnemonic::Movsd | Mnemonic::Cmpsd
             if ins.op_count() == 2
                 && matches!(
@@ -948,8 +961,17 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
                         | OpKind::MemorySegESI
                 ) =>
         {
-            return string_op(cpu, ins, u);
+            string_op(cpu, ins, u).map(Flow::from)
         }
+        _ => Ok(Flow::Pass),
+    }
+}
+
+/// System and miscellaneous: `cpuid`, `rdtsc(p)`, FS/GS base access,
+/// `syscall`/`int*` traps, `ud*`, the privileged instructions (#GP(0) at
+/// CPL 3) and the NOP family.
+fn system(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Flow, Stop> {
+    match m {
         Mnemonic::Cpuid => {
             let r = cpu.env.cpuid(cpu.st.gpr[0] as u32, cpu.st.gpr[1] as u32);
             for (i, reg) in [0usize, 3, 1, 2].into_iter().enumerate() {
@@ -1058,60 +1080,6 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
         | Mnemonic::Lss
         | Mnemonic::Lfs
         | Mnemonic::Lgs => return gp0(),
-        Mnemonic::Cmovo
-        | Mnemonic::Cmovno
-        | Mnemonic::Cmovb
-        | Mnemonic::Cmovae
-        | Mnemonic::Cmove
-        | Mnemonic::Cmovne
-        | Mnemonic::Cmovbe
-        | Mnemonic::Cmova
-        | Mnemonic::Cmovs
-        | Mnemonic::Cmovns
-        | Mnemonic::Cmovp
-        | Mnemonic::Cmovnp
-        | Mnemonic::Cmovl
-        | Mnemonic::Cmovge
-        | Mnemonic::Cmovle
-        | Mnemonic::Cmovg => {
-            let sz = op_size(ins, 0);
-            let v = ld(cpu, loc(cpu, ins, 1)?, sz)?;
-            let cc = (ins.condition_code() as u8).wrapping_sub(1) & 15;
-            let l = loc(cpu, ins, 0)?;
-            let cur = ld(cpu, l, sz)?;
-            st(cpu, l, sz, if cpu.c.cond(cc) { v } else { cur })?;
-        }
-        Mnemonic::Seto
-        | Mnemonic::Setno
-        | Mnemonic::Setb
-        | Mnemonic::Setae
-        | Mnemonic::Sete
-        | Mnemonic::Setne
-        | Mnemonic::Setbe
-        | Mnemonic::Seta
-        | Mnemonic::Sets
-        | Mnemonic::Setns
-        | Mnemonic::Setp
-        | Mnemonic::Setnp
-        | Mnemonic::Setl
-        | Mnemonic::Setge
-        | Mnemonic::Setle
-        | Mnemonic::Setg => {
-            let cc = (ins.condition_code() as u8).wrapping_sub(1) & 15;
-            let v = u64::from(cpu.c.cond(cc));
-            st(cpu, loc(cpu, ins, 0)?, 1, v)?;
-        }
-        Mnemonic::Bswap => {
-            let sz = op_size(ins, 0);
-            let l = loc(cpu, ins, 0)?;
-            let v = ld(cpu, l, sz)?;
-            let r = match sz {
-                8 => v.swap_bytes(),
-                4 => u64::from((v as u32).swap_bytes()),
-                _ => 0, // bswap r16: undefined; hardware gives 0
-            };
-            st(cpu, l, sz, r)?;
-        }
         // AMD: `0F 0D` is the PREFETCH group, and its register forms are
         // invalid; Intel runs them as reserved NOPs (docs/CPU-VENDORS.md).
         Mnemonic::Reservednop
@@ -1134,29 +1102,9 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Opti
         | Mnemonic::Reservednop
         | Mnemonic::Clflush
         | Mnemonic::Clflushopt => {}
-        _ if hint_nop(ins.code()) => {}
-        _ => {
-            if let Some(r) = super::sse::exec(cpu, ins, u) {
-                return r;
-            }
-            if let Some(r) = super::x87::exec(cpu, ins, u) {
-                return r;
-            }
-            tracing::warn!(
-                rip = u.rip,
-                mnemonic = ?m,
-                code = ?ins.code(),
-                "interp: unimplemented instruction → #UD"
-            );
-            return Err(Stop::Fault(Fault::ud()));
-        }
+        _ => return Ok(Flow::Pass),
     }
-    Ok(None)
-}
-
-fn set_zf(cpu: &mut Cpu<'_>, z: bool) {
-    let f = cpu.c.flags() & !ZF;
-    cpu.c.set_flags(f | if z { ZF } else { 0 });
+    Ok(Flow::Next)
 }
 
 pub(crate) fn sreg_index(r: Register) -> Option<usize> {
@@ -1198,87 +1146,6 @@ fn lock_ok(ins: &Instruction) -> bool {
                 | Mnemonic::Xadd
                 | Mnemonic::Xchg
         )
-}
-
-fn rc_op(cpu: &mut Cpu<'_>, left: bool, sz: u8, a: u64, cnt: u64) -> Option<u64> {
-    let c = (cnt & if sz == 8 { 63 } else { 31 }) as u32;
-    let bits = 8 * u32::from(sz);
-    let c = match sz {
-        1 => c % 9,
-        2 => c % 17,
-        _ => c,
-    };
-    if c == 0 {
-        return None;
-    }
-    let f = cpu.c.flags();
-    let mut cf = f & CF != 0;
-    let mut v = a & mask(sz);
-    let sb = sign_bit(sz);
-    let pre_of = (v & sb != 0) != cf;
-    for _ in 0..c {
-        if left {
-            let out = v & sb != 0;
-            v = ((v << 1) | u64::from(cf)) & mask(sz);
-            cf = out;
-        } else {
-            let out = v & 1 != 0;
-            v = (v >> 1) | if cf { 1u64 << (bits - 1) } else { 0 };
-            cf = out;
-        }
-    }
-    let of = if left { (v & sb != 0) != cf } else { pre_of };
-    let nf = (f & !(CF | OF)) | if cf { CF } else { 0 } | if of { OF } else { 0 };
-    cpu.c.set_flags(nf);
-    Some(v)
-}
-
-fn shd_op(cpu: &mut Cpu<'_>, left: bool, sz: u8, a: u64, src: u64, cnt: u64) -> Option<u64> {
-    let c = (cnt & if sz == 8 { 63 } else { 31 }) as u32;
-    if c == 0 {
-        return None;
-    }
-    let bits = 8 * u32::from(sz);
-    let m = mask(sz);
-    let (a, src) = (a & m, src & m);
-    // Work on a 128-bit concatenation; for 16-bit counts > 16 this follows
-    // Intel's behaviour of shifting through the source again.
-    let (r, cf) = if left {
-        let cat = (u128::from(a) << bits) | u128::from(src);
-        let cat = if c > bits {
-            cat | (u128::from(a) << (2 * bits))
-        } else {
-            cat
-        };
-        let r = ((cat << c) >> bits) as u64 & m;
-        let cf = if c <= bits {
-            (a >> (bits - c)) & 1 != 0
-        } else {
-            (src >> (2 * bits - c)) & 1 != 0
-        };
-        (r, cf)
-    } else {
-        let cat = (u128::from(src) << bits) | u128::from(a);
-        let cat = if c > bits {
-            cat | (u128::from(a) << (2 * bits))
-        } else {
-            cat
-        };
-        let r = (cat >> c) as u64 & m;
-        let cf = ((cat >> (c - 1)) & 1) != 0;
-        (r, cf)
-    };
-    let sb = sign_bit(sz);
-    let of = (r & sb) != (a & sb);
-    let mut f = szp(r, sz);
-    if cf {
-        f |= CF;
-    }
-    if of {
-        f |= OF;
-    }
-    set_status(cpu, f);
-    Some(r)
 }
 
 fn bmi(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), Stop> {
@@ -1582,16 +1449,6 @@ fn bulk_len(count: u64, sz: u8, src: u64, dst: u64) -> u64 {
     let s = u64::from(sz);
     let room = |a: u64| (4096 - (a & 0xfff)) / s;
     count.min(room(src)).min(room(dst)).min(4096 / s)
-}
-
-/// `0F 0D /r` with a register operand: AMD's PREFETCH/PREFETCHW group,
-/// which is #UD there and a reserved NOP on Intel.
-pub(crate) fn prefetch_group_register_form(ins: &Instruction) -> bool {
-    use iced_x86::Code as C;
-    matches!(
-        ins.code(),
-        C::Reservednop_rm16_r16_0F0D | C::Reservednop_rm32_r32_0F0D | C::Reservednop_rm64_r64_0F0D
-    ) && ins.op0_kind() == OpKind::Register
 }
 
 /// Encodings of the hint-NOP space (`0F 0D`, `0F 18`–`0F 1F`) that decode

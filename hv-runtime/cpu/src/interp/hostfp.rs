@@ -137,7 +137,6 @@ macro_rules! xmm_ops {
     ($($name:ident => $text:literal,)*) => {
         /// Two-operand XMM instructions (`xmm0 = op(xmm0, xmm1)`).
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        #[allow(missing_docs)]
         pub(crate) enum XOp { $($name,)* }
 
         /// Run `op` with destination `d` and source `s` under the guest

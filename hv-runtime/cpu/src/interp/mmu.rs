@@ -15,7 +15,7 @@
 //!
 //! Non-canonical addresses never match a tag (tags are only filled for
 //! canonical pages), so the canonical check costs nothing on hits.
-#![allow(clippy::cast_possible_truncation)] // page offsets and indices
+#![expect(clippy::cast_possible_truncation)] // page offsets and indices
 
 use super::{Cpu, Stop};
 use crate::mem::{MachineAddr, MachineMemory, Mfn};

@@ -30,11 +30,37 @@
 //!   them; single-stepping ignores that.
 //! * Hot SSE2 integer forms (xmm moves and loads/stores, `movd`/`movq`,
 //!   `pand`…`pxor`, `pshufd`, `pcmpeq*`, `padd*`/`psub*`) have their own
-//!   micro-ops; the rest of SSE runs in `sse.rs`.
+//!   micro-ops; the rest of SSE runs in `sse`.
 //!
 //! Instruction counting for [`Deadline::Instructions`] is per block (a block
 //! is at most [`MAX_BLOCK`] instructions); [`Deadline::HostNanos`] is checked
 //! every 64 dispatches.
+//!
+//! ## Module map
+//!
+//! Layers, top to bottom. A module uses modules below its own layer and
+//! never one above (the one-direction rule); the executors of one layer do
+//! not use each other. Every layer may name the shared context types this
+//! module defines (`Cpu`, `Core`, `Stop`), which carry no instruction
+//! semantics.
+//!
+//! | layer | module | holds |
+//! |---|---|---|
+//! | run loop | `mod.rs` | [`InterpVcpu`], the block cache, the run loop, the context types |
+//! | block executor | `exec` | the micro-op loop: `exec_block` → `step` (a flat dispatcher) and its inlined per-group helpers; instructions without a micro-op go to `generic`, then `sse`, then `x87` |
+//! | instruction executors | `generic` | general-purpose instructions, one function per group (data movement, arithmetic, exchanges, multiply/divide, bit operations, stack and flags, control, strings, system) |
+//! | | `sse` | SSE…SSE4.1, one function per group (moves, integer, shuffle, extended integer forms, float, convert, state) |
+//! | | `x87` (`x87::f80`) | the x87 FPU, one function per group (control, loads/stores, stack and unary, compare, arithmetic) |
+//! | operands and arithmetic | `operand` | registers by encoded number (`getr`/`setr`), memory-operand addresses and operand access (`mem_ea`, `Loc`, `ld`, `st`, `rmw`), status-flag helpers, traps |
+//! | | `alu` | flag-setting arithmetic: ALU, shifts and rotates, `imul`, `rcl`/`rcr`, `shld`/`shrd` |
+//! | | `seg` | segment-register loads from the descriptor tables |
+//! | | `hostfp` | SSE floating point run on the host (the `unsafe` module, docs/UNSAFE.md) |
+//! | machine | [`translate`] | decoding blocks into micro-ops, flag liveness, register decoding |
+//! | | [`mmu`] | the soft TLB, page walks, guest memory access (`Cpu::rd`/`wr`/…) |
+//! | | [`flags`] | the lazy flags record and condition evaluation |
+//!
+//! [`fuzzing`] sits outside the layers: it drives [`InterpVcpu`] for the fuzz
+//! targets.
 //!
 //! ## What the hypervisor must know
 //! * `syscall` → [`Exit::Syscall`] with `rip` after the instruction and
@@ -51,18 +77,20 @@
 //! * `popf` at CPL 3 keeps IOPL and (unless IOPL = 3) IF, silently.
 //! * TF set → #DB trap after the next instruction (rip after it).
 //! * `rdtscp` returns `TSC_AUX` = 0.
-#![allow(
+#![expect(
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
     clippy::cast_possible_wrap
 )] // the interpreter implements x86 wrap-around and truncation semantics
 
+mod alu;
 mod exec;
 pub mod flags;
 pub mod fuzzing;
 mod generic;
 mod hostfp;
 pub mod mmu;
+mod operand;
 mod seg;
 mod sse;
 pub mod translate;

@@ -7,13 +7,17 @@
 //! SIMD exceptions raise #XM here, with the precedence of the SDM ("SIMD
 //! Floating-Point Exception Conditions"): the status flags are updated, the
 //! destination is not written and the instruction does not retire.
+//!
+//! [`exec`] reads the operands once and offers the instruction to one
+//! function per group (`moves`, `integer`, `shuffle`, `extended`, `float`,
+//! `convert`, `state`), tried in that order; a group's result is written to operand 0
+//! here. Operand access comes from `operand`; no other executor is used.
 
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
-use super::exec::{getr, setr};
-use super::generic::{ld, loc, mem_ea, op_size, seg_base, set_status, st};
 use super::hostfp::{self, DE, FpToInt, IE, ImmOp, IntToFp, OE, UE, XOp, ZE};
 use super::mmu::Fault;
+use super::operand::{Loc, getr, imm, loc, mem_ea, op_size, seg_base, set_status, st};
 use super::translate::{Uop, gpr};
 use super::{Cpu, Stop};
 use crate::model::MXCSR_MM;
@@ -85,7 +89,7 @@ fn rdx(cpu: &mut Cpu<'_>, ins: &Instruction, i: u32) -> Result<u128, Stop> {
             Some((n, sz)) => Ok(u128::from(getr(cpu.st, n, sz))),
             None => Err(Stop::Fault(Fault::ud())),
         },
-        _ => Ok(u128::from(super::generic::imm(ins, i)?)),
+        _ => Ok(u128::from(imm(ins, i)?)),
     }
 }
 
@@ -220,7 +224,6 @@ fn host_can(m: Mnemonic) -> bool {
 }
 
 /// Execute an SSE instruction, or `None` when `ins` is not one.
-#[allow(clippy::too_many_lines)]
 pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> R {
     use Mnemonic as M;
     let m = ins.mnemonic();
@@ -242,9 +245,30 @@ pub(crate) fn exec(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> R {
     Some(exec_inner(cpu, ins, m).map(|()| None))
 }
 
-#[allow(clippy::too_many_lines)]
+/// The operands [`exec_inner`] reads before choosing a group: the
+/// destination (when it is an XMM register) and source values, the
+/// immediate, and the operand kinds some forms depend on.
+#[derive(Clone, Copy, Debug)]
+struct Ops {
+    d: u128,
+    s: u128,
+    imm: u64,
+    dst_is_xmm: bool,
+    s_is_mem: bool,
+}
+
+/// What an instruction group did with an instruction.
+#[derive(Clone, Copy, Debug)]
+enum Out {
+    /// Not an instruction of this group.
+    Pass,
+    /// The result, to be written to operand 0.
+    Write(u128),
+    /// Finished (it wrote its own destination, or only flags or state).
+    Done,
+}
+
 fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), Stop> {
-    use Mnemonic as M;
     let n = ins.op_count();
     let dst_is_xmm = xr(cpu, ins, 0).is_some();
     let d = if dst_is_xmm && n > 0 {
@@ -261,7 +285,53 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
     if !host_can(m) {
         return Err(Stop::Fault(Fault::ud()));
     }
-    let s_is_mem = n > 1 && ins.op1_kind() == OpKind::Memory;
+    let o = Ops {
+        d,
+        s,
+        imm,
+        dst_is_xmm,
+        s_is_mem: n > 1 && ins.op1_kind() == OpKind::Memory,
+    };
+    let mut out = moves(cpu, ins, m, o)?;
+    if let Out::Pass = out {
+        out = integer(ins, m, o)?;
+    }
+    if let Out::Pass = out {
+        out = shuffle(cpu, ins, m, o)?;
+    }
+    if let Out::Pass = out {
+        out = extended(cpu, ins, m, o)?;
+    }
+    if let Out::Pass = out {
+        out = float(cpu, m, o)?;
+    }
+    if let Out::Pass = out {
+        out = convert(cpu, ins, m, o)?;
+    }
+    if let Out::Pass = out {
+        out = state(cpu, ins, m)?;
+    }
+    match out {
+        Out::Write(r) => wrx(cpu, ins, r),
+        Out::Done => Ok(()),
+        Out::Pass => {
+            tracing::warn!(mnemonic = ?m, code = ?ins.code(), "interp: unimplemented SSE instruction → #UD");
+            Err(Stop::Fault(Fault::ud()))
+        }
+    }
+}
+
+/// Moves between XMM registers, memory and general registers (`mov*`),
+/// including the partial moves (`movss`/`movsd`, `movhps`…, `movddup`).
+fn moves(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic, o: Ops) -> Result<Out, Stop> {
+    use Mnemonic as M;
+    let Ops {
+        d,
+        s,
+        dst_is_xmm,
+        s_is_mem,
+        ..
+    } = o;
     let r: u128 = match m {
         M::Movaps
         | M::Movapd
@@ -278,7 +348,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             if dst_is_xmm {
                 u128::from(lo64(s))
             } else {
-                return wrx(cpu, ins, u128::from(lo64(s)));
+                return wrx(cpu, ins, u128::from(lo64(s))).map(|()| Out::Done);
             }
         }
         M::Movd => {
@@ -286,14 +356,14 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
                 s & 0xffff_ffff
             } else {
                 let l = loc(cpu, ins, 0)?;
-                return st(cpu, l, 4, s as u64 & 0xffff_ffff);
+                return st(cpu, l, 4, s as u64 & 0xffff_ffff).map(|()| Out::Done);
             }
         }
         M::Movss | M::Movsd => {
             let w = if m == M::Movss { 32 } else { 64 };
             let lm = (1u128 << w) - 1;
             if !dst_is_xmm {
-                return wrx(cpu, ins, s & lm);
+                return wrx(cpu, ins, s & lm).map(|()| Out::Done);
             }
             if s_is_mem {
                 s & lm
@@ -305,20 +375,31 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             if dst_is_xmm {
                 (d & u128::from(u64::MAX)) | (u128::from(lo64(s)) << 64)
             } else {
-                return wrx(cpu, ins, u128::from(hi64(s)));
+                return wrx(cpu, ins, u128::from(hi64(s))).map(|()| Out::Done);
             }
         }
         M::Movlps | M::Movlpd => {
             if dst_is_xmm {
                 (d & !u128::from(u64::MAX)) | u128::from(lo64(s))
             } else {
-                return wrx(cpu, ins, u128::from(lo64(s)));
+                return wrx(cpu, ins, u128::from(lo64(s))).map(|()| Out::Done);
             }
         }
         M::Movhlps => (d & !u128::from(u64::MAX)) | u128::from(hi64(s)),
         M::Movlhps => (d & u128::from(u64::MAX)) | (u128::from(lo64(s)) << 64),
         M::Movddup => u128::from(lo64(s)) | (u128::from(lo64(s)) << 64),
         M::Movq2dq | M::Movdq2q => return Err(Stop::Fault(Fault::ud())),
+        _ => return Ok(Out::Pass),
+    };
+    Ok(Out::Write(r))
+}
+
+/// Packed integer logic, arithmetic (plain, saturating, multiply, average,
+/// min/max, abs), compares and shifts.
+fn integer(ins: &Instruction, m: Mnemonic, o: Ops) -> Result<Out, Stop> {
+    use Mnemonic as M;
+    let Ops { d, s, .. } = o;
+    let r: u128 = match m {
         M::Pand | M::Andps | M::Andpd => d & s,
         M::Pandn | M::Andnps | M::Andnpd => !d & s,
         M::Por | M::Orps | M::Orpd => d | s,
@@ -428,6 +509,17 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             let c = u32::from(ins.immediate8());
             if c > 15 { 0 } else { d >> (8 * c) }
         }
+        _ => return Ok(Out::Pass),
+    };
+    Ok(Out::Write(r))
+}
+
+/// Shuffles, unpacks, packs, masks, element extract/insert, `pshufb` and
+/// `palignr`.
+fn shuffle(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic, o: Ops) -> Result<Out, Stop> {
+    use Mnemonic as M;
+    let Ops { d, s, imm, .. } = o;
+    let r: u128 = match m {
         M::Pshufd => {
             let mut r = 0u128;
             for i in 0..4 {
@@ -512,7 +604,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
                 }
             }
             let l = loc(cpu, ins, 0)?;
-            return st(cpu, l, op_size(ins, 0), r);
+            return st(cpu, l, op_size(ins, 0), r).map(|()| Out::Done);
         }
         M::Pextrw | M::Pextrb | M::Pextrd | M::Pextrq | M::Extractps => {
             let (w, cnt) = match m {
@@ -524,12 +616,12 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             let sel = u32::from(ins.immediate8()) % cnt;
             let v = (s >> (w * sel)) as u64 & (u64::MAX >> (64 - w));
             let l = loc(cpu, ins, 0)?;
-            let sz = if matches!(l, super::generic::Loc::Mem(..)) {
+            let sz = if matches!(l, Loc::Mem(..)) {
                 (w / 8) as u8
             } else {
                 op_size(ins, 0)
             };
-            return st(cpu, l, sz, v);
+            return st(cpu, l, sz, v).map(|()| Out::Done);
         }
         M::Pinsrw | M::Pinsrb | M::Pinsrd | M::Pinsrq => {
             let (w, cnt) = match m {
@@ -567,6 +659,24 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             }
             r
         }
+        _ => return Ok(Out::Pass),
+    };
+    Ok(Out::Write(r))
+}
+
+/// `maskmovdqu` and the SSE3/SSSE3/SSE4.1 integer forms: `ptest`,
+/// `pmovzx`/`pmovsx`, `movshdup`/`movsldup`, horizontal ops, `pmaddubsw`,
+/// `pmulhrsw`, `psign*`, blends, `insertps`, `mpsadbw`, `phminposuw`.
+fn extended(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic, o: Ops) -> Result<Out, Stop> {
+    use Mnemonic as M;
+    let Ops {
+        d,
+        s,
+        imm,
+        s_is_mem,
+        ..
+    } = o;
+    let r: u128 = match m {
         M::Ptest => {
             let mut f = 0;
             if d & s == 0 {
@@ -576,7 +686,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
                 f |= CF;
             }
             set_status(cpu, f);
-            return Ok(());
+            return Ok(Out::Done);
         }
         M::Pmovzxbw
         | M::Pmovzxbd
@@ -632,7 +742,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             for &i in &picked {
                 cpu.wr(a.wrapping_add(i), 1, (s >> (8 * i)) as u64 & 0xff, false)?;
             }
-            return Ok(());
+            return Ok(Out::Done);
         }
         M::Movshdup => from_els(32, 4, |i| el(s, 32, i | 1)),
         M::Movsldup => from_els(32, 4, |i| el(s, 32, i & !1)),
@@ -703,6 +813,17 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             let (v, i) = (0..8u32).map(|i| (el(s, 16, i), i)).min().unwrap_or((0, 0));
             u128::from(v) | (u128::from(i) << 16)
         }
+        _ => return Ok(Out::Pass),
+    };
+    Ok(Out::Write(r))
+}
+
+/// Floating point on the host under the guest's MXCSR: `round*`/`dp*`,
+/// `cmp*`, `(u)comis*`, and every two-operand arithmetic form ([`xop`]).
+fn float(cpu: &mut Cpu<'_>, m: Mnemonic, o: Ops) -> Result<Out, Stop> {
+    use Mnemonic as M;
+    let Ops { d, s, imm, .. } = o;
+    let r: u128 = match m {
         M::Roundps | M::Roundpd | M::Roundss | M::Roundsd | M::Dpps | M::Dppd => {
             let op = match m {
                 M::Roundps => ImmOp::Roundps,
@@ -759,8 +880,23 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
                 fl |= CF;
             }
             set_status(cpu, fl);
-            return Ok(());
+            return Ok(Out::Done);
         }
+        _ if xop(m).is_some() => match xop(m) {
+            Some(op) => host_xmm(cpu, op, d, s)?,
+            None => return Err(Stop::Fault(Fault::ud())),
+        },
+        _ => return Ok(Out::Pass),
+    };
+    Ok(Out::Write(r))
+}
+
+/// Conversions between general registers or memory and scalar floating
+/// point (`cvtsi2s*`, `cvt(t)s*2si`).
+fn convert(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic, o: Ops) -> Result<Out, Stop> {
+    use Mnemonic as M;
+    let Ops { d, s, .. } = o;
+    let r: u128 = match m {
         M::Cvtsi2sd | M::Cvtsi2ss => {
             let op = if m == M::Cvtsi2sd {
                 IntToFp::Sd
@@ -783,12 +919,17 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             let l = loc(cpu, ins, 0)?;
             let (v, f) = hostfp::fp_to_int(op, lo64(s), sz == 8, cpu.st.mxcsr);
             settle(cpu, f, Vec::new)?;
-            return st(cpu, l, sz, v);
+            return st(cpu, l, sz, v).map(|()| Out::Done);
         }
-        _ if xop(m).is_some() => match xop(m) {
-            Some(op) => host_xmm(cpu, op, d, s)?,
-            None => return Err(Stop::Fault(Fault::ud())),
-        },
+        _ => return Ok(Out::Pass),
+    };
+    Ok(Out::Write(r))
+}
+
+/// MXCSR and the FXSAVE image: `ldmxcsr`/`stmxcsr`, `fxsave`/`fxrstor`.
+fn state(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<Out, Stop> {
+    use Mnemonic as M;
+    match m {
         M::Ldmxcsr => {
             let (a, ss) = mem_ea(cpu, ins);
             let v = cpu.rd(a, 4, ss)? as u32;
@@ -796,11 +937,12 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
                 return Err(Stop::Fault(Fault::gp0()));
             }
             cpu.st.mxcsr = v;
-            return Ok(());
+            Ok(Out::Done)
         }
         M::Stmxcsr => {
             let (a, ss) = mem_ea(cpu, ins);
-            return cpu.wr(a, 4, u64::from(cpu.st.mxcsr), ss);
+            cpu.wr(a, 4, u64::from(cpu.st.mxcsr), ss)
+                .map(|()| Out::Done)
         }
         M::Fxsave | M::Fxsave64 => {
             let (a, ss) = mem_ea(cpu, ins);
@@ -813,7 +955,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
             for (i, x) in cpu.st.xmm.iter().enumerate() {
                 img[160 + 16 * i..176 + 16 * i].copy_from_slice(&x.to_le_bytes());
             }
-            return cpu.wr_bytes(a, &img, ss);
+            cpu.wr_bytes(a, &img, ss).map(|()| Out::Done)
         }
         M::Fxrstor | M::Fxrstor64 => {
             let (a, ss) = mem_ea(cpu, ins);
@@ -833,16 +975,10 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: Mnemonic) -> Result<(), S
                 *x = u128::from_le_bytes(b);
             }
             cpu.st.fx.0 = img;
-            return Ok(());
+            Ok(Out::Done)
         }
-        _ => {
-            tracing::warn!(mnemonic = ?m, code = ?ins.code(), "interp: unimplemented SSE instruction → #UD");
-            return Err(Stop::Fault(Fault::ud()));
-        }
-    };
-    let _ = setr;
-    let _ = ld;
-    wrx(cpu, ins, r)
+        _ => Ok(Out::Pass),
+    }
 }
 
 /// The host instruction for a two-operand XMM floating-point mnemonic.

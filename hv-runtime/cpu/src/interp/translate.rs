@@ -27,59 +27,93 @@ pub const SEG_SS: u8 = 0x80;
 /// Micro-op kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-#[allow(missing_docs)]
 pub enum K {
     /// Run the stored `Instruction` (`imm` = index) generically.
     Generic,
     /// Invalid encoding: #UD.
     Ud,
+    /// No operation (`nop`, hint NOPs, fences).
     Nop,
+    /// `mov r, r`.
     MovRR,
+    /// `mov r, imm`.
     MovRI,
+    /// `mov r, [m]`.
     MovRM,
+    /// `mov [m], r`.
     MovMR,
+    /// `mov [m], imm`.
     MovMI,
-    /// `x` = source size.
+    /// `movzx r, r` (`x` = source size).
     MovzxRR,
+    /// `movzx r, [m]` (`x` = source size).
     MovzxRM,
+    /// `movsx`/`movsxd r, r` (`x` = source size).
     MovsxRR,
+    /// `movsx`/`movsxd r, [m]` (`x` = source size).
     MovsxRM,
+    /// `lea r, [m]`.
     Lea,
-    /// `x` = [`Alu`].
+    /// ALU `r, r` (`x` = the [`alu`] operation).
     AluRR,
+    /// ALU `r, imm`.
     AluRI,
+    /// ALU `r, [m]`.
     AluRM,
+    /// ALU `[m], r` (read-modify-write unless `cmp`/`test`).
     AluMR,
+    /// ALU `[m], imm`.
     AluMI,
-    /// `x` = 0 inc, 1 dec.
+    /// `inc`/`dec r` (`x` = 0 inc, 1 dec).
     IncDecR,
+    /// `not r`.
     NotR,
+    /// `neg r`.
     NegR,
-    /// `x` = [`Sh`], `imm` = count (already masked).
+    /// Shift/rotate `r` by an immediate (`x` = [`sh`], `imm` = count,
+    /// already masked).
     ShiftRI,
+    /// Shift/rotate `r` by `cl` (`x` = [`sh`]).
     ShiftRC,
-    /// `x` = condition code.
+    /// `cmovcc r, r` (`x` = condition code).
     CmovRR,
+    /// `cmovcc r, [m]` (`x` = condition code; the load always happens).
     CmovRM,
+    /// `setcc r8` (`x` = condition code).
     SetccR,
+    /// `imul r, r`.
     ImulRR,
+    /// `imul r, [m]`.
     ImulRM,
+    /// `imul r, r, imm`.
     ImulRRI,
+    /// `imul r, [m], imm`.
     ImulRMI,
+    /// `xchg r, r`.
     XchgRR,
+    /// `push r64`.
     PushR,
+    /// `push imm` (`imm` = value).
     PushI,
+    /// `pop r64`.
     PopR,
-    /// `imm` = target.
+    /// `jmp rel` (`imm` = target).
     Jmp,
+    /// `jcc` (`x` = condition code, `imm` = target).
     Jcc,
+    /// `jmp r64`.
     JmpR,
+    /// `jmp [m]`.
     JmpM,
+    /// `call rel` (`imm` = target).
     CallRel,
+    /// `call r64`.
     CallR,
+    /// `call [m]`.
     CallM,
-    /// `imm` = extra bytes popped.
+    /// `ret` (`imm` = extra bytes popped).
     Ret,
+    /// `bswap r`.
     Bswap,
     /// SSE2 integer op on two XMM registers (`x` = [`sse`] op, `imm` =
     /// `pshufd` control).
@@ -93,14 +127,21 @@ pub enum K {
     /// 16-byte store of `s` (`x` = 1: must be 16-byte aligned).
     SseSt,
     /// `MovRR`, `AluRR`, `AluRI`, `ShiftRI` specialised for 64-bit (`q`)
-    /// and 32-bit (`d`) operands on registers 0–15 (see [`specialise`]).
+    /// and 32-bit (`d`) operands on registers 0–15 (see `specialise`).
     MovRRq,
+    /// `MovRR`, 32-bit.
     MovRRd,
+    /// `AluRR`, 64-bit.
     AluRRq,
+    /// `AluRR`, 32-bit.
     AluRRd,
+    /// `AluRI`, 64-bit.
     AluRIq,
+    /// `AluRI`, 32-bit.
     AluRId,
+    /// `ShiftRI`, 64-bit.
     ShiftRIq,
+    /// `ShiftRI`, 32-bit.
     ShiftRId,
 }
 
@@ -128,24 +169,40 @@ pub(crate) fn specialise(block: &mut [Uop]) {
 }
 
 /// SSE2 integer operations of [`K::SseRR`].
-#[allow(missing_docs)]
 pub mod sse {
+    /// `movdqa`/`movdqu`/`movaps`… register copy.
     pub const MOV: u8 = 0;
+    /// `pand`.
     pub const PAND: u8 = 1;
+    /// `pandn`.
     pub const PANDN: u8 = 2;
+    /// `por`.
     pub const POR: u8 = 3;
+    /// `pxor`.
     pub const PXOR: u8 = 4;
+    /// `pshufd` (`imm` = control).
     pub const PSHUFD: u8 = 5;
+    /// `pcmpeqb`.
     pub const PCMPEQB: u8 = 6;
+    /// `pcmpeqw`.
     pub const PCMPEQW: u8 = 7;
+    /// `pcmpeqd`.
     pub const PCMPEQD: u8 = 8;
+    /// `paddb`.
     pub const PADDB: u8 = 9;
+    /// `paddw`.
     pub const PADDW: u8 = 10;
+    /// `paddd`.
     pub const PADDD: u8 = 11;
+    /// `paddq`.
     pub const PADDQ: u8 = 12;
+    /// `psubb`.
     pub const PSUBB: u8 = 13;
+    /// `psubw`.
     pub const PSUBW: u8 = 14;
+    /// `psubd`.
     pub const PSUBD: u8 = 15;
+    /// `psubq`.
     pub const PSUBQ: u8 = 16;
 }
 
@@ -243,26 +300,38 @@ fn fast_sse(ins: &Instruction) -> Option<Uop> {
 }
 
 /// ALU operations (`Uop::x` of the `Alu*` kinds).
-#[allow(missing_docs)]
 pub mod alu {
+    /// `add`.
     pub const ADD: u8 = 0;
+    /// `or`.
     pub const OR: u8 = 1;
+    /// `adc`.
     pub const ADC: u8 = 2;
+    /// `sbb`.
     pub const SBB: u8 = 3;
+    /// `and`.
     pub const AND: u8 = 4;
+    /// `sub`.
     pub const SUB: u8 = 5;
+    /// `xor`.
     pub const XOR: u8 = 6;
+    /// `cmp` (no write; this and above only set flags).
     pub const CMP: u8 = 7;
+    /// `test` (no write).
     pub const TEST: u8 = 8;
 }
 
 /// Shift kinds (`Uop::x` of `ShiftR*`).
-#[allow(missing_docs)]
 pub mod sh {
+    /// `rol`.
     pub const ROL: u8 = 0;
+    /// `ror`.
     pub const ROR: u8 = 1;
+    /// `shl`/`sal`.
     pub const SHL: u8 = 4;
+    /// `shr`.
     pub const SHR: u8 = 5;
+    /// `sar`.
     pub const SAR: u8 = 7;
 }
 
@@ -444,7 +513,6 @@ fn shift_of(m: Mnemonic) -> Option<u8> {
 }
 
 /// Try to build a specialised micro-op.
-#[allow(clippy::too_many_lines)]
 fn fast(ins: &Instruction) -> Option<Uop> {
     if ins.has_lock_prefix() || ins.has_rep_prefix() || ins.has_repne_prefix() {
         // `rep`/`repne` on non-string instructions are ignored by hardware,
@@ -490,7 +558,7 @@ fn fast(ins: &Instruction) -> Option<Uop> {
         | Mnemonic::Prefetchw
         | Mnemonic::Reservednop
         | Mnemonic::Endbr64
-            if !super::generic::prefetch_group_register_form(ins) =>
+            if !prefetch_group_register_form(ins) =>
         {
             Some(Uop::new(K::Nop, ins))
         }
@@ -1010,4 +1078,14 @@ pub(crate) fn flag_liveness(block: &mut [Uop]) {
         }
         live = before;
     }
+}
+
+/// `0F 0D /r` with a register operand: AMD's PREFETCH/PREFETCHW group,
+/// which is #UD there and a reserved NOP on Intel.
+pub(crate) fn prefetch_group_register_form(ins: &Instruction) -> bool {
+    use iced_x86::Code as C;
+    matches!(
+        ins.code(),
+        C::Reservednop_rm16_r16_0F0D | C::Reservednop_rm32_r32_0F0D | C::Reservednop_rm64_r64_0F0D
+    ) && ins.op0_kind() == OpKind::Register
 }

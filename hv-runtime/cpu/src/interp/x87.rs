@@ -38,6 +38,11 @@
 //! environments). Not implemented (#UD): transcendental instructions,
 //! `fprem`/`fprem1`/`fscale`/`fxtract`, BCD loads/stores, the
 //! 16-bit-operand environment layouts.
+//!
+//! [`exec`] checks CR0.TS and pending exceptions, then offers the
+//! instruction to one function per group (`control`, `load_store`,
+//! `stack_unary`, `compare`); the rest is arithmetic (`arith_insn`) or #UD.
+//! Operand access comes from `operand`; no other executor is used.
 
 mod f80;
 
@@ -45,8 +50,8 @@ use iced_x86::{Instruction, Mnemonic as M, OpKind, Register};
 
 use f80::{Class, DE, F32, F64, F80, IE, OE, Op, PE, UE, ZE};
 
-use super::generic::mem_ea;
 use super::mmu::Fault;
+use super::operand::{mem_ea, setr};
 use super::translate::Uop;
 use super::{Cpu, Stop};
 use crate::state::rflags::{AF, CF, OF, PF, SF as RF_SF, ZF};
@@ -480,9 +485,31 @@ fn load_env(fx: &mut Fx, e: &[u8]) {
     update_es(fx);
 }
 
-#[allow(clippy::too_many_lines)]
+/// Whether an instruction group ran an instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ran {
+    /// Not an instruction of this group.
+    No,
+    /// Executed (or faulted, through the `Err` path).
+    Yes,
+}
+
 fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
     let is_mem = ins.op_count() > 0 && ins.op0_kind() == OpKind::Memory;
+    if control(cpu, ins, m, is_mem)? == Ran::Yes
+        || load_store(cpu, ins, m)? == Ran::Yes
+        || stack_unary(cpu, ins, m)? == Ran::Yes
+        || compare(cpu, ins, m, is_mem)? == Ran::Yes
+    {
+        return Ok(());
+    }
+    arith_insn(cpu, ins, m, is_mem)
+}
+
+/// Control and environment: `wait`/`fnop` and the obsolete controls,
+/// `finit`, `fldcw`/`fstcw`, `fstsw`, `fstenv`/`fldenv`, `fsave`/`frstor`,
+/// `fclex`.
+fn control(cpu: &mut Cpu<'_>, ins: &Instruction, m: M, is_mem: bool) -> Result<Ran, Stop> {
     match m {
         // The 8087/80287 interrupt-enable and protected-mode controls do
         // nothing on the 80387 and later.
@@ -512,7 +539,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                 let (a, ss) = mem_ea(cpu, ins);
                 cpu.wr(a, 2, u64::from(v), ss)?;
             } else {
-                super::exec::setr(cpu.st, 0, 2, u64::from(v));
+                setr(cpu.st, 0, 2, u64::from(v));
             }
         }
         // Only the 32-bit operand-size layouts (28/108 bytes).
@@ -567,6 +594,15 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             let s = fsw(fx) & !0x80ff;
             set_fsw(fx, s);
         }
+        _ => return Ok(Ran::No),
+    }
+    Ok(Ran::Yes)
+}
+
+/// Loads and stores: the constants, `fld`/`fild`, `fst(p)`, `fist(p)`/`fisttp`,
+/// `fxch`.
+fn load_store(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<Ran, Stop> {
+    match m {
         M::Fldpi | M::Fldl2e | M::Fldl2t | M::Fldlg2 | M::Fldln2 => {
             let fx = &mut cpu.st.fx.0;
             // The round-to-nearest 64-bit significands; the constants are
@@ -609,12 +645,12 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                                 up: false,
                             },
                         );
-                        return Ok(());
+                        return Ok(Ran::Yes);
                     }
                     if underflow(fx) {
                         push(fx, F80::INDEF);
                     }
-                    return Ok(());
+                    return Ok(Ran::Yes);
                 }
                 f80::Res {
                     v: get(fx, i),
@@ -643,7 +679,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                             pop(fx);
                         }
                     }
-                    return Ok(());
+                    return Ok(Ran::Yes);
                 }
                 let v = get(fx, 0);
                 put(fx, i, v);
@@ -651,7 +687,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                     pop(fx);
                 }
                 status(fx, 0, false);
-                return Ok(());
+                return Ok(Ran::Yes);
             }
             let (a, ss) = mem_ea(cpu, ins);
             let n = mem_bytes(ins);
@@ -687,7 +723,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                     flags & PRE
                 };
                 status(&mut cpu.st.fx.0, flags, false);
-                return Ok(());
+                return Ok(Ran::Yes);
             }
             match n {
                 4 | 8 => cpu.wr(a, n, bits, ss)?,
@@ -720,7 +756,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             };
             if unmasked(fx, flags & IE) != 0 {
                 status(&mut cpu.st.fx.0, flags, false);
-                return Ok(());
+                return Ok(Ran::Yes);
             }
             cpu.wr(a, n, val & super::flags::mask(n), ss)?;
             let fx = &mut cpu.st.fx.0;
@@ -735,7 +771,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             let (v0, vi) = (valid(fx, 0), valid(fx, i));
             if !(v0 && vi) {
                 if !underflow(fx) {
-                    return Ok(());
+                    return Ok(Ran::Yes);
                 }
             } else {
                 status(fx, 0, false);
@@ -745,13 +781,22 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             put(fx, 0, b);
             put(fx, i, a);
         }
+        _ => return Ok(Ran::No),
+    }
+    Ok(Ran::Yes)
+}
+
+/// Register-stack operations on ST(0) or the stack itself: `fchs`/`fabs`,
+/// `ffree(p)`, `fincstp`/`fdecstp`, `fsqrt`/`frndint`, `fcmovcc`.
+fn stack_unary(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<Ran, Stop> {
+    match m {
         M::Fchs | M::Fabs => {
             let fx = &mut cpu.st.fx.0;
             if !valid(fx, 0) {
                 if underflow(fx) {
                     put(fx, 0, F80::INDEF);
                 }
-                return Ok(());
+                return Ok(Ran::Yes);
             }
             let v = get(fx, 0);
             let r = if m == M::Fchs {
@@ -787,7 +832,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                 if underflow(fx) {
                     put(fx, 0, F80::INDEF);
                 }
-                return Ok(());
+                return Ok(Ran::Yes);
             }
             let v = get(fx, 0);
             let r = if m == M::Fsqrt {
@@ -797,7 +842,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             };
             if blocked(fx, r.flags) {
                 status(fx, r.flags & PRE, false);
-                return Ok(());
+                return Ok(Ran::Yes);
             }
             put(fx, 0, r.v);
             status(fx, r.flags, r.flags & PE != 0 && r.up);
@@ -828,7 +873,7 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
                     // The masked response loads the indefinite into ST(0).
                     put(fx, 0, F80::INDEF);
                 }
-                return Ok(());
+                return Ok(Ran::Yes);
             }
             if take {
                 let v = get(fx, i);
@@ -836,6 +881,15 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             }
             status(fx, 0, false);
         }
+        _ => return Ok(Ran::No),
+    }
+    Ok(Ran::Yes)
+}
+
+/// Compares and classification: `fcom*`/`fucom*`/`ficom*`/`ftst`,
+/// `fcomi*`/`fucomi*` (to RFLAGS), `fxam`.
+fn compare(cpu: &mut Cpu<'_>, ins: &Instruction, m: M, is_mem: bool) -> Result<Ran, Stop> {
+    match m {
         M::Fcom
         | M::Fcomp
         | M::Fcompp
@@ -922,48 +976,53 @@ fn exec_inner(cpu: &mut Cpu<'_>, ins: &Instruction, m: M) -> Result<(), Stop> {
             let s = (fsw(fx) & !(C3 | C2 | C1 | C0)) | cc | if v.neg() { C1 } else { 0 };
             set_fsw(fx, s);
         }
-        _ => {
-            let Some(ao) = arith_op(m) else {
-                return Err(Stop::Fault(Fault::ud()));
-            };
-            if is_mem {
-                let int = matches!(
-                    m,
-                    M::Fiadd | M::Fisub | M::Fisubr | M::Fimul | M::Fidiv | M::Fidivr
-                );
-                let r = read_mem_value(cpu, ins, int, false)?;
-                let fx = &mut cpu.st.fx.0;
-                if !valid(fx, 0) {
-                    if underflow(fx) {
-                        put(fx, 0, F80::INDEF);
-                    }
-                    return Ok(());
-                }
-                let a = get(fx, 0);
-                arith(fx, ArithOp { pops: false, ..ao }, 0, a, r.v, r.flags);
-            } else {
-                // Two register operands: dst = op0, src = op1 (the `p`
-                // forms without operands mean st(1), st(0)).
-                let d = sti(ins, 0).unwrap_or(1);
-                let s = if ins.op_count() > 1 {
-                    sti(ins, 1).unwrap_or(0)
-                } else {
-                    0
-                };
-                let fx = &mut cpu.st.fx.0;
-                if !(valid(fx, d) && valid(fx, s)) {
-                    if underflow(fx) {
-                        put(fx, d, F80::INDEF);
-                        if ao.pops {
-                            pop(fx);
-                        }
-                    }
-                    return Ok(());
-                }
-                let (a, b) = (get(fx, d), get(fx, s));
-                arith(fx, ao, d, a, b, 0);
+        _ => return Ok(Ran::No),
+    }
+    Ok(Ran::Yes)
+}
+
+/// The arithmetic instructions (`fadd`…`fdivr` in every form, [`arith_op`]);
+/// anything else is #UD.
+fn arith_insn(cpu: &mut Cpu<'_>, ins: &Instruction, m: M, is_mem: bool) -> Result<(), Stop> {
+    let Some(ao) = arith_op(m) else {
+        return Err(Stop::Fault(Fault::ud()));
+    };
+    if is_mem {
+        let int = matches!(
+            m,
+            M::Fiadd | M::Fisub | M::Fisubr | M::Fimul | M::Fidiv | M::Fidivr
+        );
+        let r = read_mem_value(cpu, ins, int, false)?;
+        let fx = &mut cpu.st.fx.0;
+        if !valid(fx, 0) {
+            if underflow(fx) {
+                put(fx, 0, F80::INDEF);
             }
+            return Ok(());
         }
+        let a = get(fx, 0);
+        arith(fx, ArithOp { pops: false, ..ao }, 0, a, r.v, r.flags);
+    } else {
+        // Two register operands: dst = op0, src = op1 (the `p`
+        // forms without operands mean st(1), st(0)).
+        let d = sti(ins, 0).unwrap_or(1);
+        let s = if ins.op_count() > 1 {
+            sti(ins, 1).unwrap_or(0)
+        } else {
+            0
+        };
+        let fx = &mut cpu.st.fx.0;
+        if !(valid(fx, d) && valid(fx, s)) {
+            if underflow(fx) {
+                put(fx, d, F80::INDEF);
+                if ao.pops {
+                    pop(fx);
+                }
+            }
+            return Ok(());
+        }
+        let (a, b) = (get(fx, d), get(fx, s));
+        arith(fx, ao, d, a, b, 0);
     }
     Ok(())
 }

@@ -220,7 +220,7 @@ impl Rng {
     /// A single-precision bit pattern with many special values.
     pub fn f32_bits(&mut self) -> u32 {
         let sign = if self.pct(50) { 0x8000_0000 } else { 0 };
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         let r = self.next_u64() as u32;
         let v = match self.below(14) {
             0 => 0,
@@ -264,7 +264,7 @@ impl Rng {
     }
 
     fn f32_bits_plain(&mut self) -> f32 {
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         let r = (self.next_u64() as u32) & 0x7f7f_ffff;
         f32::from_bits(r)
     }
@@ -275,7 +275,7 @@ impl Rng {
             0 => (0..4).fold(0u128, |a, i| a | (u128::from(self.f32_bits()) << (32 * i))),
             1 => u128::from(self.f64_bits()) | (u128::from(self.f64_bits()) << 64),
             2 => (0..8).fold(0u128, |a, i| {
-                #[allow(clippy::cast_possible_truncation)]
+                #[expect(clippy::cast_possible_truncation)]
                 let w = self.int() as u16;
                 a | (u128::from(w) << (16 * i))
             }),
@@ -1229,7 +1229,7 @@ fn imm_for(r: &mut Rng, code: Code, kind: K) -> i64 {
         K::imm8sex16 | K::imm8sex32 | K::imm8sex64 => r.range(-128, 127),
         K::imm16 => r.range(0, 0xffff),
         K::imm32 | K::imm32sex64 => {
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(clippy::cast_possible_truncation)]
             let v = r.int() as i32;
             i64::from(v)
         }
@@ -1288,7 +1288,7 @@ fn gen_code(r: &mut Rng, code: Code) -> Result<Vec<Instruction>, GenError> {
         Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
     ) && let [Op::M(_), Op::R(b)] = ops[..]
     {
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         let v = r.range(-512, 511) as i32;
         pre.push(Instruction::with2(Code::Mov_rm64_imm32, full64(b), v)?);
     }
@@ -1297,7 +1297,7 @@ fn gen_code(r: &mut Rng, code: Code) -> Result<Vec<Instruction>, GenError> {
         && operand_width(code) == 16
         && matches!(ops.last(), Some(Op::R(Register::CL)))
     {
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         let c = shld16_count(r) as i32;
         pre.push(Instruction::with2(Code::Mov_r8_imm8, Register::CL, c)?);
     }
@@ -1361,7 +1361,6 @@ fn gen_str(
         )?);
     }
     if rep != RepPrefixKind::None {
-        #[allow(clippy::cast_possible_truncation)]
         v.push(Instruction::with2(
             Code::Mov_r32_imm32,
             Register::ECX,
@@ -1415,13 +1414,13 @@ fn host_has_mm() -> bool {
 fn random_mxcsr(r: &mut Rng, unmask: bool) -> u32 {
     let mm = r.pct(20) && host_has_mm();
     let mm = if mm { crate::model::MXCSR_MM } else { 0 };
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(clippy::cast_possible_truncation)]
     let rc = (r.below(4) as u32) << 13;
     let ftz = if r.pct(25) { 1 << 15 } else { 0 };
     let daz = if r.pct(25) { 1 << 6 } else { 0 };
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(clippy::cast_possible_truncation)]
     let status = if r.pct(30) { r.below(64) as u32 } else { 0 };
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(clippy::cast_possible_truncation)]
     let masks = if unmask {
         (r.below(63) as u32) << 7
     } else {
@@ -1449,9 +1448,8 @@ fn t_ldmxcsr(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
 }
 
 fn x87_cw(r: &mut Rng) -> u32 {
-    #[allow(clippy::cast_possible_truncation)]
     let pc = r.pick(&[0u32, 2, 3]) << 8;
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(clippy::cast_possible_truncation)]
     let rc = (r.below(4) as u32) << 10;
     0x7f | pc | rc
 }
@@ -1594,14 +1592,13 @@ fn x87_forms(skipped: &mut Vec<SkippedForm>) -> Vec<Form> {
 /// A double converted exactly to the 80-bit format (little-endian bytes).
 fn f64_to_f80(b: u64) -> [u8; 10] {
     let sign = if b >> 63 != 0 { 0x8000u16 } else { 0 };
-    #[allow(clippy::cast_possible_truncation)]
     let e = ((b >> 52) & 0x7ff) as u16;
     let f = b & ((1 << 52) - 1);
     let (se, m) = match e {
         0 if f == 0 => (0, 0),
         0 => {
             let lz = f.leading_zeros();
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(clippy::cast_possible_truncation)]
             (15372 - lz as u16, f << lz)
         }
         0x7ff => (0x7fff, (1 << 63) | (f << 11)),
@@ -1620,7 +1617,7 @@ fn f80_bytes(se: u16, m: u64) -> [u8; 10] {
 /// A random 80-bit value: doubles, values near 1, exponent extremes, every
 /// special class (denormals, pseudo-denormals, unnormals, pseudo-NaNs,
 /// NaNs, infinities) and significands with few bits (rounding ties).
-#[allow(clippy::cast_possible_truncation)]
+#[expect(clippy::cast_possible_truncation)]
 fn x87_f80(r: &mut Rng) -> [u8; 10] {
     let sign: u16 = if r.pct(50) { 0x8000 } else { 0 };
     let mut m = r.next_u64() | (1 << 63);
@@ -1738,7 +1735,7 @@ fn x87_value(r: &mut Rng, kind: &str) -> Vec<u8> {
         // m2byte: a control word with random rounding, precision, masks and
         // reserved bits.
         _ => {
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(clippy::cast_possible_truncation)]
             let cw = (x87_cw(r) as u16) ^ if r.pct(20) { r.next_u64() as u16 } else { 0 };
             cw.to_le_bytes().to_vec()
         }
@@ -1880,12 +1877,12 @@ fn t_x87_fxrstor(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
         )?);
     }
     if r.pct(60) {
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         let sw = (r.next_u64() as u32) & 0x7f7f;
         v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 2), sw)?);
     }
     if r.pct(60) {
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         let tw = (r.next_u64() as u32) & 0xff;
         v.push(Instruction::with2(Code::Mov_rm8_imm8, mem_at(a + 4), tw)?);
     }
@@ -1907,7 +1904,7 @@ fn t_x87_fxrstor(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
 fn t_x87_unmasked_ou(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     let mut v = Vec::new();
     x87_fill(r, &mut v)?;
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(clippy::cast_possible_truncation)]
     let unmask = (r.below(8) as u32) << 3; // OM, UM, PM
     let cw = x87_cw(r) & !unmask;
     let d = x87_disp(r, 2);
@@ -1925,7 +1922,7 @@ fn t_x87_unmasked_ou(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
             m = !0u64 << r.below(40);
         }
         let dd = x87_disp(r, 10);
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         x87_poke(&mut v, dd, &f80_bytes(sign | e as u16, m))?;
         v.push(Instruction::with1(Code::Fld_m80fp, mem_at(dd))?);
     }
@@ -1960,7 +1957,7 @@ fn x87_random_state(r: &mut Rng, v: &mut Vec<Instruction>) -> Result<(), GenErro
     if r.pct(60) {
         let mut cw = x87_cw(r);
         if r.pct(15) {
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(clippy::cast_possible_truncation)]
             let unmask = r.below(64) as u32;
             cw &= !unmask;
         }
@@ -2000,19 +1997,19 @@ fn x87_poke_env(r: &mut Rng, v: &mut Vec<Instruction>, a: i64) -> Result<(), Gen
     if r.pct(50) {
         let mut cw = x87_cw(r);
         if r.pct(30) {
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(clippy::cast_possible_truncation)]
             let unmask = r.below(64) as u32;
             cw &= !unmask;
         }
         v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a), cw)?);
     }
     if r.pct(50) {
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         let sw = (r.next_u64() as u32) & 0x7f7f;
         v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 4), sw)?);
     }
     if r.pct(50) {
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         let tw = (r.next_u64() as u32) & 0xffff;
         v.push(Instruction::with2(Code::Mov_rm16_imm16, mem_at(a + 8), tw)?);
     }
@@ -2127,7 +2124,7 @@ fn gen_x87(r: &mut Rng, code: Code) -> Result<Vec<Instruction>, GenError> {
     let cw = if r.pct(60) {
         let mut cw = x87_cw(r);
         if r.pct(10) {
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(clippy::cast_possible_truncation)]
             let unmask = r.below(64) as u32;
             cw &= !unmask;
         }
@@ -2264,7 +2261,6 @@ fn t_pf_sse(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
 
 fn t_pf_rep_stos(r: &mut Rng) -> Result<Vec<Instruction>, GenError> {
     let n = r.range(1, 40);
-    #[allow(clippy::cast_possible_truncation)]
     Ok(vec![
         Instruction::with2(
             Code::Lea_r64_m,

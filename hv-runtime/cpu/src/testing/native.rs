@@ -99,7 +99,7 @@ const GREG_OF: [usize; 16] = {
     let mut out = [0usize; 16];
     let mut i = 0;
     while i < 16 {
-        #[allow(clippy::cast_sign_loss)]
+        #[expect(clippy::cast_sign_loss)]
         {
             out[i] = r[i] as usize;
         }
@@ -231,7 +231,7 @@ fn map_region() -> Result<(), String> {
 }
 
 fn rip_mem(off: u64) -> MemoryOperand {
-    #[allow(clippy::cast_possible_wrap)]
+    #[expect(clippy::cast_possible_wrap)]
     MemoryOperand::with_base_displ(Register::RIP, (CTX_VA + off) as i64)
 }
 
@@ -365,7 +365,7 @@ fn write_trampoline() -> Result<(), IcedError> {
         )?);
     }
     epi.push(Instruction::with1(Code::Stmxcsr_m32, rip_mem(OUT_MXCSR))?);
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(clippy::cast_possible_truncation)]
     epi.push(Instruction::with2(
         Code::Mov_rm32_imm32,
         rip_mem(STATUS),
@@ -462,7 +462,7 @@ extern "C" fn handler(sig: libc::c_int, _info: *mut libc::siginfo_t, uctx: *mut 
     let uc = uctx.cast::<libc::ucontext_t>();
     // SAFETY: the kernel passes a valid ucontext for SA_SIGINFO handlers.
     let g = unsafe { &mut (*uc).uc_mcontext.gregs };
-    #[allow(clippy::cast_sign_loss)]
+    #[expect(clippy::cast_sign_loss)]
     let rip = g[libc::REG_RIP as usize] as u64;
     if !ACTIVE.load(Ordering::Acquire) || !(REGION_VA..REGION_VA + REGION_LEN).contains(&rip) {
         // Not ours: put the previous action back and return; the fault is
@@ -485,7 +485,7 @@ extern "C" fn handler(sig: libc::c_int, _info: *mut libc::siginfo_t, uctx: *mut 
         // the page.
         unsafe { ctx_ptr(off).cast::<u64>().write_volatile(v) };
     };
-    #[allow(clippy::cast_sign_loss)]
+    #[expect(clippy::cast_sign_loss)]
     {
         put(F_SIGNAL, sig as u64);
         put(F_TRAPNO, g[libc::REG_TRAPNO as usize] as u64);
@@ -514,7 +514,7 @@ extern "C" fn handler(sig: libc::c_int, _info: *mut libc::siginfo_t, uctx: *mut 
         }
     }
     put(STATUS, STATUS_FAULT);
-    #[allow(clippy::cast_possible_wrap)]
+    #[expect(clippy::cast_possible_wrap)]
     {
         g[libc::REG_RIP as usize] = RECOVER as i64;
         // Clear TF and DF so the stub runs normally.
@@ -539,7 +539,7 @@ fn read_state(gpr: u64, rflags: u64, mxcsr: u64, xmm: u64) -> ArchState {
         *g = get(gpr + 8 * i);
     }
     s.rflags = get(rflags);
-    #[allow(clippy::cast_possible_truncation)]
+    #[expect(clippy::cast_possible_truncation)]
     {
         s.mxcsr = get(mxcsr) as u32;
     }
@@ -607,7 +607,7 @@ fn run_native(case: &Case) -> Result<Outcome, String> {
     set(IN_RFLAGS, input.rflags);
     set(IN_MXCSR, u64::from(input.mxcsr));
     for (i, x) in (0u64..).zip(input.xmm.iter()) {
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(clippy::cast_possible_truncation)]
         {
             set(IN_XMM + 16 * i, *x as u64);
             set(IN_XMM + 16 * i + 8, (*x >> 64) as u64);
@@ -645,7 +645,7 @@ fn run_native(case: &Case) -> Result<Outcome, String> {
             let stop = match u8::try_from(trapno) {
                 Ok(vector) if vector < 32 => Stop::Exception {
                     vector,
-                    #[allow(clippy::cast_possible_truncation)]
+                    #[expect(clippy::cast_possible_truncation)]
                     error_code: has_error_code(vector).then_some(get(F_ERR) as u32),
                     cr2: if vector == 14 { get(F_CR2) } else { 0 },
                 },

@@ -1,5 +1,5 @@
 //! Shared helpers for the interpreter tests: a tiny guest with page tables.
-#![allow(dead_code, clippy::unwrap_used)]
+#![expect(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 

@@ -1,7 +1,10 @@
 //! The compiled compute workload run by the interpreter tests and benches:
 //! plain `extern "C"` functions with no calls to other functions, executed
 //! from the host binary's own code mapped into guest memory.
-#![allow(dead_code, clippy::unwrap_used, clippy::cast_possible_truncation)] // workload code truncates on purpose
+// `allow`, not `expect`: this file is compiled into several test crates
+// and the bench, and only some of them leave parts of it unused.
+#![allow(dead_code)]
+#![expect(clippy::unwrap_used, clippy::cast_possible_truncation)] // workload code truncates on purpose
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
