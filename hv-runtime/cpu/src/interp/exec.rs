@@ -223,6 +223,7 @@ fn step(cpu: &mut Cpu<'_>, u: &Uop, insns: &[Instruction]) -> Result<Option<u64>
         K::SseLd => sse_ld(cpu, u)?,
         K::SseSt => return sse_st(cpu, u),
         K::Nop => {}
+        K::Syscall => return Err(Stop::Trap(crate::Exit::Syscall)),
         K::Ud => {
             tracing::debug!(rip = u.rip, "interp: invalid instruction encoding → #UD");
             return Err(Stop::Fault(Fault::ud()));

@@ -100,44 +100,259 @@ pub(crate) fn exec(
     }
 }
 
-/// Offer `ins` to each instruction group in turn. The groups' mnemonics
-/// are disjoint, so the order only matters for speed.
+/// Send `ins` to its instruction group ([`group_of`]: one `match` on the
+/// mnemonic, not a trial of each group).
 fn groups(cpu: &mut Cpu<'_>, ins: &Instruction, u: &Uop) -> Result<Flow, Stop> {
     let m = ins.mnemonic();
     let next = u.next();
-    let f = data(cpu, ins, m)?;
-    if !matches!(f, Flow::Pass) {
-        return Ok(f);
+    match group_of(m) {
+        Group::Data => data(cpu, ins, m),
+        Group::Arith => arith(cpu, ins, m),
+        Group::Exchange => exchange(cpu, ins, m),
+        Group::Muldiv => muldiv(cpu, ins, m),
+        Group::Bits => bits(cpu, ins, m),
+        Group::StackFlags => stack_flags(cpu, ins, m, next),
+        Group::Control => control(cpu, ins, m, next),
+        Group::String => string(cpu, ins, m, u),
+        Group::System => system(cpu, ins, m),
+        Group::None => Ok(Flow::Pass),
     }
-    let f = arith(cpu, ins, m)?;
-    if !matches!(f, Flow::Pass) {
-        return Ok(f);
+}
+
+/// Which group executes `m` (the groups' mnemonics are disjoint; this is
+/// their union, so an instruction reaches its group in one `match`).
+fn group_of(m: Mnemonic) -> Group {
+    use Mnemonic as M;
+    match m {
+        M::Bswap
+        | M::Cbw
+        | M::Cdq
+        | M::Cdqe
+        | M::Cmova
+        | M::Cmovae
+        | M::Cmovb
+        | M::Cmovbe
+        | M::Cmove
+        | M::Cmovg
+        | M::Cmovge
+        | M::Cmovl
+        | M::Cmovle
+        | M::Cmovne
+        | M::Cmovno
+        | M::Cmovnp
+        | M::Cmovns
+        | M::Cmovo
+        | M::Cmovp
+        | M::Cmovs
+        | M::Cqo
+        | M::Cwd
+        | M::Cwde
+        | M::Lea
+        | M::Mov
+        | M::Movbe
+        | M::Movnti
+        | M::Movsx
+        | M::Movsxd
+        | M::Movzx
+        | M::Seta
+        | M::Setae
+        | M::Setb
+        | M::Setbe
+        | M::Sete
+        | M::Setg
+        | M::Setge
+        | M::Setl
+        | M::Setle
+        | M::Setne
+        | M::Setno
+        | M::Setnp
+        | M::Setns
+        | M::Seto
+        | M::Setp
+        | M::Sets
+        | M::Xchg
+        | M::Xlatb => Group::Data,
+        M::Adc
+        | M::Add
+        | M::And
+        | M::Cmp
+        | M::Dec
+        | M::Inc
+        | M::Neg
+        | M::Not
+        | M::Or
+        | M::Sbb
+        | M::Sub
+        | M::Test
+        | M::Xor => Group::Arith,
+        M::Cmpxchg | M::Cmpxchg16b | M::Cmpxchg8b | M::Xadd => Group::Exchange,
+        M::Div | M::Idiv | M::Imul | M::Mul => Group::Muldiv,
+        M::Andn
+        | M::Bextr
+        | M::Blsi
+        | M::Blsmsk
+        | M::Blsr
+        | M::Bsf
+        | M::Bsr
+        | M::Bt
+        | M::Btc
+        | M::Btr
+        | M::Bts
+        | M::Bzhi
+        | M::Lzcnt
+        | M::Mulx
+        | M::Pdep
+        | M::Pext
+        | M::Popcnt
+        | M::Rcl
+        | M::Rcr
+        | M::Rol
+        | M::Ror
+        | M::Rorx
+        | M::Sal
+        | M::Sar
+        | M::Sarx
+        | M::Shl
+        | M::Shld
+        | M::Shlx
+        | M::Shr
+        | M::Shrd
+        | M::Shrx
+        | M::Tzcnt => Group::Bits,
+        M::Clc
+        | M::Cld
+        | M::Cli
+        | M::Cmc
+        | M::Enter
+        | M::Lahf
+        | M::Leave
+        | M::Pop
+        | M::Popf
+        | M::Popfq
+        | M::Push
+        | M::Pushf
+        | M::Pushfq
+        | M::Sahf
+        | M::Stc
+        | M::Std
+        | M::Sti => Group::StackFlags,
+        M::Call | M::Jecxz | M::Jmp | M::Jrcxz | M::Loop | M::Loope | M::Loopne | M::Ret => {
+            Group::Control
+        }
+        M::Cmpsb
+        | M::Cmpsd
+        | M::Cmpsq
+        | M::Cmpsw
+        | M::Lodsb
+        | M::Lodsd
+        | M::Lodsq
+        | M::Lodsw
+        | M::Movsb
+        | M::Movsd
+        | M::Movsq
+        | M::Movsw
+        | M::Scasb
+        | M::Scasd
+        | M::Scasq
+        | M::Scasw
+        | M::Stosb
+        | M::Stosd
+        | M::Stosq
+        | M::Stosw => Group::String,
+        M::Clflush
+        | M::Clflushopt
+        | M::Clts
+        | M::Cpuid
+        | M::Endbr32
+        | M::Endbr64
+        | M::Hlt
+        | M::In
+        | M::Insb
+        | M::Insd
+        | M::Insw
+        | M::Int
+        | M::Int1
+        | M::Int3
+        | M::Invd
+        | M::Invlpg
+        | M::Invpcid
+        | M::Iret
+        | M::Iretd
+        | M::Iretq
+        | M::Lar
+        | M::Lfence
+        | M::Lfs
+        | M::Lgdt
+        | M::Lgs
+        | M::Lidt
+        | M::Lldt
+        | M::Lmsw
+        | M::Lsl
+        | M::Lss
+        | M::Ltr
+        | M::Mfence
+        | M::Monitor
+        | M::Mwait
+        | M::Nop
+        | M::Out
+        | M::Outsb
+        | M::Outsd
+        | M::Outsw
+        | M::Pause
+        | M::Prefetchnta
+        | M::Prefetcht0
+        | M::Prefetcht1
+        | M::Prefetcht2
+        | M::Prefetchw
+        | M::Rdfsbase
+        | M::Rdgsbase
+        | M::Rdmsr
+        | M::Rdpmc
+        | M::Rdtsc
+        | M::Rdtscp
+        | M::Reservednop
+        | M::Retf
+        | M::Sfence
+        | M::Sgdt
+        | M::Sidt
+        | M::Sldt
+        | M::Smsw
+        | M::Str
+        | M::Swapgs
+        | M::Syscall
+        | M::Sysenter
+        | M::Sysexit
+        | M::Sysexitq
+        | M::Sysret
+        | M::Sysretq
+        | M::Ud0
+        | M::Ud1
+        | M::Ud2
+        | M::Verr
+        | M::Verw
+        | M::Wbinvd
+        | M::Wbnoinvd
+        | M::Wrfsbase
+        | M::Wrgsbase
+        | M::Wrmsr
+        | M::Xsetbv => Group::System,
+        _ => Group::None,
     }
-    let f = exchange(cpu, ins, m)?;
-    if !matches!(f, Flow::Pass) {
-        return Ok(f);
-    }
-    let f = muldiv(cpu, ins, m)?;
-    if !matches!(f, Flow::Pass) {
-        return Ok(f);
-    }
-    let f = bits(cpu, ins, m)?;
-    if !matches!(f, Flow::Pass) {
-        return Ok(f);
-    }
-    let f = stack_flags(cpu, ins, m, next)?;
-    if !matches!(f, Flow::Pass) {
-        return Ok(f);
-    }
-    let f = control(cpu, ins, m, next)?;
-    if !matches!(f, Flow::Pass) {
-        return Ok(f);
-    }
-    let f = string(cpu, ins, m, u)?;
-    if !matches!(f, Flow::Pass) {
-        return Ok(f);
-    }
-    system(cpu, ins, m)
+}
+
+/// The instruction groups of [`groups`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Group {
+    Data,
+    Arith,
+    Exchange,
+    Muldiv,
+    Bits,
+    StackFlags,
+    Control,
+    String,
+    System,
+    None,
 }
 
 /// Data movement: `mov` (with segment registers), `movnti`, `movzx`/`movsx`,

@@ -34,6 +34,9 @@ pub enum K {
     Ud,
     /// No operation (`nop`, hint NOPs, fences).
     Nop,
+    /// `syscall`: exit to the hypervisor (every PV hypercall is one, so it
+    /// skips the generic executor).
+    Syscall,
     /// `mov r, r`.
     MovRR,
     /// `mov r, imm`.
@@ -546,6 +549,7 @@ fn fast(ins: &Instruction) -> Option<Uop> {
     let r1 = gpr(ins.op1_register());
     let mut u;
     match m {
+        Mnemonic::Syscall => Some(Uop::new(K::Syscall, ins)),
         Mnemonic::Nop
         | Mnemonic::Pause
         | Mnemonic::Lfence
