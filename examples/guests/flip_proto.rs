@@ -32,7 +32,11 @@ pub const READY: u64 = 0x5245_4144_595f_4652; // "RF_YDAER"
 /// Mailbox word 1: every page has been transferred.
 pub const DONE: u64 = 0x444f_4e45_5f5f_4650;
 /// Present, writable, accessed, dirty: a kernel data mapping.
-pub const PTE_RW: u64 = 0x63;
+pub const PTE_RW: u64 = guest_abi::abi::mmu::PteFlags::PRESENT
+    .union(guest_abi::abi::mmu::PteFlags::RW)
+    .union(guest_abi::abi::mmu::PteFlags::ACCESSED)
+    .union(guest_abi::abi::mmu::PteFlags::DIRTY)
+    .bits();
 /// How many times a side yields while waiting for the other.
 pub const WAIT_LIMIT: u32 = 200_000;
 

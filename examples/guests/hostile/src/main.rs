@@ -24,6 +24,7 @@ use core::cell::UnsafeCell;
 use core::fmt::Write as _;
 
 use guest_abi::abi::hypercall_nr as nr;
+use guest_abi::abi::mmu::PteFlags;
 use guest_abi::abi::xen::StartInfo;
 use guest_abi::abi::{evtchn as ev, memory as xm, mmu, sched, vcpu as vo, version as ver};
 use guest_abi::entry::{VIRT_BASE, console_write, hypercall_page_addr};
@@ -44,14 +45,14 @@ const NONCANON_LOW: u64 = 0x0000_8000_0000_0000;
 const NONCANON_HIGH: u64 = 0xdead_beef_0000_0000;
 /// An unmapped guest address below the image.
 const UNMAPPED_VA: u64 = 0x1000;
-const PTE_P: u64 = 1;
-const PTE_RW: u64 = 2;
-const PTE_PWT: u64 = 1 << 3;
-const PTE_PCD: u64 = 1 << 4;
-const PTE_PAT_PSE: u64 = 1 << 7;
-const PTE_G: u64 = 1 << 8;
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-const DOMID_SELF: u64 = 0x7ff0;
+const PTE_P: u64 = PteFlags::PRESENT.bits();
+const PTE_RW: u64 = PteFlags::RW.bits();
+const PTE_PWT: u64 = PteFlags::PWT.bits();
+const PTE_PCD: u64 = PteFlags::PCD.bits();
+const PTE_PAT_PSE: u64 = PteFlags::PAT.bits();
+const PTE_G: u64 = PteFlags::GLOBAL.bits();
+const ADDR_MASK: u64 = guest_abi::abi::mmu::PTE_ADDR_MASK;
+const DOMID_SELF: u64 = guest_abi::abi::DOMID_SELF as u64;
 const FLAT_KERNEL_CS_RPL0: u64 = 0xe030;
 const FLAT_KERNEL_SS: u64 = 0xe02b;
 /// The flat 64-bit code selector with RPL 3: `iret` to guest user mode.

@@ -21,7 +21,11 @@ use xtf_common::{Frames, boot_va, check, check_eq, check_errno, check_ok, finish
 guest_abi::entry!(main);
 
 /// Present, writable, accessed, dirty (data pages and table links).
-const RW: u64 = 0x63;
+const RW: u64 = guest_abi::abi::mmu::PteFlags::PRESENT
+    .union(guest_abi::abi::mmu::PteFlags::RW)
+    .union(guest_abi::abi::mmu::PteFlags::ACCESSED)
+    .union(guest_abi::abi::mmu::PteFlags::DIRTY)
+    .bits();
 /// Present, accessed, read-only.
 const RO: u64 = 0x21;
 /// Where the test maps its data page (L2 slot 256 of the image's 1 GiB).

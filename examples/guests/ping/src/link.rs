@@ -75,7 +75,11 @@ pub const WAIT_TIMEOUT_NS: u64 = 30_000_000_000;
 pub const BIND_ATTEMPTS: u32 = 100_000;
 
 /// Page-table entry bits for a present, writable, accessed, dirty page.
-const PTE_P_RW_A_D: u64 = 1 | 2 | (1 << 5) | (1 << 6);
+const PTE_P_RW_A_D: u64 = guest_abi::abi::mmu::PteFlags::PRESENT
+    .union(guest_abi::abi::mmu::PteFlags::RW)
+    .union(guest_abi::abi::mmu::PteFlags::ACCESSED)
+    .union(guest_abi::abi::mmu::PteFlags::DIRTY)
+    .bits();
 
 /// A page of `.bss` whose virtual address the guest remaps onto the
 /// `shared_info` frame (the frame it was built with is simply dropped).

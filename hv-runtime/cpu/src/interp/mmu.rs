@@ -28,13 +28,36 @@ pub const PHYS_ADDR_BITS: u32 = 46;
 const ADDR_MASK: u64 = ((1u64 << PHYS_ADDR_BITS) - 1) & !0xfff;
 const RSVD_HIGH: u64 = ((1u64 << 52) - 1) & !((1u64 << PHYS_ADDR_BITS) - 1);
 
-const P: u64 = 1;
-const RW: u64 = 2;
-const US: u64 = 4;
-const A: u64 = 1 << 5;
-const D: u64 = 1 << 6;
-const PS: u64 = 1 << 7;
-const NX: u64 = 1 << 63;
+// The architectural PTE bits, as `guest_abi` defines them (one definition
+// across the workspace); re-exported once, for tests and tools, as
+// `hv_cpu::interp::mmu::pte`.
+const P: u64 = pte::P;
+const RW: u64 = pte::RW;
+const US: u64 = pte::US;
+const A: u64 = pte::A;
+const D: u64 = pte::D;
+const PS: u64 = pte::PS;
+const NX: u64 = pte::NX;
+
+/// PTE bits the software CPU's page walk uses (`guest_abi`'s `PteFlags`
+/// as `u64` masks).
+pub mod pte {
+    use guest_abi::abi::mmu::PteFlags as F;
+    /// Present.
+    pub const P: u64 = F::PRESENT.bits();
+    /// Writable.
+    pub const RW: u64 = F::RW.bits();
+    /// User.
+    pub const US: u64 = F::USER.bits();
+    /// Accessed.
+    pub const A: u64 = F::ACCESSED.bits();
+    /// Dirty.
+    pub const D: u64 = F::DIRTY.bits();
+    /// Page size (L2/L3).
+    pub const PS: u64 = F::PSE.bits();
+    /// No-execute.
+    pub const NX: u64 = F::NX.bits();
+}
 
 /// A tag value that never equals a page address.
 pub(crate) const INVALID: u64 = 1;

@@ -10,12 +10,8 @@ use iced_x86::code_asm::CodeAssembler;
 
 pub mod workload;
 
-pub const P: u64 = 1;
-pub const RW: u64 = 2;
-pub const US: u64 = 4;
-pub const A: u64 = 1 << 5;
-pub const D: u64 = 1 << 6;
-pub const NX: u64 = 1 << 63;
+#[allow(unused_imports)] // shared by several test crates, each using a subset (`expect` would fail in some)
+pub use hv_cpu::interp::mmu::pte::{A, D, NX, P, RW, US};
 
 pub struct Env;
 

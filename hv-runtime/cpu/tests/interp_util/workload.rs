@@ -109,10 +109,7 @@ pub extern "C" fn crc32_work(seed: u64, len: u64) -> u64 {
     u64::from(!crc)
 }
 
-const P: u64 = 1;
-const RW: u64 = 2;
-const US: u64 = 4;
-const NX: u64 = 1 << 63;
+use hv_cpu::interp::mmu::pte::{NX, P, RW, US};
 
 /// Stack top and the `hlt` return page (away from the host binary).
 pub const STACK_TOP: u64 = 0x10_0000_0000;
