@@ -204,7 +204,7 @@ impl CpuModel {
             0x8000_0021 if max_ext >= 0x8000_0021 => [NULL_SELECT_CLEARS_BASE_BIT, 0, 0, 0],
             _ => [0, 0, 0, 0],
         };
-        crate::interp::mask_cpuid(leaf, subleaf, raw)
+        mask_cpuid(leaf, subleaf, raw)
     }
 
     /// The MXCSR bits software may set (FXSAVE's MXCSR_MASK field).
@@ -223,6 +223,44 @@ impl CpuModel {
 pub fn host_cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
     let r = std::arch::x86_64::__cpuid_count(leaf, subleaf);
     [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+// What the software CPU implements (re-exported as `hv_cpu::interp::{features,
+// mask_cpuid}`): the model's `cpuid` is masked to it.
+
+/// CPUID features the interpreter implements.
+///
+/// Leaf 1 EDX: FPU, TSC, CX8, CMOV, FXSR, SSE, SSE2 (+MMX bit is **not**
+/// set: MMX registers are unimplemented); leaf 1 ECX: SSE3, SSSE3, CX16,
+/// SSE4.1 (subset, see below), POPCNT; leaf 7 EBX: BMI1, BMI2, FSGSBASE;
+/// leaf 0x8000_0001: LAHF-SAHF, ABM/LZCNT, SYSCALL, NX, LM, RDTSCP.
+pub mod features {
+    /// Leaf 1 EDX bits implemented.
+    pub const L1_EDX: u32 = 1 | (1 << 4) | (1 << 8) | (1 << 15) | (1 << 24) | (1 << 25) | (1 << 26);
+    /// Leaf 1 ECX bits implemented (SSE3, SSSE3, CX16, SSE4.1, POPCNT).
+    pub const L1_ECX: u32 = 1 | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 23);
+    /// Leaf 7.0 EBX bits implemented (FSGSBASE, BMI1, BMI2).
+    pub const L7_EBX: u32 = 1 | (1 << 3) | (1 << 8);
+    /// Leaf 0x8000_0001 ECX (LAHF/SAHF, ABM/LZCNT, MisAlignSse — AMD's
+    /// misaligned SSE mode, see [`crate::model`]).
+    pub const LX1_ECX: u32 = 1 | (1 << 5) | super::MISALIGN_SSE_BIT;
+    /// Leaf 0x8000_0001 EDX (SYSCALL, NX, RDTSCP, LM).
+    pub const LX1_EDX: u32 = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
+}
+
+/// Mask a `cpuid` answer (`[eax, ebx, ecx, edx]` for `leaf`/`subleaf`) to
+/// the features this interpreter implements. Other leaves pass unchanged
+/// except leaf 7 ECX/EDX and leaf 0xd (XSAVE state) which are cleared.
+#[must_use]
+pub fn mask_cpuid(leaf: u32, subleaf: u32, r: [u32; 4]) -> [u32; 4] {
+    let [a, b, c, d] = r;
+    match leaf {
+        1 => [a, b, c & features::L1_ECX, d & features::L1_EDX],
+        7 if subleaf == 0 => [0, b & features::L7_EBX, 0, 0],
+        7 | 0xd => [0, 0, 0, 0],
+        0x8000_0001 => [a, b, c & features::LX1_ECX, d & features::LX1_EDX],
+        _ => [a, b, c, d],
+    }
 }
 
 /// What the host CPU is, for reports: vendor string, family/model/stepping

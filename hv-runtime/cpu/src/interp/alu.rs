@@ -3,7 +3,7 @@
 //! record ([`super::flags::Lazy`]) or sets them eagerly on [`Core`]; none
 //! touches registers or memory. Used by `exec` (micro-ops) and `generic`.
 
-use super::Core;
+use super::ctx::Core;
 use super::flags::{FOp, Lazy, mask, sext, sign_bit};
 use super::translate::{alu, sh};
 use crate::state::rflags::{CF, OF, PF, SF, STATUS, ZF};

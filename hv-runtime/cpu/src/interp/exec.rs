@@ -9,11 +9,12 @@
 use iced_x86::Instruction;
 
 use super::alu::{alu_op, alu_val, imul_op, shift_op, shift_val};
+use super::ctx::{BlockEnd, Cpu, Stop};
 use super::flags::{FOp, Lazy, mask, sext};
 use super::mmu::{Fault, canonical};
 use super::operand::{getr, setr};
 use super::translate::{K, NOREG, SEG_SS, Uop, alu, sse};
-use super::{BlockEnd, Cpu, Stop, generic, x87};
+use super::{generic, x87};
 use crate::CpuState;
 
 /// Effective linear address of a micro-op's memory operand.

@@ -13,6 +13,7 @@
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 
 use super::alu::{alu_op, imul_op, rc_op, shd_op, shift_op};
+use super::ctx::{Cpu, Stop};
 use super::flags::{FOp, Lazy, mask, sext, sign_bit};
 use super::mmu::{Acc, Fault, canonical};
 use super::operand::{
@@ -20,7 +21,6 @@ use super::operand::{
     trap,
 };
 use super::translate::{Uop, alu, prefetch_group_register_form, sh};
-use super::{Cpu, Stop};
 use crate::mem::MachineAddr;
 use crate::model::Vendor;
 use crate::state::rflags::{self, AF, CF, DF, IF, OF, PF, SF, ZF};

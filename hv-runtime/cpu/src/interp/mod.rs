@@ -40,13 +40,13 @@
 //!
 //! Layers, top to bottom. A module uses modules below its own layer and
 //! never one above (the one-direction rule); the executors of one layer do
-//! not use each other. Every layer may name the shared context types this
-//! module defines (`Cpu`, `Core`, `Stop`), which carry no instruction
-//! semantics.
+//! not use each other. The shared context types (`Cpu`, `Core`, `Stop`,
+//! `BlockEnd`) live in `ctx`, near the bottom, so no module imports the
+//! root: there are no import circles in the interpreter.
 //!
 //! | layer | module | holds |
 //! |---|---|---|
-//! | run loop | `mod.rs` | [`InterpVcpu`], the block cache, the run loop, the context types |
+//! | run loop | `mod.rs` | [`InterpVcpu`], the block cache, the run loop |
 //! | block executor | `exec` | the micro-op loop: `exec_block` → `step` (a flat dispatcher) and its inlined per-group helpers; instructions without a micro-op go to `generic`, then `sse`, then `x87` |
 //! | instruction executors | `generic` | general-purpose instructions, one function per group (data movement, arithmetic, exchanges, multiply/divide, bit operations, stack and flags, control, strings, system) |
 //! | | `sse` | SSE…SSE4.1, one function per group (moves, integer, shuffle, extended integer forms, float, convert, state) |
@@ -56,7 +56,9 @@
 //! | | `seg` | segment-register loads from the descriptor tables |
 //! | | `hostfp` | SSE floating point run on the host (the `unsafe` module, docs/UNSAFE.md) |
 //! | machine | [`translate`] | decoding blocks into micro-ops, flag liveness, register decoding |
-//! | | [`mmu`] | the soft TLB, page walks, guest memory access (`Cpu::rd`/`wr`/…) |
+//! | | `access` | guest memory access through the TLB (`Cpu::translate`/`rd`/`wr`/…) |
+//! | context | `ctx` | `Cpu` (one run's state, memory and environment), `Core` (per-vCPU interpreter state), `Stop`, `BlockEnd`, [`MAX_BLOCK`] |
+//! | | [`mmu`] | the soft TLB and page walks |
 //! | | [`flags`] | the lazy flags record and condition evaluation |
 //!
 //! [`fuzzing`] sits outside the layers: it drives [`InterpVcpu`] for the fuzz
@@ -83,7 +85,9 @@
     clippy::cast_possible_wrap
 )] // the interpreter implements x86 wrap-around and truncation semantics
 
+mod access;
 mod alu;
+mod ctx;
 mod exec;
 pub mod flags;
 pub mod fuzzing;
@@ -105,74 +109,14 @@ use crate::mem::{CodeInvalidations, MachineMemory};
 use crate::model::CpuModel;
 use crate::state::rflags;
 use crate::{CpuEnv, CpuState, Deadline, Exit, FlushScope, VcpuBackend, vector};
+use ctx::{BlockEnd, Core, Cpu, Stop};
 use flags::Lazy;
-use mmu::{Fault, Tlb};
+use mmu::Tlb;
 use translate::Uop;
 
-/// Most instructions in one block.
-pub const MAX_BLOCK: usize = 64;
+pub use ctx::MAX_BLOCK;
 const MAX_BLOCKS: usize = 1 << 16;
 const MAX_UOPS: usize = 1 << 21;
-
-/// Why an instruction did not simply fall through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// A fault: the instruction did not retire, `rip` stays at it.
-    Fault(Fault),
-    /// The instruction retired and the run must exit (`rip` after it).
-    Trap(Exit),
-}
-
-impl From<Fault> for Stop {
-    fn from(f: Fault) -> Self {
-        Self::Fault(f)
-    }
-}
-
-/// Per-vCPU interpreter state that is not architectural.
-#[derive(Debug)]
-pub(crate) struct Core {
-    pub tlb: Tlb,
-    pub lz: Lazy,
-    /// RFLAGS; the status bits are valid only while `lz.op == Eager`.
-    pub rf: u64,
-    /// Set when a store hit a frame holding translated code.
-    pub smc: bool,
-    /// The CPU being modelled, read from the guest's `cpuid` at the start
-    /// of every run (Note [One modelled CPU]).
-    pub model: CpuModel,
-}
-
-impl Core {
-    /// Fully materialised RFLAGS.
-    #[inline]
-    pub(crate) fn flags(&self) -> u64 {
-        (self.rf & !rflags::STATUS) | self.lz.status(self.rf)
-    }
-    /// Replace all of RFLAGS (status bits become eager).
-    #[inline]
-    pub(crate) fn set_flags(&mut self, f: u64) {
-        self.rf = (f & !0x8028) | rflags::RESERVED1;
-        self.lz.op = flags::FOp::Eager;
-    }
-    #[inline(always)]
-    pub(crate) fn cond(&self, cc: u8) -> bool {
-        self.lz.cond(cc, self.rf)
-    }
-    #[inline(always)]
-    pub(crate) fn cf(&self) -> u64 {
-        u64::from(self.lz.cond(2, self.rf))
-    }
-}
-
-/// The execution context of one run: architectural state, memory, the
-/// hypervisor's answers and the interpreter's per-vCPU state.
-pub(crate) struct Cpu<'a> {
-    pub st: &'a mut CpuState,
-    pub mem: &'a MachineMemory,
-    pub env: &'a dyn CpuEnv,
-    pub c: &'a mut Core,
-}
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Link {
@@ -363,12 +307,6 @@ impl Cache {
     }
 }
 
-/// What running one block produced.
-enum BlockEnd {
-    Next(u64),
-    Stop(Stop, u64, u64),
-}
-
 impl VcpuBackend for InterpVcpu {
     fn run(
         &mut self,
@@ -525,37 +463,4 @@ fn stop_exit(cpu: &mut Cpu<'_>, s: Stop, at: u64, next: u64) -> Exit {
     }
 }
 
-/// CPUID features the interpreter implements.
-///
-/// Leaf 1 EDX: FPU, TSC, CX8, CMOV, FXSR, SSE, SSE2 (+MMX bit is **not**
-/// set: MMX registers are unimplemented); leaf 1 ECX: SSE3, SSSE3, CX16,
-/// SSE4.1 (subset, see below), POPCNT; leaf 7 EBX: BMI1, BMI2, FSGSBASE;
-/// leaf 0x8000_0001: LAHF-SAHF, ABM/LZCNT, SYSCALL, NX, LM, RDTSCP.
-pub mod features {
-    /// Leaf 1 EDX bits implemented.
-    pub const L1_EDX: u32 = 1 | (1 << 4) | (1 << 8) | (1 << 15) | (1 << 24) | (1 << 25) | (1 << 26);
-    /// Leaf 1 ECX bits implemented (SSE3, SSSE3, CX16, SSE4.1, POPCNT).
-    pub const L1_ECX: u32 = 1 | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 23);
-    /// Leaf 7.0 EBX bits implemented (FSGSBASE, BMI1, BMI2).
-    pub const L7_EBX: u32 = 1 | (1 << 3) | (1 << 8);
-    /// Leaf 0x8000_0001 ECX (LAHF/SAHF, ABM/LZCNT, MisAlignSse — AMD's
-    /// misaligned SSE mode, see [`crate::model`]).
-    pub const LX1_ECX: u32 = 1 | (1 << 5) | crate::model::MISALIGN_SSE_BIT;
-    /// Leaf 0x8000_0001 EDX (SYSCALL, NX, RDTSCP, LM).
-    pub const LX1_EDX: u32 = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
-}
-
-/// Mask a `cpuid` answer (`[eax, ebx, ecx, edx]` for `leaf`/`subleaf`) to
-/// the features this interpreter implements. Other leaves pass unchanged
-/// except leaf 7 ECX/EDX and leaf 0xd (XSAVE state) which are cleared.
-#[must_use]
-pub fn mask_cpuid(leaf: u32, subleaf: u32, r: [u32; 4]) -> [u32; 4] {
-    let [a, b, c, d] = r;
-    match leaf {
-        1 => [a, b, c & features::L1_ECX, d & features::L1_EDX],
-        7 if subleaf == 0 => [0, b & features::L7_EBX, 0, 0],
-        7 | 0xd => [0, 0, 0, 0],
-        0x8000_0001 => [a, b, c & features::LX1_ECX, d & features::LX1_EDX],
-        _ => [a, b, c, d],
-    }
-}
+pub use crate::model::{features, mask_cpuid};

@@ -8,10 +8,10 @@
 
 use iced_x86::{Instruction, OpKind, Register};
 
+use super::ctx::{Cpu, Stop};
 use super::flags::mask;
 use super::mmu::Fault;
 use super::translate::{gpr, is_imm};
-use super::{Cpu, Stop};
 use crate::mem::MachineAddr;
 use crate::state::rflags::{self, CF, ZF};
 use crate::state::sreg;

@@ -6,8 +6,8 @@
 //! range, read through paging). The descriptor's accessed bit is not set
 //! (Xen validates descriptors with it already set).
 
+use super::ctx::{Cpu, Stop};
 use super::mmu::Fault;
-use super::{Cpu, Stop};
 use crate::mem::MachineAddr;
 use crate::state::{Segment, sreg};
 use crate::vector;

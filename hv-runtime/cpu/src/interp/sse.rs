@@ -15,11 +15,11 @@
 
 use iced_x86::{Instruction, Mnemonic, OpKind};
 
+use super::ctx::{Cpu, Stop};
 use super::hostfp::{self, DE, FpToInt, IE, ImmOp, IntToFp, OE, UE, XOp, ZE};
 use super::mmu::Fault;
 use super::operand::{Loc, getr, imm, loc, mem_ea, op_size, seg_base, set_status, st};
 use super::translate::{Uop, gpr};
-use super::{Cpu, Stop};
 use crate::model::MXCSR_MM;
 use crate::state::rflags::{CF, PF, ZF};
 use crate::vector;

@@ -11,8 +11,8 @@ use iced_x86::{
     OpKind, Register,
 };
 
+use super::ctx::{Cpu, MAX_BLOCK, Stop};
 use super::mmu::Acc;
-use super::{Cpu, MAX_BLOCK, Stop};
 use crate::mem::{MachineAddr, Mfn};
 
 /// No register.

@@ -50,10 +50,10 @@ use iced_x86::{Instruction, Mnemonic as M, OpKind, Register};
 
 use f80::{Class, DE, F32, F64, F80, IE, OE, Op, PE, UE, ZE};
 
+use super::ctx::{Cpu, Stop};
 use super::mmu::Fault;
 use super::operand::{mem_ea, setr};
 use super::translate::Uop;
-use super::{Cpu, Stop};
 use crate::state::rflags::{AF, CF, OF, PF, SF as RF_SF, ZF};
 use crate::vector;
 

@@ -10,7 +10,8 @@ use iced_x86::code_asm::CodeAssembler;
 
 pub mod workload;
 
-#[allow(unused_imports)] // shared by several test crates, each using a subset (`expect` would fail in some)
+#[allow(unused_imports)]
+// shared by several test crates, each using a subset (`expect` would fail in some)
 pub use hv_cpu::interp::mmu::pte::{A, D, NX, P, RW, US};
 
 pub struct Env;
