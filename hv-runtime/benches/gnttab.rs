@@ -36,7 +36,7 @@ fn bench(c: &mut Criterion) {
             host_addr: w.slot_va(b, i as u64),
             flags: GNTMAP_HOST_MAP,
             ref_: 8 + i as u32,
-            dom: a,
+            dom: a.0,
             ..Default::default()
         })
         .collect();
@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
     let mine = w.spare_frames(b);
     let copies: Vec<GnttabCopy> = (0..BATCH)
         .map(|i| GnttabCopy {
-            source: GnttabCopyPtr::gref(a, 8 + i as u32, 0),
+            source: GnttabCopyPtr::gref(a.0, 8 + i as u32, 0),
             dest: GnttabCopyPtr::gmfn(mine[i].0, 0),
             len: 4096,
             flags: GNTCOPY_SOURCE_GREF,
@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
                         w.offer_transfer(to, gref, from, 200 + i as u64);
                         GnttabTransfer {
                             mfn: pages[i],
-                            domid: to,
+                            domid: to.0,
                             ref_: gref,
                             ..Default::default()
                         }

@@ -12,6 +12,7 @@
 //!   protocol's CPU cost without scheduling or event-channel latency.
 #![expect(clippy::unwrap_used)]
 
+use hv_runtime::machine::DomId;
 use std::cell::RefCell;
 use std::hint::black_box;
 
@@ -25,7 +26,7 @@ use hv_runtime::xenstore::{DomainInfo, Xenstored, handle};
 fn populated() -> Xenstored {
     let mut xs = Xenstored::default();
     xs.write_domain_nodes(&DomainInfo {
-        dom: 1,
+        dom: DomId(1),
         name: "bench".to_owned(),
         console_mfn: 10,
         console_port: 1,
@@ -35,7 +36,9 @@ fn populated() -> Xenstored {
     .unwrap();
     for i in 0..256 {
         let p = format!("data/node{i}");
-        xs.store.write(1, 0, p.as_bytes(), b"some value").unwrap();
+        xs.store
+            .write(DomId(1), 0, p.as_bytes(), b"some value")
+            .unwrap();
     }
     xs
 }
@@ -51,7 +54,7 @@ fn wire_store(c: &mut Criterion) {
         len: u32::try_from(read.len()).unwrap(),
     };
     g.bench_function("read", |b| {
-        b.iter(|| black_box(handle(&mut xs.store, 1, &rh, black_box(read))));
+        b.iter(|| black_box(handle(&mut xs.store, DomId(1), &rh, black_box(read))));
     });
     let write = b"data/node128\0new value";
     let wh = Header {
@@ -61,7 +64,7 @@ fn wire_store(c: &mut Criterion) {
         len: u32::try_from(write.len()).unwrap(),
     };
     g.bench_function("write", |b| {
-        b.iter(|| black_box(handle(&mut xs.store, 1, &wh, black_box(write))));
+        b.iter(|| black_box(handle(&mut xs.store, DomId(1), &wh, black_box(write))));
     });
     g.finish();
 }
@@ -74,7 +77,7 @@ struct Pump<'a> {
 impl XsTransport for Pump<'_> {
     fn notify(&mut self) {}
     fn wait(&mut self) -> Result<(), XsError> {
-        self.xs.borrow_mut().service_page(self.page, 1);
+        self.xs.borrow_mut().service_page(self.page, DomId(1));
         Ok(())
     }
 }
@@ -83,7 +86,7 @@ fn ring(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring");
     let page = OwnedRingMem::<1024>::new();
     let xs = RefCell::new(populated());
-    xs.borrow_mut().connect_page(1, 2, &page);
+    xs.borrow_mut().connect_page(DomId(1), 2, &page);
     let mut client = XsClient::new(
         &page,
         Pump {

@@ -292,11 +292,11 @@ impl EvtchnSystem {
         dom: DomId,
         remote: DomId,
     ) -> Result<u32, EvtchnError> {
-        let dom = if dom == DOMID_SELF { caller } else { dom };
+        let dom = dom.resolve(caller);
         if dom != caller {
             return Err(EvtchnError::NotPermitted(dom));
         }
-        let remote = if remote == DOMID_SELF { caller } else { remote };
+        let remote = remote.resolve(caller);
         self.dom(dom)?.alloc(PortState::Unbound { remote }, 0)
     }
 
@@ -313,7 +313,7 @@ impl EvtchnSystem {
         remote: DomId,
         remote_port: u32,
     ) -> Result<(u32, Kicks), EvtchnError> {
-        let remote = if remote == DOMID_SELF { caller } else { remote };
+        let remote = remote.resolve(caller);
         self.dom(caller)?;
         let rp = self.dom(remote)?.port(remote_port)?;
         if rp.state != (PortState::Unbound { remote: caller }) {
@@ -575,18 +575,22 @@ impl EvtchnSystem {
         dom: DomId,
         port: u32,
     ) -> Result<PortStatus, EvtchnError> {
-        let dom = if dom == DOMID_SELF { caller } else { dom };
+        let dom = dom.resolve(caller);
         if dom != caller {
             return Err(EvtchnError::NotPermitted(dom));
         }
         let p = self.dom(dom)?.port(port)?;
         let (status, a, b) = match p.state {
             PortState::Free => (abi::EVTCHNSTAT_CLOSED, 0, 0),
-            PortState::Unbound { remote } => (abi::EVTCHNSTAT_UNBOUND, u32::from(remote), 0),
+            PortState::Unbound { remote } => (abi::EVTCHNSTAT_UNBOUND, u32::from(remote.0), 0),
             PortState::Interdomain {
                 remote,
                 remote_port,
-            } => (abi::EVTCHNSTAT_INTERDOMAIN, u32::from(remote), remote_port),
+            } => (
+                abi::EVTCHNSTAT_INTERDOMAIN,
+                u32::from(remote.0),
+                remote_port,
+            ),
             PortState::Virq(v) => (abi::EVTCHNSTAT_VIRQ, v, 0),
             PortState::Ipi => (abi::EVTCHNSTAT_IPI, 0, 0),
         };
@@ -681,8 +685,8 @@ impl EvtchnSystem {
 mod tests {
     use super::*;
 
-    const A: DomId = 1;
-    const B: DomId = 2;
+    const A: DomId = DomId(1);
+    const B: DomId = DomId(2);
 
     fn setup() -> (MachineMemory, EvtchnSystem) {
         let mem = MachineMemory::new(4).expect("map");
@@ -704,7 +708,7 @@ mod tests {
     #[test]
     fn interdomain_send_raises_the_peer_with_an_upcall() {
         let (mem, mut ev) = setup();
-        let a_port = ev.alloc_unbound(A, DOMID_SELF, B).expect("alloc");
+        let a_port = ev.alloc_unbound(A, DomId(DOMID_SELF), B).expect("alloc");
         assert_eq!(a_port, 1, "lowest free port >= 1");
         let (b_port, kicks) = ev.bind_interdomain(&mem, B, A, a_port).expect("bind");
         // Binding sets the new local port pending (and kicks B's vCPU 0).
@@ -731,19 +735,19 @@ mod tests {
         );
         // A second send is not a new edge.
         assert!(ev.send(&mem, B, b_port).expect("send").is_empty());
-        let st = ev.status(A, DOMID_SELF, a_port).expect("status");
+        let st = ev.status(A, DomId(DOMID_SELF), a_port).expect("status");
         assert_eq!(
             (st.status, st.a, st.b),
-            (abi::EVTCHNSTAT_INTERDOMAIN, u32::from(B), b_port)
+            (abi::EVTCHNSTAT_INTERDOMAIN, u32::from(B.0), b_port)
         );
     }
 
     #[test]
     fn loopback_to_self_works() {
         let (mem, mut ev) = setup();
-        let p = ev.alloc_unbound(A, A, DOMID_SELF).expect("alloc");
+        let p = ev.alloc_unbound(A, A, DomId(DOMID_SELF)).expect("alloc");
         let (q, _) = ev
-            .bind_interdomain(&mem, A, DOMID_SELF, p)
+            .bind_interdomain(&mem, A, DomId(DOMID_SELF), p)
             .expect("bind to self");
         mem.write_u64(MachineAddr(4096 + PENDING_OFF), 0)
             .expect("clear");
@@ -802,8 +806,8 @@ mod tests {
             ))
         );
         assert_eq!(
-            ev.bind_interdomain(&mem, B, 77, 1).map(|_| ()),
-            Err(EvtchnError::NoDomain(77))
+            ev.bind_interdomain(&mem, B, DomId(77), 1).map(|_| ()),
+            Err(EvtchnError::NoDomain(DomId(77)))
         );
         assert!(ev.bind_interdomain(&mem, B, A, u32::MAX).is_err());
         assert!(ev.send(&mem, A, 0).is_err());

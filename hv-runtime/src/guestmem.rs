@@ -188,6 +188,7 @@ mod tests {
     use crate::domain::builder::{BuildConfig, build};
     use crate::domain::image::GuestImage;
     use crate::domain::image::tests::good_image;
+    use crate::machine::DomId;
     use crate::machine::M2p;
 
     fn domain() -> (
@@ -200,7 +201,7 @@ mod tests {
         let m2p = M2p::new(&mem, &mut ft).expect("m2p");
         let img = GuestImage::parse(&good_image().build()).expect("image");
         let cfg = BuildConfig {
-            domid: 1,
+            domid: DomId(1),
             nr_pages: 2048,
             cmdline: String::new(),
             console_evtchn: 1,

@@ -29,7 +29,7 @@ use crate::console::ConsoleInput;
 use crate::domain::builder::{self, BuildConfig, BuildError};
 use crate::domain::image::GuestImage;
 use crate::evtchn::{DomainEvtchn, EvtchnSystem, Kick, Kicks};
-use crate::machine::{AllocError, DomId, FrameTable, M2p};
+use crate::machine::{AllocError, DOM0, DomId, FrameTable, M2p};
 use crate::mm::{Mm, MmLayout};
 use crate::vcpu::PvVcpu;
 use crate::xenstore::{DomainInfo, Xenstored};
@@ -347,10 +347,10 @@ impl Hypervisor {
             clock: Clock::default(),
             out,
             prefix_console: false,
-            next_domid: 1,
+            next_domid: DomId(1),
             new_backend: interp_backend,
             input: None,
-            focus: 1,
+            focus: DomId(1),
             stop: None,
             xenstore: Xenstored::default(),
             cpu_model: CpuModel::of(CpuModel::host().vendor),
@@ -394,7 +394,7 @@ impl Hypervisor {
                 store_evtchn: 2,
             },
         )?;
-        self.next_domid += 1;
+        self.next_domid = DomId(self.next_domid.0 + 1);
         self.gnttab.add_domain(
             &self.mem,
             &mut self.ft,
@@ -406,8 +406,8 @@ impl Hypervisor {
         let mut ev = DomainEvtchn::new(built.shared_info, cfg.vcpus);
         let _ = &mut ev;
         self.evtchn.add_domain(id, ev);
-        let console_port = self.evtchn.alloc_unbound(id, id, 0).unwrap_or(1);
-        let store_port = self.evtchn.alloc_unbound(id, id, 0).unwrap_or(2);
+        let console_port = self.evtchn.alloc_unbound(id, id, DOM0).unwrap_or(1);
+        let store_port = self.evtchn.alloc_unbound(id, id, DOM0).unwrap_or(2);
         let now = self.clock.now_ns();
         let mut vcpus = Vec::new();
         for v in 0..cfg.vcpus {
@@ -472,7 +472,7 @@ impl Hypervisor {
         };
         self.domains.insert(id, dom);
         if let Err(e) = self.xenstore.add_domain(&self.mem, &info) {
-            tracing::warn!(dom = id, %e, "domain has no xenstore connection");
+            tracing::warn!(dom = id.0, %e, "domain has no xenstore connection");
         }
         Ok(id)
     }
@@ -575,7 +575,7 @@ impl Hypervisor {
         if let Some(d) = self.domains.get_mut(&dom)
             && d.shutdown.is_none()
         {
-            tracing::warn!(dom, %why, "crashing domain");
+            tracing::warn!(dom = dom.0, %why, "crashing domain");
             let _ = writeln!(self.out, "(hv) domain {} ({}) crashed: {why}", dom, d.name);
             d.crash_reason = Some(why);
             d.shutdown = Some(guest_abi::abi::sched::SHUTDOWN_CRASH);
@@ -623,7 +623,7 @@ impl Hypervisor {
             Err(()) => {
                 d.console.broken = true;
                 tracing::warn!(
-                    dom = focus,
+                    dom = %focus,
                     "console ring input indices are corrupt; no longer serviced"
                 );
             }
@@ -687,7 +687,7 @@ impl Hypervisor {
                     Err(()) => {
                         d.console.broken = true;
                         tracing::warn!(
-                            dom = id,
+                            dom = id.0,
                             "console ring indices are corrupt; no longer serviced"
                         );
                     }

@@ -9,7 +9,10 @@
 use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn, PAGE_SIZE};
 
 /// A domain id (`domid_t`).
-pub type DomId = u16;
+pub use guest_abi::abi::DomId;
+
+/// Domain 0: the runtime itself (xenstored, the backends).
+pub const DOM0: DomId = DomId(0);
 
 /// Who owns a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

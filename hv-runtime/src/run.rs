@@ -145,7 +145,7 @@ impl Hypervisor {
         let mut raise = Vec::new();
         for d in self.domains.values_mut().filter(|d| d.shutdown.is_none()) {
             if d.watchdogs.iter().flatten().any(|&t| t <= now) {
-                tracing::info!(dom = d.id, "watchdog expired");
+                tracing::info!(dom = d.id.0, "watchdog expired");
                 let _ = writeln!(
                     self.out,
                     "(hv) domain {} ({}): watchdog expired",

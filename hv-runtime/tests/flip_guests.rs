@@ -8,6 +8,7 @@
 use hv_runtime::console::ConsoleCapture;
 use hv_runtime::domain::image::GuestImage;
 use hv_runtime::hv::{DomainConfig, Hypervisor};
+use hv_runtime::machine::DomId;
 
 #[test]
 fn flip_send_transfers_pages_that_flip_recv_owns_and_reads() {
@@ -43,7 +44,7 @@ fn flip_send_transfers_pages_that_flip_recv_owns_and_reads() {
     );
     // Both domains ended: nothing is left pinned or mapped.
     for d in [1, 2] {
-        let t = hv.gnttab.table(d).unwrap();
+        let t = hv.gnttab.table(DomId(d)).unwrap();
         assert!(t.ended());
         assert_eq!(t.mappings().count(), 0);
     }

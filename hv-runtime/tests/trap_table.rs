@@ -8,6 +8,7 @@ use hv_cpu::state::reg;
 use hv_runtime::gnttab::testing::{TEST_PAGES, World};
 use hv_runtime::guestmem;
 use hv_runtime::hypercall::{BATCH, handle_exit};
+use hv_runtime::machine::DomId;
 use zerocopy::IntoBytes;
 
 const SET_TRAP_TABLE: u64 = 0;
@@ -17,7 +18,7 @@ const RIP: u64 = 0x30_1002;
 /// Issue `set_trap_table(table)` from vCPU 0 of `dom` as the guest kernel
 /// would, re-executing the `syscall` after each continuation. Returns the
 /// result and the number of continuations.
-fn set_trap_table(w: &mut World, dom: u16, table: u64) -> (i64, u32) {
+fn set_trap_table(w: &mut World, dom: DomId, table: u64) -> (i64, u32) {
     let mut continuations = 0;
     {
         let vc = &mut w.hv.domains.get_mut(&dom).unwrap().vcpus[0];
@@ -63,7 +64,7 @@ fn a_table_longer_than_a_batch_is_continued_to_its_end() {
     let cr3 = w.cr3(dom);
     guestmem::copy_to_guest(&w.hv.mem, &w.hv.ft, cr3, va, table.as_bytes()).unwrap();
 
-    let (rc, continuations) = set_trap_table(&mut w, dom, va);
+    let (rc, continuations) = set_trap_table(&mut w, DomId(dom.0), va);
     assert_eq!(rc, 0);
     assert_eq!(continuations, 2, "one continuation per full batch");
     // Later entries for a vector replace earlier ones: the last of each
@@ -90,7 +91,7 @@ fn a_bad_entry_after_a_continuation_is_still_refused() {
     let va = w.scratch_va(dom);
     let cr3 = w.cr3(dom);
     guestmem::copy_to_guest(&w.hv.mem, &w.hv.ft, cr3, va, table.as_bytes()).unwrap();
-    let (rc, continuations) = set_trap_table(&mut w, dom, va);
+    let (rc, continuations) = set_trap_table(&mut w, DomId(dom.0), va);
     assert_eq!((rc, continuations), (-22, 1));
 }
 
@@ -104,6 +105,6 @@ fn a_table_running_off_mapped_memory_faults() {
     let va = w.scratch_va(dom) + 15 * 4096;
     let cr3 = w.cr3(dom);
     guestmem::copy_to_guest(&w.hv.mem, &w.hv.ft, cr3, va, table.as_bytes()).unwrap();
-    let (rc, _) = set_trap_table(&mut w, dom, va);
+    let (rc, _) = set_trap_table(&mut w, DomId(dom.0), va);
     assert_eq!(rc, -14);
 }

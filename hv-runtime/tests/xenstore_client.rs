@@ -4,6 +4,7 @@
 
 mod xs_common;
 
+use hv_runtime::machine::DomId;
 use std::cell::RefCell;
 
 use guest_abi::abi::errno::Errno;
@@ -15,7 +16,7 @@ use xs_common::{Pump, memory, page};
 
 fn info(dom: u16, store_mfn: u64) -> DomainInfo {
     DomainInfo {
-        dom,
+        dom: DomId(dom),
         name: format!("guest{dom}"),
         console_mfn: 100 + u64::from(dom),
         console_port: 1,
@@ -123,10 +124,13 @@ fn another_domains_write_wakes_a_watcher_and_transactions_conflict() {
     // Domain 1 shares a directory with domain 2 (as a toolstack would).
     {
         let mut x = xs.borrow_mut();
-        x.store.write(0, 0, b"/shared/k", b"0").unwrap();
-        let perms = hv_runtime::xenstore::Perms::owned(0, hv_runtime::xenstore::Access::Both);
-        x.store.set_perms(0, 0, b"/shared", perms.clone()).unwrap();
-        x.store.set_perms(0, 0, b"/shared/k", perms).unwrap();
+        x.store.write(DomId(0), 0, b"/shared/k", b"0").unwrap();
+        let perms =
+            hv_runtime::xenstore::Perms::owned(DomId(0), hv_runtime::xenstore::Access::Both);
+        x.store
+            .set_perms(DomId(0), 0, b"/shared", perms.clone())
+            .unwrap();
+        x.store.set_perms(DomId(0), 0, b"/shared/k", perms).unwrap();
     }
     let mut a = XsClient::new(page(&mem, 1), Pump::new(&xs, page(&mem, 1), 1));
     let mut b = XsClient::new(page(&mem, 2), Pump::new(&xs, page(&mem, 2), 2));
@@ -224,13 +228,16 @@ fn release_removes_nodes_and_fires_release_domain_for_watchers() {
     xs.borrow_mut().add_domain(&mem, &info(2, 2)).unwrap();
     let e = a.wait_watch_event(&mut ev).unwrap();
     assert_eq!((e.path, e.token), (&b"@introduceDomain"[..], &b"in"[..]));
-    assert!(xs.borrow_mut().remove_domain(2));
+    assert!(xs.borrow_mut().remove_domain(DomId(2)));
     let e = a.wait_watch_event(&mut ev).unwrap();
     assert_eq!((e.path, e.token), (&b"@releaseDomain"[..], &b"out"[..]));
     let mut x = xs.borrow_mut();
-    assert_eq!(x.store.read(0, 0, b"/local/domain/2"), Err(Errno::ENOENT));
-    assert!(!x.store.is_introduced(2));
-    assert!(x.store.is_introduced(1));
+    assert_eq!(
+        x.store.read(DomId(0), 0, b"/local/domain/2"),
+        Err(Errno::ENOENT)
+    );
+    assert!(!x.store.is_introduced(DomId(2)));
+    assert!(x.store.is_introduced(DomId(1)));
 }
 
 #[test]

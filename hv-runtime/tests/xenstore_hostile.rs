@@ -13,6 +13,7 @@ use guest_abi::abi::xenstore::{
     XS_TRANSACTION_START, XS_WATCH, XS_WATCH_EVENT, XS_WRITE,
 };
 use guest_abi::ring::{OwnedRingMem, RingMem};
+use hv_runtime::machine::DomId;
 use hv_runtime::xenstore::conn::{Broken, OUTPUT_QUEUE_LIMIT, REPLY_QUEUE_LIMIT, off};
 use hv_runtime::xenstore::wire::{Header, Message};
 use hv_runtime::xenstore::{Quota, Xenstored, handle};
@@ -27,7 +28,7 @@ fn setup(quota: Quota) -> (Xenstored, Page, Page) {
     let (p1, p2) = (Page::new(), Page::new());
     for (d, p) in [(1u16, &p1), (2, &p2)] {
         xs.write_domain_nodes(&hv_runtime::xenstore::DomainInfo {
-            dom: d,
+            dom: DomId(d),
             name: format!("d{d}"),
             console_mfn: 0,
             console_port: 1,
@@ -35,7 +36,7 @@ fn setup(quota: Quota) -> (Xenstored, Page, Page) {
             store_port: 2,
         })
         .unwrap();
-        xs.connect_page(d, 2, p);
+        xs.connect_page(DomId(d), 2, p);
     }
     (xs, p1, p2)
 }
@@ -148,7 +149,7 @@ fn other_domains_nodes_are_eacces_and_toolstack_nodes_read_only() {
         tx_id: 0,
         len: 2,
     };
-    let r = handle(&mut xs.store, 0, &h(XS_IS_DOMAIN_INTRODUCED), b"2\0");
+    let r = handle(&mut xs.store, DomId(0), &h(XS_IS_DOMAIN_INTRODUCED), b"2\0");
     assert_eq!(&r[16..], b"T\0");
     other_domain_still_served(&mut xs, &p2);
     assert_eq!(ok(&mut xs, &p2, 2, XS_READ, b"data/secret\0"), b"s");
@@ -189,7 +190,7 @@ fn malformed_messages_get_errors_and_the_ring_keeps_working() {
         Some("EBUSY")
     );
     assert_eq!(ok(&mut xs, &p1, 1, XS_READ, b"name\0"), b"d1");
-    assert!(xs.connection(1).unwrap().broken().is_none());
+    assert!(xs.connection(DomId(1)).unwrap().broken().is_none());
     other_domain_still_served(&mut xs, &p2);
 }
 
@@ -208,14 +209,17 @@ fn oversized_message_gets_e2big_then_disconnects_until_reset() {
         (error_name(&msgs[0]), msgs[0].header.req_id),
         (Some("E2BIG"), 9)
     );
-    assert_eq!(xs.connection(1).unwrap().broken(), Some(Broken::Protocol));
+    assert_eq!(
+        xs.connection(DomId(1)).unwrap().broken(),
+        Some(Broken::Protocol)
+    );
     assert_eq!(p1.load_u32_relaxed(off::ERROR), XENSTORE_ERROR_PROTO);
     // Further requests are not served…
     assert!(roundtrip(&mut xs, &p1, 1, &req(XS_READ, 1, 0, b"name\0")).is_empty());
     other_domain_still_served(&mut xs, &p2);
     // …until the guest asks for a reset.
     p1.store_u32_release(off::CONNECTION, XENSTORE_RECONNECT);
-    xs.service_page(&p1, 1);
+    xs.service_page(&p1, DomId(1));
     assert_eq!(p1.load_u32_relaxed(off::CONNECTION), XENSTORE_CONNECTED);
     assert_eq!(p1.load_u32_relaxed(off::ERROR), XENSTORE_ERROR_NONE);
     assert_eq!(p1.load_u32_relaxed(off::REQ_PROD), 0);
@@ -242,9 +246,9 @@ fn corrupt_ring_indices_disconnect_only_that_domain() {
         };
         let value = base.wrapping_add(delta);
         p1.store_u32_release(field, value);
-        xs.service_page(&p1, 1);
+        xs.service_page(&p1, DomId(1));
         assert_eq!(
-            xs.connection(1).unwrap().broken(),
+            xs.connection(DomId(1)).unwrap().broken(),
             Some(Broken::RingIndex),
             "{field} = {value}"
         );
@@ -273,7 +277,7 @@ fn quota_exhaustion_is_enospc_or_e2big_and_spares_other_domains() {
     big.extend(vec![b'x'; 101]);
     assert_eq!(err(&mut xs, &p1, 1, XS_WRITE, &big), "ENOSPC");
     // Node count: data/ etc. are already owned by domain 1.
-    let owned = xs.store.nodes_owned(1);
+    let owned = xs.store.nodes_owned(DomId(1));
     let mut made = 0;
     for i in 0..20 {
         let r = ask(
@@ -341,26 +345,26 @@ fn watch_flood_to_a_guest_that_never_reads_is_bounded() {
     for i in 0..200 {
         let m = format!("data/hot\0{i}");
         ok(&mut xs, &p2, 2, XS_WRITE, m.as_bytes());
-        let c = xs.connection(1).unwrap();
+        let c = xs.connection(DomId(1)).unwrap();
         assert!(c.queued() <= OUTPUT_QUEUE_LIMIT);
     }
-    assert!(xs.connection(1).unwrap().dropped_events() > 20_000);
+    assert!(xs.connection(DomId(1)).unwrap().dropped_events() > 20_000);
     // Domain 1 is flooded but alive: it stops taking requests while its
     // output is full…
     assert!(send_raw(&p1, &req(XS_READ, 77, 0, b"name\0")));
-    xs.service_page(&p1, 1);
-    assert!(xs.connection(1).unwrap().queued() >= REPLY_QUEUE_LIMIT);
+    xs.service_page(&p1, DomId(1));
+    assert!(xs.connection(DomId(1)).unwrap().queued() >= REPLY_QUEUE_LIMIT);
     // …and gets its reply after reading its way through the backlog.
     let mut got = Vec::new();
     for _ in 0..1000 {
-        xs.service_page(&p1, 1);
+        xs.service_page(&p1, DomId(1));
         got.extend(recv_raw(&p1));
-        if xs.connection(1).unwrap().queued() == 0 {
+        if xs.connection(DomId(1)).unwrap().queued() == 0 {
             break;
         }
     }
     for _ in 0..4 {
-        xs.service_page(&p1, 1);
+        xs.service_page(&p1, DomId(1));
         got.extend(recv_raw(&p1));
     }
     let msgs = split(&got);
@@ -378,10 +382,10 @@ fn guest_that_never_reads_replies_stalls_only_itself() {
         if send_raw(&p1, &req(XS_READ, sent, 0, b"name\0")) {
             sent += 1;
         }
-        xs.service_page(&p1, 1);
+        xs.service_page(&p1, DomId(1));
         other_domain_still_served(&mut xs, &p2);
     }
-    let c = xs.connection(1).unwrap();
+    let c = xs.connection(DomId(1)).unwrap();
     assert!(c.broken().is_none());
     assert!(c.queued() <= REPLY_QUEUE_LIMIT);
     assert!(sent > 50, "the server took requests until its queue filled");

@@ -7,6 +7,7 @@ use guest_abi::abi::errno::Errno;
 use guest_abi::abi::xenstore::XENSTORE_CONNECTED;
 use hv_runtime::domain::image::GuestImage;
 use hv_runtime::hv::{DomainConfig, Hypervisor};
+use hv_runtime::machine::DomId;
 use hv_runtime::xenstore::conn::off;
 use hv_runtime::xenstore::{MachinePage, WatchEvent};
 
@@ -39,7 +40,8 @@ fn created_domains_get_nodes_and_a_connected_ring_and_are_released_on_shutdown()
         let base = format!("/local/domain/{id}");
         let store = &mut hv.xenstore.store;
         let read = |s: &mut hv_runtime::xenstore::Store, k: &str| {
-            s.read(0, 0, format!("{base}/{k}").as_bytes()).unwrap()
+            s.read(DomId(0), 0, format!("{base}/{k}").as_bytes())
+                .unwrap()
         };
         assert_eq!(read(store, "domid"), id.to_string().as_bytes());
         assert_eq!(read(store, "name"), name.as_bytes());
@@ -71,7 +73,7 @@ fn created_domains_get_nodes_and_a_connected_ring_and_are_released_on_shutdown()
     // dom0 watches for releases (events for dom0 stay in the store's queue).
     hv.xenstore
         .store
-        .watch(0, b"@releaseDomain", b"rel")
+        .watch(DomId(0), b"@releaseDomain", b"rel")
         .unwrap();
     assert_eq!(hv.xenstore.take_dom0_events().len(), 1, "initial event");
     let outcome = hv.run();
@@ -82,7 +84,7 @@ fn created_domains_get_nodes_and_a_connected_ring_and_are_released_on_shutdown()
         assert_eq!(
             hv.xenstore
                 .store
-                .read(0, 0, format!("/local/domain/{id}").as_bytes()),
+                .read(DomId(0), 0, format!("/local/domain/{id}").as_bytes()),
             Err(Errno::ENOENT)
         );
     }

@@ -14,6 +14,7 @@
 //!   transaction started; an aborted or failed transaction changes nothing.
 #![expect(clippy::unwrap_used)]
 
+use hv_runtime::machine::DomId;
 use std::collections::BTreeMap;
 
 use guest_abi::abi::errno::Errno;
@@ -244,7 +245,7 @@ fn to_perms(list: &[(Dom, u8)]) -> Perms {
     let v: Vec<Perm> = list
         .iter()
         .map(|&(dom, l)| Perm {
-            dom,
+            dom: DomId(dom),
             access: letter_access(l),
         })
         .collect();
@@ -261,7 +262,7 @@ fn from_perms(p: &Perms) -> Vec<(Dom, u8)> {
                 Access::Write => b'w',
                 Access::Both => b'b',
             };
-            (e.dom, l)
+            (e.dom.0, l)
         })
         .collect()
 }
@@ -269,17 +270,21 @@ fn from_perms(p: &Perms) -> Vec<(Dom, u8)> {
 fn run_store(s: &mut Store, op: &Op, tx: u32) -> Res {
     let wrap = |r: Result<(), Errno>| r.map_or_else(Res::Err, |()| Res::Ok);
     match op {
-        Op::Write(d, _, p, v) => wrap(s.write(*d, tx, p.as_bytes(), v)),
-        Op::Mkdir(d, _, p) => wrap(s.mkdir(*d, tx, p.as_bytes())),
-        Op::Rm(d, _, p) => wrap(s.rm(*d, tx, p.as_bytes())),
-        Op::Read(d, _, p) => s.read(*d, tx, p.as_bytes()).map_or_else(Res::Err, Res::Val),
+        Op::Write(d, _, p, v) => wrap(s.write(DomId(*d), tx, p.as_bytes(), v)),
+        Op::Mkdir(d, _, p) => wrap(s.mkdir(DomId(*d), tx, p.as_bytes())),
+        Op::Rm(d, _, p) => wrap(s.rm(DomId(*d), tx, p.as_bytes())),
+        Op::Read(d, _, p) => s
+            .read(DomId(*d), tx, p.as_bytes())
+            .map_or_else(Res::Err, Res::Val),
         Op::Dir(d, _, p) => s
-            .directory(*d, tx, p.as_bytes())
+            .directory(DomId(*d), tx, p.as_bytes())
             .map_or_else(Res::Err, Res::Names),
         Op::GetPerms(d, _, p) => s
-            .get_perms(*d, tx, p.as_bytes())
+            .get_perms(DomId(*d), tx, p.as_bytes())
             .map_or_else(Res::Err, |p| Res::Perms(from_perms(&p))),
-        Op::SetPerms(d, _, p, perms) => wrap(s.set_perms(*d, tx, p.as_bytes(), to_perms(perms))),
+        Op::SetPerms(d, _, p, perms) => {
+            wrap(s.set_perms(DomId(*d), tx, p.as_bytes(), to_perms(perms)))
+        }
         Op::TxStart(_) | Op::TxEnd(..) => unreachable!(),
     }
 }
@@ -387,8 +392,10 @@ fn check(ops: &[Op]) -> Result<(), TestCaseError> {
     let mut model = Model::new();
     // /t: owned by dom0, readable by everyone, writable by domain 1.
     let t_perms = vec![(0, b'r'), (1, b'b')];
-    store.write(0, 0, b"/t", b"").unwrap();
-    store.set_perms(0, 0, b"/t", to_perms(&t_perms)).unwrap();
+    store.write(DomId(0), 0, b"/t", b"").unwrap();
+    store
+        .set_perms(DomId(0), 0, b"/t", to_perms(&t_perms))
+        .unwrap();
     model.nodes.insert("/t".to_owned(), (Vec::new(), t_perms));
     let mut txs: Vec<OpenTx> = Vec::new();
     let mut mutations = 0u64;
@@ -397,7 +404,7 @@ fn check(ops: &[Op]) -> Result<(), TestCaseError> {
         match op {
             Op::TxStart(d) => {
                 let open = txs.iter().filter(|t| t.dom == *d).count();
-                match store.transaction_start(*d) {
+                match store.transaction_start(DomId(*d)) {
                     Ok(id) => {
                         prop_assert!(*d == 0 || open < 10);
                         prop_assert!(id != 0 && txs.iter().all(|t| t.id != id));
@@ -417,7 +424,7 @@ fn check(ops: &[Op]) -> Result<(), TestCaseError> {
                     continue;
                 }
                 let t = txs.remove(slot % txs.len());
-                let r = store.transaction_end(t.dom, t.id, *commit);
+                let r = store.transaction_end(DomId(t.dom), t.id, *commit);
                 if !*commit {
                     prop_assert_eq!(r, Ok(()));
                 } else if r == Err(Errno::EAGAIN) {
@@ -437,7 +444,10 @@ fn check(ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                     model = replay;
                 }
-                prop_assert_eq!(store.transaction_end(t.dom, t.id, true), Err(Errno::ENOENT));
+                prop_assert_eq!(
+                    store.transaction_end(DomId(t.dom), t.id, true),
+                    Err(Errno::ENOENT)
+                );
             }
             _ => {
                 let slot = tx_slot(op).filter(|_| !txs.is_empty());
@@ -495,8 +505,8 @@ proptest! {
 fn model_check_catches_a_foreign_transaction_id() {
     // The store refuses a transaction id used by another domain.
     let mut s = Store::default();
-    let t = s.transaction_start(1).unwrap();
-    assert_eq!(s.read(2, t, b"/"), Err(Errno::ENOENT));
-    assert_eq!(s.transaction_end(2, t, true), Err(Errno::ENOENT));
-    s.transaction_end(1, t, true).unwrap();
+    let t = s.transaction_start(DomId(1)).unwrap();
+    assert_eq!(s.read(DomId(2), t, b"/"), Err(Errno::ENOENT));
+    assert_eq!(s.transaction_end(DomId(2), t, true), Err(Errno::ENOENT));
+    s.transaction_end(DomId(1), t, true).unwrap();
 }

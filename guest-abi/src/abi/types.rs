@@ -58,6 +58,23 @@ newtype!(
 impl DomId {
     /// The calling domain ([`super::DOMID_SELF`]).
     pub const SELF: Self = Self(super::DOMID_SELF);
+
+    /// `self`, or `caller` when `self` is [`Self::SELF`].
+    #[must_use]
+    pub const fn resolve(self, caller: Self) -> Self {
+        if self.0 == super::DOMID_SELF {
+            caller
+        } else {
+            self
+        }
+    }
+}
+
+/// Domain ids print as the decimal number (as in xenstore paths and `xl`).
+impl core::fmt::Display for DomId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(&self.0, f)
+    }
 }
 
 impl Mfn {

@@ -33,6 +33,7 @@ use hv_runtime::bench;
 use hv_runtime::console::ThreadedInput;
 use hv_runtime::domain::image::GuestImage;
 use hv_runtime::hv::{DomainConfig, EXIT_INTERRUPTED, Hypervisor};
+use hv_runtime::machine::DomId;
 
 /// Exit status for a runtime error (as `env`/`timeout` use it).
 const EXIT_RUNTIME_ERROR: u8 = 125;
@@ -145,14 +146,14 @@ fn run(cfg: &RunConfig, stop: Arc<AtomicBool>) -> anyhow::Result<u32> {
         hv.create_domain(image, &dc)
             .with_context(|| format!("cannot create domain {}", d.name))?;
     }
-    hv.focus = u16::try_from(cfg.console_index() + 1).context("too many domains")?;
+    hv.focus = DomId(u16::try_from(cfg.console_index() + 1).context("too many domains")?);
     hv.input = Some(Box::new(
         ThreadedInput::spawn(std::io::stdin()).context("cannot start the stdin reader")?,
     ));
     hv.stop = Some(stop);
     let outcome = hv.run();
     for (id, name, reason) in &outcome.domains {
-        tracing::info!(id, name, ?reason, "domain finished");
+        tracing::info!(id = id.0, name, ?reason, "domain finished");
     }
     if outcome.interrupted {
         eprintln!("hv: interrupted; domains stopped");

@@ -468,7 +468,7 @@ mod tests {
 
     fn cfg(nr_pages: u64) -> BuildConfig {
         BuildConfig {
-            domid: 1,
+            domid: DomId(1),
             nr_pages,
             cmdline: "console=hvc0 quiet".into(),
             console_evtchn: 2,

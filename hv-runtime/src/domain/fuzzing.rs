@@ -19,7 +19,7 @@ use crate::machine::{FrameTable, M2p, Owner, PageType};
 /// Machine frames of the fuzzed machine.
 pub const FRAMES: u64 = 1300;
 /// The domain being built.
-const DOMID: u16 = 1;
+const DOMID: crate::machine::DomId = crate::machine::DomId(1);
 
 /// The promises a parsed image keeps.
 ///

@@ -191,7 +191,7 @@ impl<R: Right> Drop for GrantMapping<R> {
         if !self.released {
             self.released = true;
             tracing::trace!(
-                granter = self.granter,
+                granter = %self.granter,
                 gref = self.gref,
                 handle = ?self.handle,
                 "grant mapping dropped; release deferred"
@@ -340,7 +340,7 @@ impl GrantAccess for Hypervisor {
         super::release_dropped(self);
         if !m.queue.same(&self.gnttab.releases) {
             tracing::warn!(
-                granter = m.granter,
+                granter = %m.granter,
                 gref = m.gref,
                 "unmap_grant of another hypervisor's mapping; queued on its own"
             );

@@ -16,7 +16,7 @@ use guest_abi::abi::gnttab::{
 };
 use hv_cpu::mem::{MachineAddr, Mfn, PAGE_SIZE};
 
-use super::{DOMID_SELF, PinError, Pins, live, pin, unpin};
+use super::{PinError, Pins, live, pin, unpin};
 use crate::hv::Hypervisor;
 use crate::machine::{DomId, PageType};
 use crate::mm::MmError;
@@ -82,7 +82,7 @@ struct Claim {
 }
 
 fn side_domain(caller: DomId, domid: DomId, is_gref: bool) -> Result<DomId, CopyError> {
-    if !is_gref && domid != DOMID_SELF {
+    if !is_gref && domid != DomId::SELF {
         return Err(CopyError::NotSelf(domid));
     }
     Ok(super::resolve(domid, caller))
@@ -160,8 +160,8 @@ fn release(hv: &mut Hypervisor, c: Claim) {
 pub fn copy_one(hv: &mut Hypervisor, caller: DomId, op: &GnttabCopy) -> Result<(), CopyError> {
     let src_gref = op.flags & GNTCOPY_SOURCE_GREF != 0;
     let dst_gref = op.flags & GNTCOPY_DEST_GREF != 0;
-    let sd = side_domain(caller, op.source.domid, src_gref)?;
-    let dd = side_domain(caller, op.dest.domid, dst_gref)?;
+    let sd = side_domain(caller, DomId(op.source.domid), src_gref)?;
+    let dd = side_domain(caller, DomId(op.dest.domid), dst_gref)?;
     for d in [sd, dd] {
         if !live(hv, d) {
             return Err(CopyError::BadDomain(d));

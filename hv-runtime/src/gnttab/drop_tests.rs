@@ -35,7 +35,7 @@ fn refs(w: &World, f: Mfn) -> (u32, u32) {
 fn transfer(w: &mut World, sender: DomId, mfn: Mfn, receiver: DomId, gref: u32) -> i16 {
     let mut op = GnttabTransfer {
         mfn: mfn.0,
-        domid: receiver,
+        domid: receiver.0,
         ref_: gref,
         ..Default::default()
     };

@@ -41,14 +41,18 @@ struct State {
 impl State {
     fn dom(&self, b: u8) -> DomId {
         let n = self.w.doms.len();
-        self.w.doms.get(usize::from(b) % n).copied().unwrap_or(1)
+        self.w
+            .doms
+            .get(usize::from(b) % n)
+            .copied()
+            .unwrap_or(DomId(1))
     }
 
     /// A domain id: usually one of ours, sometimes a raw value.
     fn domid(&self, b: u8) -> DomId {
         match b % 8 {
-            0 => u16::from(b) << 4,
-            1 => super::DOMID_SELF,
+            0 => DomId(u16::from(b) << 4),
+            1 => DomId::SELF,
             2 => super::RUNTIME_DOMID,
             _ => self.dom(b / 8),
         }
@@ -167,7 +171,7 @@ fn step(s: &mut State, input: &mut Input<'_>) {
                 host_addr,
                 flags,
                 ref_: gref,
-                dom: granter,
+                dom: granter.0,
                 ..Default::default()
             };
             let r = s.w.call(
@@ -232,7 +236,7 @@ fn step(s: &mut State, input: &mut Input<'_>) {
                 let x = inp.byte();
                 let off = inp.u16() % 4200;
                 if gref {
-                    g::GnttabCopyPtr::gref(s.domid(x), u32::from(inp.u16() % 600), off)
+                    g::GnttabCopyPtr::gref(s.domid(x).0, u32::from(inp.u16() % 600), off)
                 } else {
                     let f = s.frame(caller, x, u64::from(inp.u32()));
                     g::GnttabCopyPtr::gmfn(f.0, off)
@@ -266,7 +270,7 @@ fn step(s: &mut State, input: &mut Input<'_>) {
             let frame = s.frame(sender, fb, u64::from(input.u32()));
             let mut t = g::GnttabTransfer {
                 mfn: frame.0,
-                domid: s.domid(b),
+                domid: s.domid(b).0,
                 ref_: u32::from(input.u16() % 600),
                 ..Default::default()
             };
@@ -281,7 +285,7 @@ fn step(s: &mut State, input: &mut Input<'_>) {
                 0 => {
                     let list = s.w.scratch_va(d) + 2048;
                     let mut st = g::GnttabSetupTable {
-                        dom: s.domid(input.byte()),
+                        dom: s.domid(input.byte()).0,
                         nr_frames: u32::from(input.byte() % 40),
                         frame_list: list,
                         ..Default::default()
@@ -291,7 +295,7 @@ fn step(s: &mut State, input: &mut Input<'_>) {
                 }
                 1 => {
                     let mut q = g::GnttabQuerySize {
-                        dom: s.domid(input.byte()),
+                        dom: s.domid(input.byte()).0,
                         ..Default::default()
                     };
                     let _ =
@@ -315,7 +319,7 @@ fn step(s: &mut State, input: &mut Input<'_>) {
                 }
                 _ => {
                     let mut v = g::GnttabGetVersion {
-                        dom: s.domid(input.byte()),
+                        dom: s.domid(input.byte()).0,
                         ..Default::default()
                     };
                     let _ =

@@ -29,7 +29,7 @@
 //! let frame = w.spare_frames(a)[0];
 //! w.grant(a, 8, b, frame, false); // guest a grants a frame to b
 //! let mut op = GnttabMapGrantRef {
-//!     flags: GNTMAP_DEVICE_MAP, ref_: 8, dom: a, ..Default::default()
+//!     flags: GNTMAP_DEVICE_MAP, ref_: 8, dom: a.0, ..Default::default()
 //! };
 //! assert_eq!(w.call(b, GNTTABOP_MAP_GRANT_REF, std::slice::from_mut(&mut op)), 0);
 //! assert_eq!(op.status, GNTST_OKAY);

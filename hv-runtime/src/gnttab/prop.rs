@@ -395,7 +395,7 @@ impl Env {
             host_addr,
             flags: flags | if ro { GNTMAP_READONLY } else { 0 },
             ref_: r,
-            dom: g,
+            dom: g.0,
             ..Default::default()
         };
         prop_assert_eq!(
@@ -492,7 +492,7 @@ impl Env {
                     } else {
                         (tg, tr)
                     };
-                    (GnttabCopyPtr::gref(g, r, 0), Ok((Mfn(0), g, r)))
+                    (GnttabCopyPtr::gref(g.0, r, 0), Ok((Mfn(0), g, r)))
                 } else {
                     let f = if sel.is_multiple_of(2) {
                         env.own_frame(caller, sel)
@@ -611,7 +611,7 @@ impl Env {
         };
         let mut op = GnttabTransfer {
             mfn: frame.0,
-            domid: recv,
+            domid: recv.0,
             ref_: r,
             ..Default::default()
         };

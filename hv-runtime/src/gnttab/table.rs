@@ -30,7 +30,7 @@ pub const PIN_LIMIT: u8 = 0x80;
 /// that keeps changing it (`GNTST_general_error`).
 pub const SET_STATUS_RETRIES: u32 = 5;
 /// The runtime itself: backends in `hv` act as dom0.
-pub const RUNTIME_DOMID: DomId = 0;
+pub const RUNTIME_DOMID: DomId = crate::machine::DOM0;
 pub use guest_abi::abi::DOMID_SELF;
 /// v1 entries per frame.
 #[expect(clippy::cast_possible_truncation)] // 512
@@ -362,7 +362,7 @@ impl GnttabSystem {
 
 /// Resolve `DOMID_SELF`.
 pub(crate) fn resolve(dom: DomId, caller: DomId) -> DomId {
-    if dom == DOMID_SELF { caller } else { dom }
+    dom.resolve(caller)
 }
 
 // ---- the shared entry (Note [Grant pinning]) -------------------------------
@@ -441,7 +441,7 @@ pub(crate) fn set_status(
     let mut cur = mem.load_u32_acquire(at).map_err(|_| unstable)?;
     for _ in 0..SET_STATUS_RETRIES {
         let (flags, domid) = split(cur);
-        if first && (flags & GTF_TYPE_MASK != GTF_PERMIT_ACCESS || domid != grantee) {
+        if first && (flags & GTF_TYPE_MASK != GTF_PERMIT_ACCESS || domid != grantee.0) {
             return Err(PinError::NotGranted {
                 gref,
                 to: grantee,

@@ -210,7 +210,7 @@ impl World {
             gref,
             GrantEntryV1 {
                 flags,
-                domid: grantee,
+                domid: grantee.0,
                 frame: u32::try_from(frame.0).unwrap_or(u32::MAX),
             },
         );
@@ -223,7 +223,7 @@ impl World {
             gref,
             GrantEntryV1 {
                 flags: GTF_ACCEPT_TRANSFER,
-                domid: sender,
+                domid: sender.0,
                 frame: u32::try_from(pfn).unwrap_or(u32::MAX),
             },
         );

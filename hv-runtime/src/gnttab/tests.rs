@@ -90,7 +90,7 @@ fn map(
             host_addr,
             flags,
             ref_: gref,
-            dom: granter,
+            dom: granter.0,
             ..Default::default()
         },
     )
@@ -139,7 +139,7 @@ fn copy(
 fn transfer(w: &mut World, sender: DomId, mfn: Mfn, receiver: DomId, gref: u32) -> i16 {
     let mut op = GnttabTransfer {
         mfn: mfn.0,
-        domid: receiver,
+        domid: receiver.0,
         ref_: gref,
         ..Default::default()
     };
@@ -241,7 +241,7 @@ fn setup_table_refuses_too_many_frames_other_domains_and_bad_lists() {
     let list = w.scratch_va(d) + 2048;
     for (dom, n, list, want) in [
         (DOMID_SELF, MAX_GRANT_FRAMES + 1, list, GNTST_GENERAL_ERROR),
-        (e, 1, list, GNTST_PERMISSION_DENIED),
+        (e.0, 1, list, GNTST_PERMISSION_DENIED),
         (77, 1, list, GNTST_BAD_DOMAIN),
         (DOMID_SELF, 1, 0xdead_0000, GNTST_BAD_VIRT_ADDR),
     ] {
@@ -284,7 +284,7 @@ fn version_1_only_and_v2_is_refused_without_change() {
         0
     );
     assert_eq!(g.version, 1);
-    g.dom = w.doms[1];
+    g.dom = w.doms[1].0;
     assert_eq!(
         w.call(d, GNTTABOP_GET_VERSION, std::slice::from_mut(&mut g)),
         -1
@@ -490,10 +490,10 @@ fn hostile_map_arguments_get_xen_status_codes() {
     });
     // Unknown domain, DOMID_SELF is not a domain id here.
     fails_cleanly(&mut w, GNTST_BAD_DOMAIN, |w| {
-        map(w, b, 99, 23, GNTMAP_HOST_MAP, va).status
+        map(w, b, DomId(99), 23, GNTMAP_HOST_MAP, va).status
     });
     fails_cleanly(&mut w, GNTST_BAD_DOMAIN, |w| {
-        map(w, b, DOMID_SELF, 23, GNTMAP_HOST_MAP, va).status
+        map(w, b, DomId(DOMID_SELF), 23, GNTMAP_HOST_MAP, va).status
     });
     // Past the table.
     fails_cleanly(&mut w, GNTST_BAD_GNTREF, |w| {
@@ -689,7 +689,7 @@ fn big_batches_continue_and_report_every_status() {
         GnttabMapGrantRef {
             flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY,
             ref_: 33,
-            dom: a,
+            dom: a.0,
             status: 77,
             ..Default::default()
         };
@@ -744,7 +744,7 @@ fn copy_between_grants_and_local_frames() {
     let s = copy(
         &mut w,
         b,
-        GnttabCopyPtr::gref(a, 40, 100),
+        GnttabCopyPtr::gref(a.0, 40, 100),
         GnttabCopyPtr::gmfn(dst.0, 4086),
         10,
         GNTCOPY_SOURCE_GREF,
@@ -764,7 +764,7 @@ fn copy_between_grants_and_local_frames() {
         &mut w,
         b,
         GnttabCopyPtr::gmfn(dst.0, 4086),
-        GnttabCopyPtr::gref(a, 41, 0),
+        GnttabCopyPtr::gref(a.0, 41, 0),
         10,
         GNTCOPY_DEST_GREF,
     );
@@ -783,7 +783,7 @@ fn hostile_copies_get_xen_status_codes() {
     let src = w.spare_frames(a)[0];
     let mine = w.spare_frames(b)[0];
     w.grant(a, 42, b, src, true);
-    let g = |off| GnttabCopyPtr::gref(a, 42, off);
+    let g = |off| GnttabCopyPtr::gref(a.0, 42, off);
     let f = |off| GnttabCopyPtr::gmfn(mine.0, off);
     // Past a page end, on either side.
     fails_cleanly(&mut w, GNTST_BAD_COPY_ARG, |w| {
@@ -798,7 +798,7 @@ fn hostile_copies_get_xen_status_codes() {
     });
     // A frame side naming another domain; another domain's frame.
     fails_cleanly(&mut w, GNTST_PERMISSION_DENIED, |w| {
-        copy(w, b, GnttabCopyPtr { domid: a, ..f(0) }, f(8), 8, 0)
+        copy(w, b, GnttabCopyPtr { domid: a.0, ..f(0) }, f(8), 8, 0)
     });
     fails_cleanly(&mut w, GNTST_BAD_PAGE, |w| {
         copy(w, b, GnttabCopyPtr::gmfn(src.0, 0), f(8), 8, 0)
@@ -808,7 +808,7 @@ fn hostile_copies_get_xen_status_codes() {
         copy(
             w,
             b,
-            GnttabCopyPtr::gref(a, 43, 0),
+            GnttabCopyPtr::gref(a.0, 43, 0),
             f(0),
             8,
             GNTCOPY_SOURCE_GREF,
@@ -818,7 +818,7 @@ fn hostile_copies_get_xen_status_codes() {
         copy(
             w,
             b,
-            GnttabCopyPtr::gref(a, 9999, 0),
+            GnttabCopyPtr::gref(a.0, 9999, 0),
             f(0),
             8,
             GNTCOPY_SOURCE_GREF,
@@ -924,7 +924,10 @@ fn transfer_failing_after_the_steal_loses_the_page() {
         transfer(&mut w, s, frames[2], r, 100_000),
         GNTST_GENERAL_ERROR
     );
-    assert_eq!(transfer(&mut w, s, frames[3], 77, 0), GNTST_BAD_DOMAIN);
+    assert_eq!(
+        transfer(&mut w, s, frames[3], DomId(77), 0),
+        GNTST_BAD_DOMAIN
+    );
     w.hv.domains.get_mut(&r).unwrap().max_pages -= 1;
     w.offer_transfer(r, 54, s, 150);
     assert_eq!(transfer(&mut w, s, frames[4], r, 54), GNTST_GENERAL_ERROR);
@@ -1136,7 +1139,7 @@ fn grant_table_op_is_wired_in_the_hypercall_table_with_continuations() {
         GnttabMapGrantRef {
             flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY,
             ref_: 34,
-            dom: a,
+            dom: a.0,
             ..Default::default()
         };
         n

@@ -176,7 +176,7 @@ fn commit(hv: &Hypervisor, at: MachineAddr, gref: u32, sender: DomId) -> Result<
     for _ in 0..SET_STATUS_RETRIES {
         let flags = cur & 0xffff;
         let domid = cur >> 16;
-        if flags != u32::from(GTF_ACCEPT_TRANSFER) || domid != u32::from(sender) {
+        if flags != u32::from(GTF_ACCEPT_TRANSFER) || domid != u32::from(sender.0) {
             return Err(bad);
         }
         let want = cur | u32::from(GTF_TRANSFER_COMMITTED);

@@ -1,6 +1,6 @@
 //! `event_channel_op` (32) and its compat form (16): decoding for [`crate::evtchn`].
 
-use guest_abi::abi::{DOMID_SELF, Errno, evtchn as ev};
+use guest_abi::abi::{Errno, evtchn as ev};
 
 use super::{Ret, read, write};
 use crate::hv::Hypervisor;
@@ -32,7 +32,10 @@ pub(super) fn evtchn_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg
     match cmd {
         ev::EVTCHNOP_ALLOC_UNBOUND => {
             let mut x = rd!(ev::EvtchnAllocUnbound);
-            match hv.evtchn.alloc_unbound(me, x.dom, x.remote_dom) {
+            match hv
+                .evtchn
+                .alloc_unbound(me, DomId(x.dom), DomId(x.remote_dom))
+            {
                 Ok(p) => {
                     x.port = p;
                     out!(x)
@@ -44,7 +47,7 @@ pub(super) fn evtchn_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg
             let mut x = rd!(ev::EvtchnBindInterdomain);
             match hv
                 .evtchn
-                .bind_interdomain(mem, me, x.remote_dom, x.remote_port)
+                .bind_interdomain(mem, me, DomId(x.remote_dom), x.remote_port)
             {
                 Ok((p, kicks)) => {
                     hv.apply_kicks(kicks);
@@ -94,7 +97,7 @@ pub(super) fn evtchn_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg
         }
         ev::EVTCHNOP_STATUS => {
             let mut x = rd!(ev::EvtchnStatus);
-            match hv.evtchn.status(me, x.dom, x.port) {
+            match hv.evtchn.status(me, DomId(x.dom), x.port) {
                 Ok(s) => {
                     x.status = s.status;
                     x.vcpu = s.vcpu;
@@ -126,7 +129,7 @@ pub(super) fn evtchn_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg
         }
         ev::EVTCHNOP_RESET => {
             let x = rd!(ev::EvtchnReset);
-            if x.dom != DOMID_SELF && x.dom != me {
+            if DomId(x.dom) != DomId::SELF && DomId(x.dom) != me {
                 return Ret::err(Errno::EPERM);
             }
             Ret::Val(

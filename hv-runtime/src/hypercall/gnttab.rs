@@ -74,7 +74,7 @@ pub fn grant_table_op(
                 op.host_addr,
                 op.flags,
                 op.ref_,
-                op.dom,
+                DomId(op.dom),
             ) {
                 Ok(m) => {
                     op.status = g::GNTST_OKAY;
@@ -82,7 +82,7 @@ pub fn grant_table_op(
                     op.dev_bus_addr = m.dev_bus_addr;
                 }
                 Err(e) => {
-                    tracing::debug!(dom, err = %e, "map_grant_ref");
+                    tracing::debug!(dom = dom.0, err = %e, "map_grant_ref");
                     op.status = e.status();
                 }
             }
@@ -118,15 +118,16 @@ pub fn grant_table_op(
                 .map_or_else(|e| e.status(), |()| g::GNTST_OKAY);
         }),
         g::GNTTABOP_TRANSFER => batch(hv, &ctx, |hv, op: &mut g::GnttabTransfer| {
-            op.status = crate::gnttab::transfer::transfer(hv, dom, op.mfn, op.domid, op.ref_)
-                .map_or_else(|e| e.status(), |()| g::GNTST_OKAY);
+            op.status =
+                crate::gnttab::transfer::transfer(hv, dom, op.mfn, DomId(op.domid), op.ref_)
+                    .map_or_else(|e| e.status(), |()| g::GNTST_OKAY);
         }),
         g::GNTTABOP_SWAP_GRANT_REF => batch(hv, &ctx, |hv, op: &mut g::GnttabSwapGrantRef| {
             op.status = swap_grant_ref(hv, dom, op.ref_a, op.ref_b);
         }),
         g::GNTTABOP_SETUP_TABLE => single(hv, &ctx, setup_table),
         g::GNTTABOP_QUERY_SIZE => single(hv, &ctx, |hv, ctx, op: &mut g::GnttabQuerySize| {
-            let target = resolve(op.dom, ctx.dom);
+            let target = resolve(DomId(op.dom), ctx.dom);
             op.status = match check_self(hv, ctx.dom, target) {
                 Ok(()) => {
                     op.nr_frames = hv
@@ -141,7 +142,7 @@ pub fn grant_table_op(
             Ok(())
         }),
         g::GNTTABOP_DUMP_TABLE => single(hv, &ctx, |hv, ctx, op: &mut g::GnttabDumpTable| {
-            let target = resolve(op.dom, ctx.dom);
+            let target = resolve(DomId(op.dom), ctx.dom);
             op.status = match check_self(hv, ctx.dom, target) {
                 Ok(()) => {
                     dump(hv, target);
@@ -163,7 +164,7 @@ pub fn grant_table_op(
             r
         }),
         g::GNTTABOP_GET_VERSION => single(hv, &ctx, |hv, ctx, op: &mut g::GnttabGetVersion| {
-            let target = resolve(op.dom, ctx.dom);
+            let target = resolve(DomId(op.dom), ctx.dom);
             if target != ctx.dom {
                 return Err(if hv.domains.contains_key(&target) {
                     Errno::EPERM
@@ -176,7 +177,7 @@ pub fn grant_table_op(
         }),
         g::GNTTABOP_GET_STATUS_FRAMES => {
             single(hv, &ctx, |hv, ctx, op: &mut g::GnttabGetStatusFrames| {
-                let target = resolve(op.dom, ctx.dom);
+                let target = resolve(DomId(op.dom), ctx.dom);
                 op.status = match check_self(hv, ctx.dom, target) {
                     // Status frames exist only for v2 tables.
                     Ok(()) => g::GNTST_GENERAL_ERROR,
@@ -270,7 +271,7 @@ fn check_self(hv: &Hypervisor, caller: DomId, target: DomId) -> Result<(), i16> 
 }
 
 fn setup_table(hv: &mut Hypervisor, ctx: &Ctx, op: &mut g::GnttabSetupTable) -> Result<(), Errno> {
-    let target = resolve(op.dom, ctx.dom);
+    let target = resolve(DomId(op.dom), ctx.dom);
     if let Err(s) = check_self(hv, ctx.dom, target) {
         op.status = s;
         return Ok(());
@@ -344,7 +345,7 @@ fn dump(hv: &Hypervisor, dom: DomId) {
         let e = hv.mem.read_u64(at).unwrap_or(0);
         if e & 0xffff != 0 {
             tracing::info!(
-                dom,
+                dom = %dom,
                 gref,
                 flags = format_args!("{:#x}", e & 0xffff),
                 domid = (e >> 16) & 0xffff,
@@ -355,6 +356,6 @@ fn dump(hv: &Hypervisor, dom: DomId) {
         }
     }
     for (h, m) in t.mappings() {
-        tracing::info!(dom, handle = h, mapping = ?m, "maptrack");
+        tracing::info!(dom = dom.0, handle = h, mapping = ?m, "maptrack");
     }
 }

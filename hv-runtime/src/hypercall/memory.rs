@@ -9,8 +9,8 @@ use guest_abi::abi::memory as xm;
 use hv_cpu::mem::Mfn;
 use zerocopy::IntoBytes;
 
+use guest_abi::abi::Errno;
 use guest_abi::abi::xen::{MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
-use guest_abi::abi::{DOMID_SELF, Errno};
 
 use super::{BATCH, Ret};
 use crate::guestmem;
@@ -29,7 +29,7 @@ pub(crate) fn memory_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg
         xm::XENMEM_CURRENT_RESERVATION
         | xm::XENMEM_MAXIMUM_RESERVATION
         | xm::XENMEM_MAXIMUM_GPFN => match guestmem::read_obj::<u16>(&hv.mem, c3, arg) {
-            Ok(d) if d == DOMID_SELF || d == dom => {
+            Ok(d) if DomId(d) == DomId::SELF || DomId(d) == dom => {
                 let dd = hv.domains.get(&dom);
                 let n = match op {
                     xm::XENMEM_CURRENT_RESERVATION => dd.map_or(0, |d| d.tot_pages),
@@ -38,7 +38,7 @@ pub(crate) fn memory_op(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, arg
                 };
                 Ok(i64::try_from(n).unwrap_or(0))
             }
-            Ok(d) if hv.domains.contains_key(&d) => Err(Errno::EPERM),
+            Ok(d) if hv.domains.contains_key(&DomId(d)) => Err(Errno::EPERM),
             Ok(_) => Err(Errno::ESRCH),
             Err(_) => Err(Errno::EFAULT),
         },
@@ -82,7 +82,7 @@ enum Extents {
 
 fn add_to_physmap(hv: &mut Hypervisor, dom: DomId, c3: u64, arg: u64) -> Result<i64, Errno> {
     let a: xm::XenAddToPhysmap = guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
-    if a.domid != DOMID_SELF && a.domid != dom {
+    if DomId(a.domid) != DomId::SELF && DomId(a.domid) != dom {
         return Err(Errno::EPERM);
     }
     match a.space {
@@ -149,7 +149,7 @@ fn reservation(
     let r: xm::XenMemoryReservation =
         guestmem::read_obj(&hv.mem, c3, arg).map_err(|_| Errno::EFAULT)?;
     let (list, nr, order, target) = (r.extent_start, r.nr_extents, r.extent_order, r.domid);
-    if target != DOMID_SELF && target != dom {
+    if DomId(target) != DomId::SELF && DomId(target) != dom {
         return Err(Errno::EPERM);
     }
     // Only single pages: PV guests here have no superpages.

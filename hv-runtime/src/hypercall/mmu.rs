@@ -30,8 +30,8 @@ const PREEMPTED: u64 = MMU_UPDATE_PREEMPTED as u64;
 fn foreign(dom: DomId, fd: u64) -> Result<DomId, Errno> {
     let f = fd & 0xffff;
     let pfd = (fd >> 16) & 0xffff;
-    let ok_f = f == u64::from(DOMID_SELF) || f == u64::from(dom);
-    let ok_pfd = pfd == 0 || pfd.wrapping_sub(1) == u64::from(dom);
+    let ok_f = f == u64::from(DOMID_SELF) || f == u64::from(dom.0);
+    let ok_pfd = pfd == 0 || pfd.wrapping_sub(1) == u64::from(dom.0);
     if ok_f && ok_pfd {
         Ok(dom)
     } else {

@@ -277,7 +277,7 @@ fn hypercall(hv: &mut Hypervisor, dom: DomId, v: usize) -> Next {
             Ret::Preempted(_) => "(continued)".into(),
             Ret::Stop => "(stopped)".into(),
         };
-        tracing::debug!(dom, vcpu = v, op, a0 = format_args!("{:#x}", args[0]), a1 = format_args!("{:#x}", args[1]), a2 = format_args!("{:#x}", args[2]), a3 = format_args!("{:#x}", args[3]), a4 = format_args!("{:#x}", args[4]), ret = %r, "hypercall");
+        tracing::debug!(dom = dom.0, vcpu = v, op, a0 = format_args!("{:#x}", args[0]), a1 = format_args!("{:#x}", args[1]), a2 = format_args!("{:#x}", args[2]), a3 = format_args!("{:#x}", args[3]), a4 = format_args!("{:#x}", args[4]), ret = %r, "hypercall");
     }
     let set = |hv: &mut Hypervisor, x: i64| {
         if let Some(vc) = hv.vcpu_mut(dom, v) {

@@ -31,7 +31,7 @@ pub(super) fn shutdown(hv: &mut Hypervisor, dom: DomId, reason: u64) -> Ret {
     }
     if let Some(d) = hv.domains.get_mut(&dom) {
         d.shutdown = Some(reason);
-        tracing::info!(dom, reason, "domain shut down");
+        tracing::info!(dom = dom.0, reason, "domain shut down");
     }
     Ret::Stop
 }

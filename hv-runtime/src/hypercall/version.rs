@@ -55,7 +55,7 @@ pub(super) fn xen_version(hv: &mut Hypervisor, dom: DomId, v: usize, cmd: u64, a
         ver::XENVER_PAGESIZE => Ret::Val(4096),
         ver::XENVER_GUEST_HANDLE => {
             let mut uuid = [0u8; 16];
-            uuid[..2].copy_from_slice(&dom.to_le_bytes());
+            uuid[..2].copy_from_slice(&dom.0.to_le_bytes());
             match write(hv, dom, v, arg, &uuid) {
                 Ok(()) => Ret::OK,
                 Err(f) => f.into(),

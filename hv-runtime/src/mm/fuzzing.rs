@@ -22,9 +22,9 @@ use crate::machine::{DomId, FrameTable, MAX_REFS, Owner, PageType};
 pub const FRAMES: u64 = 32;
 /// The two domains and their frames: `DOM` owns 0..20, `OTHER` 20..26,
 /// the hypervisor 26..28, the rest are free.
-pub const DOM: DomId = 1;
+pub const DOM: DomId = DomId(1);
 /// The second domain.
-pub const OTHER: DomId = 2;
+pub const OTHER: DomId = DomId(2);
 const DOM_END: u64 = 20;
 const OTHER_END: u64 = 26;
 const XEN_END: u64 = 28;

@@ -12,8 +12,8 @@ use super::*;
 use crate::machine::{FrameTable, Owner, PageType};
 
 const FRAMES: u64 = 24;
-const DOM: DomId = 1;
-const OTHER: DomId = 2;
+const DOM: DomId = DomId(1);
+const OTHER: DomId = DomId(2);
 /// Frames 0..DOM_FRAMES belong to `DOM`, the next 4 to `OTHER`.
 const DOM_FRAMES: u64 = 16;
 

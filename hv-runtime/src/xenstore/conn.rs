@@ -242,7 +242,7 @@ impl Connection {
         if self.out.len() >= OUTPUT_QUEUE_LIMIT {
             if self.dropped_events == 0 {
                 tracing::warn!(
-                    dom = self.dom,
+                    dom = %self.dom,
                     "xenstore output queue full; dropping watch events"
                 );
             }
@@ -254,7 +254,7 @@ impl Connection {
 
     fn disconnect<M: RingMem>(&mut self, page: &M, store: &mut Store, why: Broken) {
         tracing::warn!(
-            dom = self.dom,
+            dom = %self.dom,
             ?why,
             "xenstore ring misbehaved; disconnected"
         );

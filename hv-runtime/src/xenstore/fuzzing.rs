@@ -21,6 +21,7 @@ use super::conn::{self, off};
 use super::store::{Quota, Store};
 use super::wire::{self, HEADER_LEN, Header};
 use super::{Xenstored, handle};
+use crate::machine::{DOM0, DomId};
 
 /// A byte cursor over the fuzz input; yields zeros when exhausted.
 struct Input<'a> {
@@ -225,17 +226,17 @@ fn check_tree(store: &Store) {
 /// `/t` (readable by all, writable by domain 1) and each domain's `data`.
 fn setup_tree(store: &mut Store) {
     use super::store::{Access, Perms};
-    let _ = store.write(0, 0, b"/t", b"");
+    let _ = store.write(DOM0, 0, b"/t", b"");
     let _ = store.set_perms(
-        0,
+        DOM0,
         0,
         b"/t",
-        Perms::owned(0, Access::Read).with(1, Access::Both),
+        Perms::owned(DOM0, Access::Read).with(DomId(1), Access::Both),
     );
     for d in 1..4u16 {
         let p = format!("/local/domain/{d}/data");
-        let _ = store.mkdir(0, 0, p.as_bytes());
-        let _ = store.set_perms(0, 0, p.as_bytes(), Perms::owned(d, Access::None));
+        let _ = store.mkdir(DOM0, 0, p.as_bytes());
+        let _ = store.set_perms(DOM0, 0, p.as_bytes(), Perms::owned(DomId(d), Access::None));
     }
 }
 
@@ -255,7 +256,7 @@ pub fn message_sequence(data: &[u8]) {
     let mut steps = 0;
     while input.byte().is_some() && steps < 2_000 {
         steps += 1;
-        let dom = u16::from(input.u8() % 4);
+        let dom = DomId(u16::from(input.u8() % 4));
         let type_ = request_type(&mut input);
         let tx = match input.u8() % 4 {
             0 => txs
@@ -273,7 +274,7 @@ pub fn message_sequence(data: &[u8]) {
             tx_id: tx,
             len: u32::try_from(body.len()).unwrap_or(0),
         };
-        let owned_before: Vec<u32> = (1..4).map(|d| store.nodes_owned(d)).collect();
+        let owned_before: Vec<u32> = (1..4).map(|d| store.nodes_owned(DomId(d))).collect();
         let reply = handle(&mut store, dom, &header, &body);
         let (msg, used) = wire::parse_message(&reply)
             .ok()
@@ -291,13 +292,13 @@ pub fn message_sequence(data: &[u8]) {
             txs.push(id);
         }
         let _ = store.take_events();
-        for (d, before) in (1..4).zip(owned_before) {
+        for (d, before) in (1..4).map(DomId).zip(owned_before) {
             // A guest's own requests never take it past its node quota.
             // Domain 0 is exempt, as in Xen: nodes it creates inherit
             // their parent's owner and can take that owner past its quota.
             let owned = store.nodes_owned(d);
             assert!(
-                owned <= quota.nodes || owned <= before || dom == 0,
+                owned <= quota.nodes || owned <= before || dom == DOM0,
                 "domain {dom} took domain {d} from {before} to {owned} nodes (quota {})",
                 quota.nodes
             );
@@ -352,8 +353,8 @@ pub fn hostile_ring(data: &[u8]) {
         perms: 5,
     });
     setup_tree(&mut xs.store);
-    xs.connect_page(1, 7, &evil);
-    xs.connect_page(2, 8, &good);
+    xs.connect_page(DomId(1), 7, &evil);
+    xs.connect_page(DomId(2), 8, &good);
     let mut steps = 0;
     while let Some(op) = input.byte() {
         steps += 1;
@@ -400,9 +401,9 @@ pub fn hostile_ring(data: &[u8]) {
             8..=10 => {
                 let _ = drain_responses(&evil);
             }
-            _ => xs.service_page(&evil, 1),
+            _ => xs.service_page(&evil, DomId(1)),
         }
-        if let Some(c) = xs.connection(1) {
+        if let Some(c) = xs.connection(DomId(1)) {
             assert!(c.queued() <= conn::OUTPUT_QUEUE_LIMIT);
         }
     }
@@ -410,7 +411,7 @@ pub fn hostile_ring(data: &[u8]) {
     let _ = drain_responses(&good);
     let read = wire::serialize(guest_abi::abi::xenstore::XS_GET_DOMAIN_PATH, 77, 0, b"2\0");
     assert!(push_request(&good, &read));
-    xs.service_page(&good, 2);
+    xs.service_page(&good, DomId(2));
     let prod = good.load_u32_acquire(off::RSP_PROD);
     let cons = good.load_u32_relaxed(off::RSP_CONS);
     let n = prod.wrapping_sub(cons) as usize;

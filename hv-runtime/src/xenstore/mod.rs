@@ -33,7 +33,7 @@ pub use conn::{Connection, MachinePage};
 pub use store::{Access, Perm, Perms, Quota, Store, TxId, WatchEvent, domain_path};
 pub use wire::{Header, Message, Request};
 
-use crate::machine::DomId;
+use crate::machine::{DOM0, DomId};
 
 const OK: &[u8] = b"OK\0";
 
@@ -70,7 +70,7 @@ fn handle_inner(
 ) -> Result<Vec<u8>, Errno> {
     let tx = header.tx_id;
     let req = wire::decode_request(header.type_, payload)?;
-    let privileged = dom == 0;
+    let privileged = dom == DOM0;
     Ok(match req {
         Request::Read(p) => store.read(dom, tx, p)?,
         Request::Write(p, v) => {
@@ -232,11 +232,11 @@ impl Xenstored {
     pub fn write_domain_nodes(&mut self, info: &DomainInfo) -> Result<(), Errno> {
         let d = info.dom;
         let base = domain_path(d);
-        let ro = Perms::owned(0, Access::None).with(d, Access::Read);
+        let ro = Perms::owned(DOM0, Access::None).with(d, Access::Read);
         let rw = Perms::owned(d, Access::None);
         let s = &mut self.store;
-        s.mkdir(0, 0, base.as_bytes())?;
-        s.set_perms(0, 0, base.as_bytes(), ro.clone())?;
+        s.mkdir(DOM0, 0, base.as_bytes())?;
+        s.set_perms(DOM0, 0, base.as_bytes(), ro.clone())?;
         let values: [(&str, String); 8] = [
             ("domid", d.to_string()),
             ("name", info.name.clone()),
@@ -248,7 +248,7 @@ impl Xenstored {
             ("control/shutdown", String::new()),
         ];
         for (k, v) in &values {
-            s.write(0, 0, format!("{base}/{k}").as_bytes(), v.as_bytes())?;
+            s.write(DOM0, 0, format!("{base}/{k}").as_bytes(), v.as_bytes())?;
         }
         for k in [
             "data",
@@ -260,8 +260,8 @@ impl Xenstored {
             "control/shutdown",
         ] {
             let p = format!("{base}/{k}");
-            s.mkdir(0, 0, p.as_bytes())?;
-            s.set_perms(0, 0, p.as_bytes(), rw.clone())?;
+            s.mkdir(DOM0, 0, p.as_bytes())?;
+            s.set_perms(DOM0, 0, p.as_bytes(), rw.clone())?;
         }
         Ok(())
     }
@@ -316,7 +316,7 @@ impl Xenstored {
     /// Queue the store's watch events on their domains' connections.
     fn route_events(&mut self) {
         for ev in self.store.take_events() {
-            if ev.dom == 0 {
+            if ev.dom == DOM0 {
                 if self.dom0_events.len() >= DOM0_EVENT_QUEUE {
                     self.dom0_events.pop_front();
                 }
@@ -407,19 +407,29 @@ mod tests {
     #[test]
     fn replies_too_large_for_the_wire_are_e2big() {
         let mut s = Store::default();
-        s.write(0, 0, b"/big", &vec![b'x'; 5000])
+        s.write(DOM0, 0, b"/big", &vec![b'x'; 5000])
             .unwrap_or_default();
         for i in 0..700 {
-            s.write(0, 0, format!("/dir/child-{i:04}").as_bytes(), b"")
+            s.write(DOM0, 0, format!("/dir/child-{i:04}").as_bytes(), b"")
                 .unwrap_or_default();
         }
-        let read = handle(&mut s, 0, &header(XsType::Read.as_u32(), 5), b"/big\0");
+        let read = handle(
+            &mut s,
+            DomId(0),
+            &header(XsType::Read.as_u32(), 5),
+            b"/big\0",
+        );
         assert_eq!(&read[16..], b"E2BIG\0");
-        let dir = handle(&mut s, 0, &header(XsType::Directory.as_u32(), 5), b"/dir\0");
+        let dir = handle(
+            &mut s,
+            DomId(0),
+            &header(XsType::Directory.as_u32(), 5),
+            b"/dir\0",
+        );
         assert_eq!(&dir[16..], b"E2BIG\0");
         let ok = handle(
             &mut s,
-            0,
+            DomId(0),
             &header(XsType::Read.as_u32(), 18),
             b"/dir/child-0001\0",
         );

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use guest_abi::abi::errno::Errno;
 use guest_abi::abi::xenstore::{XENSTORE_ABS_PATH_MAX, XENSTORE_REL_PATH_MAX};
 
-use crate::machine::DomId;
+use crate::machine::{DOM0, DomId};
 
 /// Transaction id (0 = no transaction).
 pub type TxId = u32;
@@ -111,8 +111,8 @@ impl Perm {
             _ => return None,
         };
         let dom = super::wire::decimal(num)
-            .and_then(|v| DomId::try_from(v).ok())
-            .filter(|&d| d < guest_abi::abi::DOMID_FIRST_RESERVED)?;
+            .and_then(|v| u16::try_from(v).ok().map(DomId))
+            .filter(|&d| d.0 < guest_abi::abi::DOMID_FIRST_RESERVED)?;
         Some(Self { dom, access })
     }
 
@@ -159,7 +159,7 @@ impl Perms {
     /// The owner.
     #[must_use]
     pub fn owner(&self) -> DomId {
-        self.list.first().map_or(0, |p| p.dom)
+        self.list.first().map_or(DOM0, |p| p.dom)
     }
 
     /// The entries, owner first.
@@ -172,9 +172,13 @@ impl Perms {
     #[must_use]
     pub fn access(&self, dom: DomId) -> Access {
         let Some((first, rest)) = self.list.split_first() else {
-            return if dom == 0 { Access::Both } else { Access::None };
+            return if dom == DOM0 {
+                Access::Both
+            } else {
+                Access::None
+            };
         };
-        if dom == 0 || dom == first.dom {
+        if dom == DOM0 || dom == first.dom {
             return Access::Both;
         }
         rest.iter()
@@ -467,7 +471,7 @@ impl View<'_> {
     }
 
     fn write(&mut self, dom: DomId, path: &str, value: &[u8]) -> Result<(), Errno> {
-        if dom != 0 && value.len() > self.quota.node_size {
+        if dom != DOM0 && value.len() > self.quota.node_size {
             return Err(Errno::ENOSPC);
         }
         self.touch(path);
@@ -513,14 +517,14 @@ impl View<'_> {
         if !a.perms.access(dom).can_write() {
             return Err(Errno::EACCES);
         }
-        if dom != 0 {
+        if dom != DOM0 {
             let want = u32::try_from(missing.len()).unwrap_or(u32::MAX);
             if self.tree.owned(dom).saturating_add(want) > self.quota.nodes {
                 return Err(Errno::ENOSPC);
             }
         }
         let mut perms = a.perms.clone();
-        if dom != 0
+        if dom != DOM0
             && let Some(first) = perms.list.first_mut()
         {
             first.dom = dom;
@@ -597,7 +601,7 @@ impl View<'_> {
         let Some(n) = self.tree.get(path) else {
             return Err(self.missing(dom, path));
         };
-        if dom != 0 {
+        if dom != DOM0 {
             if n.perms.owner() != dom {
                 return Err(Errno::EACCES);
             }
@@ -656,12 +660,12 @@ impl Store {
             "/".to_owned(),
             Node {
                 value: Arc::from(&[][..]),
-                perms: Perms::owned(0, Access::None),
+                perms: Perms::owned(DOM0, Access::None),
                 children: BTreeSet::new(),
                 generation: 0,
             },
         );
-        let _ = s.mkdir(0, 0, b"/local/domain");
+        let _ = s.mkdir(DOM0, 0, b"/local/domain");
         s.events.clear();
         s
     }
@@ -864,7 +868,8 @@ impl Store {
         {
             return Err(Errno::EEXIST);
         }
-        if dom != 0 && self.watches.iter().filter(|w| w.dom == dom).count() >= self.quota.watches {
+        if dom != DOM0 && self.watches.iter().filter(|w| w.dom == dom).count() >= self.quota.watches
+        {
             return Err(Errno::E2BIG);
         }
         self.watches.push(Watch {
@@ -921,7 +926,8 @@ impl Store {
     /// # Errors
     /// `ENOSPC` over the transaction quota.
     pub fn transaction_start(&mut self, dom: DomId) -> Result<TxId, Errno> {
-        if dom != 0 && self.txs.values().filter(|t| t.dom == dom).count() >= self.quota.transactions
+        if dom != DOM0
+            && self.txs.values().filter(|t| t.dom == dom).count() >= self.quota.transactions
         {
             return Err(Errno::ENOSPC);
         }
@@ -987,7 +993,8 @@ impl Store {
                 }
             }
         }
-        if dom != 0 && new.owned(dom) > self.quota.nodes && new.owned(dom) > self.tree.owned(dom) {
+        if dom != DOM0 && new.owned(dom) > self.quota.nodes && new.owned(dom) > self.tree.owned(dom)
+        {
             return Err(Errno::ENOSPC);
         }
         self.tree = new;
@@ -1021,7 +1028,7 @@ impl Store {
     pub fn release(&mut self, dom: DomId) -> bool {
         let was = self.introduced.remove(&dom);
         self.reset_watches(dom);
-        let _ = self.rm(0, 0, domain_path(dom).as_bytes());
+        let _ = self.rm(DOM0, 0, domain_path(dom).as_bytes());
         if was {
             self.fire_special(RELEASE_DOMAIN);
         }
@@ -1062,9 +1069,12 @@ mod tests {
 
     #[test]
     fn paths_resolve_relative_to_the_domain_and_reject_traversal() {
-        assert_eq!(canonical_path(3, b"a/b").unwrap(), "/local/domain/3/a/b");
-        assert_eq!(canonical_path(3, b"/x").unwrap(), "/x");
-        assert_eq!(canonical_path(3, b"/").unwrap(), "/");
+        assert_eq!(
+            canonical_path(DomId(3), b"a/b").unwrap(),
+            "/local/domain/3/a/b"
+        );
+        assert_eq!(canonical_path(DomId(3), b"/x").unwrap(), "/x");
+        assert_eq!(canonical_path(DomId(3), b"/").unwrap(), "/");
         for bad in [
             &b""[..],
             b"../1",
@@ -1076,33 +1086,33 @@ mod tests {
             b"a\xffb",
             b".",
         ] {
-            assert_eq!(canonical_path(3, bad), Err(Errno::EINVAL), "{bad:?}");
+            assert_eq!(canonical_path(DomId(3), bad), Err(Errno::EINVAL), "{bad:?}");
         }
-        assert!(canonical_path(3, &vec![b'a'; XENSTORE_REL_PATH_MAX]).is_ok());
+        assert!(canonical_path(DomId(3), &vec![b'a'; XENSTORE_REL_PATH_MAX]).is_ok());
         assert_eq!(
-            canonical_path(3, &vec![b'a'; XENSTORE_REL_PATH_MAX + 1]),
+            canonical_path(DomId(3), &vec![b'a'; XENSTORE_REL_PATH_MAX + 1]),
             Err(Errno::EINVAL)
         );
         let mut abs = vec![b'/'];
         abs.extend(vec![b'a'; XENSTORE_ABS_PATH_MAX]);
-        assert_eq!(canonical_path(0, &abs), Err(Errno::EINVAL));
+        assert_eq!(canonical_path(DomId(0), &abs), Err(Errno::EINVAL));
     }
 
     #[test]
     fn perms_follow_owner_default_and_acl() {
-        let p = Perms::owned(5, Access::Read)
-            .with(7, Access::None)
-            .with(8, Access::Write);
-        assert_eq!(p.access(0), Access::Both);
-        assert_eq!(p.access(5), Access::Both);
-        assert_eq!(p.access(6), Access::Read);
-        assert_eq!(p.access(7), Access::None);
-        assert_eq!(p.access(8), Access::Write);
+        let p = Perms::owned(DomId(5), Access::Read)
+            .with(DomId(7), Access::None)
+            .with(DomId(8), Access::Write);
+        assert_eq!(p.access(DomId(0)), Access::Both);
+        assert_eq!(p.access(DomId(5)), Access::Both);
+        assert_eq!(p.access(DomId(6)), Access::Read);
+        assert_eq!(p.access(DomId(7)), Access::None);
+        assert_eq!(p.access(DomId(8)), Access::Write);
         assert_eq!(p.encode(), b"r5\0n7\0w8\0");
         assert_eq!(
             Perm::parse(b"b12"),
             Some(Perm {
-                dom: 12,
+                dom: DomId(12),
                 access: Access::Both
             })
         );
@@ -1114,54 +1124,57 @@ mod tests {
     #[test]
     fn write_creates_ancestors_inheriting_perms_owned_by_writer() {
         let mut s = Store::default();
-        s.write(0, 0, b"/t", b"").unwrap();
+        s.write(DOM0, 0, b"/t", b"").unwrap();
         s.set_perms(
-            0,
+            DomId(0),
             0,
             b"/t",
-            Perms::owned(0, Access::None).with(1, Access::Both),
+            Perms::owned(DOM0, Access::None).with(DomId(1), Access::Both),
         )
         .unwrap();
-        s.write(1, 0, b"/t/a/b", b"v").unwrap();
-        assert_eq!(s.read(1, 0, b"/t/a/b").unwrap(), b"v");
-        assert_eq!(s.read(1, 0, b"/t/a").unwrap(), b"");
-        let p = s.get_perms(1, 0, b"/t/a").unwrap();
-        assert_eq!(p.owner(), 1);
-        assert_eq!(p.access(2), Access::None);
-        assert_eq!(s.directory(1, 0, b"/t").unwrap(), vec!["a".to_owned()]);
-        assert_eq!(s.read(2, 0, b"/t/a/b"), Err(Errno::EACCES));
-        assert_eq!(s.read(2, 0, b"/t/zzz"), Err(Errno::EACCES));
-        assert_eq!(s.read(1, 0, b"/t/zzz"), Err(Errno::ENOENT));
+        s.write(DomId(1), 0, b"/t/a/b", b"v").unwrap();
+        assert_eq!(s.read(DomId(1), 0, b"/t/a/b").unwrap(), b"v");
+        assert_eq!(s.read(DomId(1), 0, b"/t/a").unwrap(), b"");
+        let p = s.get_perms(DomId(1), 0, b"/t/a").unwrap();
+        assert_eq!(p.owner(), DomId(1));
+        assert_eq!(p.access(DomId(2)), Access::None);
+        assert_eq!(
+            s.directory(DomId(1), 0, b"/t").unwrap(),
+            vec!["a".to_owned()]
+        );
+        assert_eq!(s.read(DomId(2), 0, b"/t/a/b"), Err(Errno::EACCES));
+        assert_eq!(s.read(DomId(2), 0, b"/t/zzz"), Err(Errno::EACCES));
+        assert_eq!(s.read(DomId(1), 0, b"/t/zzz"), Err(Errno::ENOENT));
     }
 
     #[test]
     fn transaction_conflict_is_eagain_and_clean_commit_applies() {
         let mut s = Store::default();
-        s.write(0, 0, b"/x", b"1").unwrap();
-        let t = s.transaction_start(0).unwrap();
-        assert_eq!(s.read(0, t, b"/x").unwrap(), b"1");
-        s.write(0, t, b"/y", b"2").unwrap();
-        assert_eq!(s.read(0, 0, b"/y"), Err(Errno::ENOENT));
-        s.transaction_end(0, t, true).unwrap();
-        assert_eq!(s.read(0, 0, b"/y").unwrap(), b"2");
+        s.write(DOM0, 0, b"/x", b"1").unwrap();
+        let t = s.transaction_start(DomId(0)).unwrap();
+        assert_eq!(s.read(DomId(0), t, b"/x").unwrap(), b"1");
+        s.write(DomId(0), t, b"/y", b"2").unwrap();
+        assert_eq!(s.read(DOM0, 0, b"/y"), Err(Errno::ENOENT));
+        s.transaction_end(DomId(0), t, true).unwrap();
+        assert_eq!(s.read(DOM0, 0, b"/y").unwrap(), b"2");
 
-        let t = s.transaction_start(0).unwrap();
-        assert_eq!(s.read(0, t, b"/x").unwrap(), b"1");
-        s.write(0, t, b"/z", b"3").unwrap();
-        s.write(0, 0, b"/x", b"changed").unwrap();
-        assert_eq!(s.transaction_end(0, t, true), Err(Errno::EAGAIN));
-        assert_eq!(s.read(0, 0, b"/z"), Err(Errno::ENOENT));
-        assert_eq!(s.transaction_end(0, t, true), Err(Errno::ENOENT));
+        let t = s.transaction_start(DomId(0)).unwrap();
+        assert_eq!(s.read(DomId(0), t, b"/x").unwrap(), b"1");
+        s.write(DomId(0), t, b"/z", b"3").unwrap();
+        s.write(DOM0, 0, b"/x", b"changed").unwrap();
+        assert_eq!(s.transaction_end(DomId(0), t, true), Err(Errno::EAGAIN));
+        assert_eq!(s.read(DOM0, 0, b"/z"), Err(Errno::ENOENT));
+        assert_eq!(s.transaction_end(DomId(0), t, true), Err(Errno::ENOENT));
     }
 
     #[test]
     fn watches_fire_on_path_children_and_removal_below() {
         let mut s = Store::default();
-        s.watch(0, b"/a", b"tk").unwrap();
-        s.watch(0, b"/a/b/c", b"deep").unwrap();
+        s.watch(DomId(0), b"/a", b"tk").unwrap();
+        s.watch(DomId(0), b"/a/b/c", b"deep").unwrap();
         let init: Vec<_> = s.take_events().into_iter().map(|e| e.path).collect();
         assert_eq!(init, ["/a", "/a/b/c"]);
-        s.write(0, 0, b"/a/b/c/d", b"1").unwrap();
+        s.write(DOM0, 0, b"/a/b/c/d", b"1").unwrap();
         let got: Vec<_> = s
             .take_events()
             .into_iter()
@@ -1174,7 +1187,7 @@ mod tests {
                 ("/a/b/c/d".to_owned(), b"deep".to_vec())
             ]
         );
-        s.rm(0, 0, b"/a/b").unwrap();
+        s.rm(DOM0, 0, b"/a/b").unwrap();
         let got: Vec<_> = s
             .take_events()
             .into_iter()

@@ -206,8 +206,8 @@ pub fn decimal(s: &[u8]) -> Option<u64> {
 /// A domain id argument (below `DOMID_FIRST_RESERVED`).
 fn domid(s: &[u8]) -> Result<DomId, Errno> {
     decimal(s)
-        .and_then(|v| DomId::try_from(v).ok())
-        .filter(|&d| d < guest_abi::abi::DOMID_FIRST_RESERVED)
+        .and_then(|v| u16::try_from(v).ok().map(DomId))
+        .filter(|&d| d.0 < guest_abi::abi::DOMID_FIRST_RESERVED)
         .ok_or(Errno::EINVAL)
 }
 
@@ -355,6 +355,9 @@ mod tests {
         assert_eq!(decimal(b"+1"), None);
         assert_eq!(decimal(b"99999999999999999999999"), None);
         assert_eq!(decode_request(10, b"32752\0"), Err(Errno::EINVAL));
-        assert_eq!(decode_request(10, b"3\0"), Ok(Request::GetDomainPath(3)));
+        assert_eq!(
+            decode_request(10, b"3\0"),
+            Ok(Request::GetDomainPath(DomId(3)))
+        );
     }
 }

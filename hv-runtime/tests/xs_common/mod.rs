@@ -3,6 +3,7 @@
 //! and a raw (possibly hostile) guest that writes bytes to its ring.
 #![allow(dead_code, clippy::unwrap_used)] // shared by test binaries that each use a subset
 
+use hv_runtime::machine::DomId;
 use std::cell::RefCell;
 
 use guest_abi::ring::RingMem;
@@ -53,7 +54,9 @@ impl XsTransport for Pump<'_> {
         if self.waits > 100_000 {
             return Err(XsError::Timeout);
         }
-        self.xs.borrow_mut().service_page(&self.page, self.dom);
+        self.xs
+            .borrow_mut()
+            .service_page(&self.page, DomId(self.dom));
         Ok(())
     }
 }
@@ -119,11 +122,11 @@ pub fn roundtrip<M: RingMem>(xs: &mut Xenstored, page: &M, dom: u16, msg: &[u8])
         let n = rest.len().min(1024usize.saturating_sub(used));
         assert!(send_raw(page, &rest[..n]));
         rest = &rest[n..];
-        xs.service_page(page, dom);
+        xs.service_page(page, DomId(dom));
         got.extend(recv_raw(page));
     }
     for _ in 0..16 {
-        xs.service_page(page, dom);
+        xs.service_page(page, DomId(dom));
         got.extend(recv_raw(page));
     }
     split(&got)
