@@ -15,6 +15,7 @@
 #![expect(clippy::unwrap_used, clippy::cast_possible_truncation)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use guest_abi::abi::GrantRef;
 use guest_abi::abi::gnttab::*;
 use hv_runtime::gnttab::testing::{TEST_PAGES, World};
 use std::hint::black_box;
@@ -26,7 +27,7 @@ fn bench(c: &mut Criterion) {
     let (a, b) = (w.doms[0], w.doms[1]);
     let frames = w.spare_frames(a);
     for (i, f) in frames.iter().take(BATCH).enumerate() {
-        w.grant(a, 8 + i as u32, b, *f, false);
+        w.grant(a, GrantRef(8 + i as u32), b, *f, false);
     }
     let mut g = c.benchmark_group("gnttab");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -90,7 +91,7 @@ fn bench(c: &mut Criterion) {
                 let mut ops: Vec<GnttabTransfer> = (0..BATCH)
                     .map(|i| {
                         let gref = 100 + i as u32;
-                        w.offer_transfer(to, gref, from, 200 + i as u64);
+                        w.offer_transfer(to, GrantRef(gref), from, 200 + i as u64);
                         GnttabTransfer {
                             mfn: pages[i],
                             domid: to.0,
@@ -102,7 +103,7 @@ fn bench(c: &mut Criterion) {
                 assert_eq!(w.call(from, GNTTABOP_TRANSFER, &mut ops), 0);
                 for (i, op) in ops.iter().enumerate() {
                     assert_eq!(op.status, GNTST_OKAY);
-                    pages[i] = u64::from(w.entry(to, 100 + i as u32).frame);
+                    pages[i] = u64::from(w.entry(to, GrantRef(100 + i as u32)).frame);
                 }
             }
         });

@@ -70,6 +70,13 @@ impl DomId {
     }
 }
 
+/// Grant refs print as the decimal index.
+impl core::fmt::Display for GrantRef {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(&self.0, f)
+    }
+}
+
 /// Domain ids print as the decimal number (as in xenstore paths and `xl`).
 impl core::fmt::Display for DomId {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -21,13 +21,14 @@
 //! stays pinned.
 //!
 //! ```
+//! use guest_abi::abi::GrantRef;
 //! use hv_runtime::gnttab::{GrantAccess, testing::{TEST_PAGES, World}, RUNTIME_DOMID};
 //!
 //! let mut w = World::new(1, TEST_PAGES).unwrap();
 //! let d = w.doms[0];
 //! let frame = w.spare_frames(d)[0];
-//! w.grant(d, 9, RUNTIME_DOMID, frame, false);
-//! let m = w.hv.map_grant_rw(d, 9).unwrap();
+//! w.grant(d, GrantRef(9), RUNTIME_DOMID, frame, false);
+//! let m = w.hv.map_grant_rw(d, GrantRef(9)).unwrap();
 //! m.write(&w.hv.mem, 100, b"hello").unwrap();
 //! let mut back = [0u8; 5];
 //! m.read(&w.hv.mem, 100, &mut back).unwrap();
@@ -36,12 +37,13 @@
 //! w.hv.unmap_grant(m);
 //!
 //! // Dropping a mapping releases it at the next grant operation or pass.
-//! let m = w.hv.map_grant_ro(d, 9).unwrap();
+//! let m = w.hv.map_grant_ro(d, GrantRef(9)).unwrap();
 //! drop(m);
 //! hv_runtime::gnttab::reap(&mut w.hv);
-//! assert!(w.hv.gnttab.table(d).unwrap().active(9).is_none());
+//! assert!(w.hv.gnttab.table(d).unwrap().active(GrantRef(9)).is_none());
 //! ```
 
+use guest_abi::abi::GrantRef;
 use std::marker::PhantomData;
 
 use guest_abi::abi::gnttab::{GNTMAP_DEVICE_MAP, GNTMAP_READONLY};
@@ -97,7 +99,7 @@ pub struct GrantIoError {
 #[must_use = "dropping a mapping releases it (at the next grant operation); bind it while the page is in use"]
 pub struct GrantMapping<R: Right> {
     granter: DomId,
-    gref: u32,
+    gref: GrantRef,
     frame: Mfn,
     handle: MaptrackHandle,
     released: bool,
@@ -115,7 +117,7 @@ impl<R: Right> GrantMapping<R> {
     /// The grant ref.
     #[must_use]
     pub fn gref(&self) -> u32 {
-        self.gref
+        self.gref.0
     }
 
     /// The runtime maptrack handle and its generation.
@@ -192,7 +194,7 @@ impl<R: Right> Drop for GrantMapping<R> {
             self.released = true;
             tracing::trace!(
                 granter = %self.granter,
-                gref = self.gref,
+                gref = %self.gref,
                 handle = ?self.handle,
                 "grant mapping dropped; release deferred"
             );
@@ -210,7 +212,7 @@ pub trait GrantAccess {
     fn map_grant_ro(
         &mut self,
         granter: DomId,
-        gref: u32,
+        gref: GrantRef,
     ) -> Result<GrantMapping<Ro>, MapGrantError>;
 
     /// Map `gref` of `granter` read-write.
@@ -220,7 +222,7 @@ pub trait GrantAccess {
     fn map_grant_rw(
         &mut self,
         granter: DomId,
-        gref: u32,
+        gref: GrantRef,
     ) -> Result<GrantMapping<Rw>, MapGrantError>;
 
     /// Release a mapping now (pins dropped, `GTF_reading` / `GTF_writing`
@@ -236,7 +238,7 @@ pub trait GrantAccess {
     fn copy_from_grant(
         &mut self,
         granter: DomId,
-        gref: u32,
+        gref: GrantRef,
         offset: u16,
         buf: &mut [u8],
     ) -> Result<(), CopyError>;
@@ -248,7 +250,7 @@ pub trait GrantAccess {
     fn copy_to_grant(
         &mut self,
         granter: DomId,
-        gref: u32,
+        gref: GrantRef,
         offset: u16,
         buf: &[u8],
     ) -> Result<(), CopyError>;
@@ -257,7 +259,7 @@ pub trait GrantAccess {
 fn map<R: Right>(
     hv: &mut Hypervisor,
     granter: DomId,
-    gref: u32,
+    gref: GrantRef,
 ) -> Result<GrantMapping<R>, MapGrantError> {
     let flags = GNTMAP_DEVICE_MAP | if R::READONLY { GNTMAP_READONLY } else { 0 };
     let m = super::map::map_grant_ref(hv, RUNTIME_DOMID, 0, 0, flags, gref, granter)?;
@@ -284,7 +286,7 @@ fn map<R: Right>(
 fn with_grant(
     hv: &mut Hypervisor,
     granter: DomId,
-    gref: u32,
+    gref: GrantRef,
     offset: u16,
     len: usize,
     writable: bool,
@@ -321,7 +323,7 @@ impl GrantAccess for Hypervisor {
     fn map_grant_ro(
         &mut self,
         granter: DomId,
-        gref: u32,
+        gref: GrantRef,
     ) -> Result<GrantMapping<Ro>, MapGrantError> {
         super::release_dropped(self);
         map(self, granter, gref)
@@ -330,7 +332,7 @@ impl GrantAccess for Hypervisor {
     fn map_grant_rw(
         &mut self,
         granter: DomId,
-        gref: u32,
+        gref: GrantRef,
     ) -> Result<GrantMapping<Rw>, MapGrantError> {
         super::release_dropped(self);
         map(self, granter, gref)
@@ -341,7 +343,7 @@ impl GrantAccess for Hypervisor {
         if !m.queue.same(&self.gnttab.releases) {
             tracing::warn!(
                 granter = %m.granter,
-                gref = m.gref,
+                gref = %m.gref,
                 "unmap_grant of another hypervisor's mapping; queued on its own"
             );
             return;
@@ -353,7 +355,7 @@ impl GrantAccess for Hypervisor {
     fn copy_from_grant(
         &mut self,
         granter: DomId,
-        gref: u32,
+        gref: GrantRef,
         offset: u16,
         buf: &mut [u8],
     ) -> Result<(), CopyError> {
@@ -366,7 +368,7 @@ impl GrantAccess for Hypervisor {
     fn copy_to_grant(
         &mut self,
         granter: DomId,
-        gref: u32,
+        gref: GrantRef,
         offset: u16,
         buf: &[u8],
     ) -> Result<(), CopyError> {

@@ -10,6 +10,7 @@
 //! table. The checks run in Xen's order: domains, source, destination, then
 //! `offset + len ≤ 4096` on both sides (`GNTST_bad_copy_arg`).
 
+use guest_abi::abi::GrantRef;
 use guest_abi::abi::gnttab::{
     GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GNTST_BAD_COPY_ARG, GNTST_BAD_DOMAIN, GNTST_BAD_PAGE,
     GNTST_GENERAL_ERROR, GNTST_PERMISSION_DENIED, GnttabCopy,
@@ -101,7 +102,7 @@ fn claim(
         let incr = Pins::incr(true, false, !writable);
         let frame = {
             let t = hv.gnttab.table_mut(dom).ok_or(CopyError::BadDomain(dom))?;
-            pin(&hv.mem, &hv.ft, t, dom, gref, caller, incr)?
+            pin(&hv.mem, &hv.ft, t, dom, GrantRef(gref), caller, incr)?
         };
         let mut m = hv.mm();
         let r = if writable {
@@ -111,7 +112,7 @@ fn claim(
         };
         if let Err(source) = r {
             if let Some(t) = hv.gnttab.table_mut(dom) {
-                unpin(&hv.mem, t, gref, incr);
+                unpin(&hv.mem, t, GrantRef(gref), incr);
             }
             return Err(CopyError::NotWritable {
                 frame: frame.0,
@@ -149,7 +150,12 @@ fn release(hv: &mut Hypervisor, c: Claim) {
     if let Some((dom, gref)) = c.grant
         && let Some(t) = hv.gnttab.table_mut(dom)
     {
-        unpin(&hv.mem, t, gref, Pins::incr(true, false, !c.writable));
+        unpin(
+            &hv.mem,
+            t,
+            GrantRef(gref),
+            Pins::incr(true, false, !c.writable),
+        );
     }
 }
 

@@ -1,6 +1,8 @@
 //! Dropping a runtime [`GrantMapping`] releases it at the next grant
 //! operation or run-loop pass (Note [Deferred release]).
 
+use guest_abi::abi::GrantRef;
+
 use guest_abi::abi::gnttab::*;
 use hv_cpu::mem::Mfn;
 
@@ -15,7 +17,7 @@ fn pins(w: &World, dom: DomId, gref: u32) -> Pins {
     w.hv.gnttab
         .table(dom)
         .unwrap()
-        .active(gref)
+        .active(GrantRef(gref))
         .map(|a| a.pins)
         .unwrap_or_default()
 }
@@ -52,31 +54,31 @@ fn dropped_rw_mapping_is_released_by_reap_and_the_frame_can_be_revoked_and_trans
     let (a, r) = (w.doms[0], w.doms[1]);
     let (_, f) = w.spare_pfns(a)[0];
     let before = refs(&w, f);
-    w.grant(a, 40, RUNTIME_DOMID, f, false);
-    let m = w.hv.map_grant_rw(a, 40).unwrap();
+    w.grant(a, GrantRef(40), RUNTIME_DOMID, f, false);
+    let m = w.hv.map_grant_rw(a, GrantRef(40)).unwrap();
     m.write(&w.hv.mem, 0, b"ring").unwrap();
     assert_eq!(
-        w.entry(a, 40).flags,
+        w.entry(a, GrantRef(40)).flags,
         GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING
     );
     drop(m);
     // Deferred: still pinned exactly as if held, until the next pass.
     assert_eq!(w.hv.gnttab.pending_releases(), 1);
     assert_eq!(pins(&w, a, 40).dev_rw, 1);
-    assert!(!w.end_access(a, 40));
+    assert!(!w.end_access(a, GrantRef(40)));
     w.check_invariants(true).unwrap();
     reap(&mut w.hv);
     assert_eq!(w.hv.gnttab.pending_releases(), 0);
-    assert!(w.hv.gnttab.table(a).unwrap().active(40).is_none());
-    assert_eq!(w.entry(a, 40).flags, GTF_PERMIT_ACCESS);
+    assert!(w.hv.gnttab.table(a).unwrap().active(GrantRef(40)).is_none());
+    assert_eq!(w.entry(a, GrantRef(40)).flags, GTF_PERMIT_ACCESS);
     assert_eq!(runtime_maps(&w), 0);
     assert_eq!(refs(&w, f).0, before.0);
     assert_eq!(refs(&w, f).1, before.1);
     w.check_invariants(true).unwrap();
     // The granter revokes the grant and gives the frame away.
-    assert!(w.end_access(a, 40));
+    assert!(w.end_access(a, GrantRef(40)));
     w.hv.domains.get_mut(&r).unwrap().max_pages += 1;
-    w.offer_transfer(r, 50, a, 150);
+    w.offer_transfer(r, GrantRef(50), a, 150);
     assert_eq!(transfer(&mut w, a, f, r, 50), GNTST_OKAY);
     assert_eq!(w.hv.ft.get(f).unwrap().owner, crate::machine::Owner::Dom(r));
     w.check_invariants(true).unwrap();
@@ -88,21 +90,24 @@ fn dropped_ro_mapping_is_released_by_reap() {
     let a = w.doms[0];
     let f = w.spare_frames(a)[0];
     let before = refs(&w, f);
-    w.grant(a, 41, RUNTIME_DOMID, f, true);
-    let m = w.hv.map_grant_ro(a, 41).unwrap();
+    w.grant(a, GrantRef(41), RUNTIME_DOMID, f, true);
+    let m = w.hv.map_grant_ro(a, GrantRef(41)).unwrap();
     assert_eq!(
-        w.entry(a, 41).flags,
+        w.entry(a, GrantRef(41)).flags,
         GTF_PERMIT_ACCESS | GTF_READONLY | GTF_READING
     );
     assert_eq!(refs(&w, f).0, before.0 + 1);
     drop(m);
     assert_eq!(pins(&w, a, 41).dev_ro, 1);
     reap(&mut w.hv);
-    assert!(w.hv.gnttab.table(a).unwrap().active(41).is_none());
-    assert_eq!(w.entry(a, 41).flags, GTF_PERMIT_ACCESS | GTF_READONLY);
+    assert!(w.hv.gnttab.table(a).unwrap().active(GrantRef(41)).is_none());
+    assert_eq!(
+        w.entry(a, GrantRef(41)).flags,
+        GTF_PERMIT_ACCESS | GTF_READONLY
+    );
     assert_eq!(refs(&w, f), before);
     assert_eq!(runtime_maps(&w), 0);
-    assert!(w.end_access(a, 41));
+    assert!(w.end_access(a, GrantRef(41)));
     w.check_invariants(true).unwrap();
 }
 
@@ -111,17 +116,17 @@ fn dropped_mapping_is_released_by_the_next_grant_access_call() {
     let mut w = world();
     let a = w.doms[0];
     let [f, g] = [w.spare_frames(a)[0], w.spare_frames(a)[1]];
-    w.grant(a, 42, RUNTIME_DOMID, f, false);
-    w.grant(a, 43, RUNTIME_DOMID, g, false);
-    drop(w.hv.map_grant_rw(a, 42).unwrap());
+    w.grant(a, GrantRef(42), RUNTIME_DOMID, f, false);
+    w.grant(a, GrantRef(43), RUNTIME_DOMID, g, false);
+    drop(w.hv.map_grant_rw(a, GrantRef(42)).unwrap());
     assert_eq!(pins(&w, a, 42).dev_rw, 1);
     // A copy of another grant releases it first.
-    w.hv.copy_to_grant(a, 43, 0, b"x").unwrap();
+    w.hv.copy_to_grant(a, GrantRef(43), 0, b"x").unwrap();
     assert!(!pins(&w, a, 42).any());
-    assert_eq!(w.entry(a, 42).flags, GTF_PERMIT_ACCESS);
+    assert_eq!(w.entry(a, GrantRef(42)).flags, GTF_PERMIT_ACCESS);
     // So does a map (of the same grant, here).
-    drop(w.hv.map_grant_ro(a, 42).unwrap());
-    let m = w.hv.map_grant_rw(a, 42).unwrap();
+    drop(w.hv.map_grant_ro(a, GrantRef(42)).unwrap());
+    let m = w.hv.map_grant_rw(a, GrantRef(42)).unwrap();
     assert_eq!(
         pins(&w, a, 42),
         Pins {
@@ -139,9 +144,9 @@ fn dropped_mapping_is_released_before_the_granters_next_grant_hypercall() {
     let mut w = world();
     let (a, r) = (w.doms[0], w.doms[1]);
     let (_, f) = w.spare_pfns(a)[0];
-    w.grant(a, 44, RUNTIME_DOMID, f, false);
-    drop(w.hv.map_grant_rw(a, 44).unwrap());
-    assert!(!w.end_access(a, 44));
+    w.grant(a, GrantRef(44), RUNTIME_DOMID, f, false);
+    drop(w.hv.map_grant_rw(a, GrantRef(44)).unwrap());
+    assert!(!w.end_access(a, GrantRef(44)));
     // The frame is still referenced: a transfer would be bad_page. The
     // hypercall drains the queue first, so once the guest has revoked the
     // grant (possible once released) the transfer goes through.
@@ -153,9 +158,9 @@ fn dropped_mapping_is_released_before_the_granters_next_grant_hypercall() {
         w.call(a, GNTTABOP_QUERY_SIZE, std::slice::from_mut(&mut q)),
         0
     );
-    assert!(w.end_access(a, 44));
+    assert!(w.end_access(a, GrantRef(44)));
     w.hv.domains.get_mut(&r).unwrap().max_pages += 1;
-    w.offer_transfer(r, 50, a, 150);
+    w.offer_transfer(r, GrantRef(50), a, 150);
     assert_eq!(transfer(&mut w, a, f, r, 50), GNTST_OKAY);
     w.check_invariants(true).unwrap();
 }
@@ -165,9 +170,9 @@ fn explicit_unmap_then_drop_does_not_double_release() {
     let mut w = world();
     let a = w.doms[0];
     let f = w.spare_frames(a)[0];
-    w.grant(a, 45, RUNTIME_DOMID, f, false);
-    let m1 = w.hv.map_grant_rw(a, 45).unwrap();
-    let m2 = w.hv.map_grant_rw(a, 45).unwrap();
+    w.grant(a, GrantRef(45), RUNTIME_DOMID, f, false);
+    let m1 = w.hv.map_grant_rw(a, GrantRef(45)).unwrap();
+    let m2 = w.hv.map_grant_rw(a, GrantRef(45)).unwrap();
     assert_eq!(pins(&w, a, 45).dev_rw, 2);
     // unmap_grant consumes (and so drops) m1: nothing may be queued.
     w.hv.unmap_grant(m1);
@@ -177,11 +182,11 @@ fn explicit_unmap_then_drop_does_not_double_release() {
     reap(&mut w.hv);
     assert_eq!(pins(&w, a, 45).dev_rw, 1);
     assert_eq!(
-        w.entry(a, 45).flags,
+        w.entry(a, GrantRef(45)).flags,
         GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING
     );
     // m1's handle is reused by a new mapping, which reap must not touch.
-    let m3 = w.hv.map_grant_ro(a, 45).unwrap();
+    let m3 = w.hv.map_grant_ro(a, GrantRef(45)).unwrap();
     reap(&mut w.hv);
     assert_eq!(pins(&w, a, 45).dev_ro, 1);
     assert_eq!(pins(&w, a, 45).dev_rw, 1);
@@ -190,7 +195,7 @@ fn explicit_unmap_then_drop_does_not_double_release() {
     drop(m3);
     reap(&mut w.hv);
     assert!(!pins(&w, a, 45).any());
-    assert_eq!(w.entry(a, 45).flags, GTF_PERMIT_ACCESS);
+    assert_eq!(w.entry(a, GrantRef(45)).flags, GTF_PERMIT_ACCESS);
     assert_eq!(runtime_maps(&w), 0);
     w.check_invariants(true).unwrap();
 }
@@ -229,15 +234,15 @@ fn many_mappings_dropped_in_any_order_are_all_released() {
     let frames = w.spare_frames(a);
     let grefs: Vec<u32> = (60..68).collect();
     for (i, &r) in grefs.iter().enumerate() {
-        w.grant(a, r, RUNTIME_DOMID, frames[i], false);
+        w.grant(a, GrantRef(r), RUNTIME_DOMID, frames[i], false);
     }
     let mut held = Vec::new();
     for i in 0..48u32 {
         let r = grefs[(i as usize * 5) % grefs.len()];
         held.push(if i % 3 == 0 {
-            Held::Ro(w.hv.map_grant_ro(a, r).unwrap())
+            Held::Ro(w.hv.map_grant_ro(a, GrantRef(r)).unwrap())
         } else {
-            Held::Rw(w.hv.map_grant_rw(a, r).unwrap())
+            Held::Rw(w.hv.map_grant_rw(a, GrantRef(r)).unwrap())
         });
     }
     // A fixed pseudo-random order; several drops between some drains.
@@ -267,8 +272,8 @@ fn many_mappings_dropped_in_any_order_are_all_released() {
     assert_eq!(runtime_maps(&w), 0);
     for &r in &grefs {
         assert!(!pins(&w, a, r).any());
-        assert_eq!(w.entry(a, r).flags, GTF_PERMIT_ACCESS);
-        assert!(w.end_access(a, r));
+        assert_eq!(w.entry(a, GrantRef(r)).flags, GTF_PERMIT_ACCESS);
+        assert!(w.end_access(a, GrantRef(r)));
     }
     w.check_invariants(true).unwrap();
 }
@@ -278,28 +283,28 @@ fn stale_handle_cannot_release_a_newer_mapping() {
     let mut w = world();
     let a = w.doms[0];
     let [f, g] = [w.spare_frames(a)[0], w.spare_frames(a)[1]];
-    w.grant(a, 46, RUNTIME_DOMID, f, false);
-    w.grant(a, 47, RUNTIME_DOMID, g, false);
-    let old = w.hv.map_grant_rw(a, 46).unwrap();
+    w.grant(a, GrantRef(46), RUNTIME_DOMID, f, false);
+    w.grant(a, GrantRef(47), RUNTIME_DOMID, g, false);
+    let old = w.hv.map_grant_rw(a, GrantRef(46)).unwrap();
     // The mapping is released behind the handle's back (as a runtime
     // teardown would), and a new mapping takes the same maptrack slot.
     map::release_mapping(&mut w.hv, RUNTIME_DOMID, old.handle().handle);
-    let new = w.hv.map_grant_rw(a, 47).unwrap();
+    let new = w.hv.map_grant_rw(a, GrantRef(47)).unwrap();
     assert_eq!(new.handle().handle, old.handle().handle);
     assert_ne!(new.handle().generation, old.handle().generation);
     drop(old);
     reap(&mut w.hv);
     assert_eq!(pins(&w, a, 47).dev_rw, 1);
     assert_eq!(
-        w.entry(a, 47).flags,
+        w.entry(a, GrantRef(47)).flags,
         GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING
     );
     assert!(!pins(&w, a, 46).any());
     w.check_invariants(true).unwrap();
     // The same through unmap_grant: a stale mapping releases nothing.
-    let stale = w.hv.map_grant_ro(a, 46).unwrap();
+    let stale = w.hv.map_grant_ro(a, GrantRef(46)).unwrap();
     map::release_mapping(&mut w.hv, RUNTIME_DOMID, stale.handle().handle);
-    let newer = w.hv.map_grant_ro(a, 46).unwrap();
+    let newer = w.hv.map_grant_ro(a, GrantRef(46)).unwrap();
     assert_eq!(newer.handle().handle, stale.handle().handle);
     w.hv.unmap_grant(stale);
     assert_eq!(pins(&w, a, 46).dev_ro, 1);
@@ -315,8 +320,8 @@ fn dropped_mapping_of_an_ended_granter_is_released_and_its_frame_freed_of_refs()
     let a = w.doms[0];
     let f = w.spare_frames(a)[0];
     let before = refs(&w, f);
-    w.grant(a, 48, RUNTIME_DOMID, f, false);
-    let m = w.hv.map_grant_rw(a, 48).unwrap();
+    w.grant(a, GrantRef(48), RUNTIME_DOMID, f, false);
+    let m = w.hv.map_grant_rw(a, GrantRef(48)).unwrap();
     w.hv.domains.get_mut(&a).unwrap().shutdown = Some(0);
     reap(&mut w.hv);
     assert!(w.hv.gnttab.table(a).unwrap().ended());
@@ -326,7 +331,7 @@ fn dropped_mapping_of_an_ended_granter_is_released_and_its_frame_freed_of_refs()
     drop(m);
     reap(&mut w.hv);
     assert!(!pins(&w, a, 48).any());
-    assert_eq!(w.entry(a, 48).flags, GTF_PERMIT_ACCESS);
+    assert_eq!(w.entry(a, GrantRef(48)).flags, GTF_PERMIT_ACCESS);
     assert_eq!(refs(&w, f), before);
     assert_eq!(runtime_maps(&w), 0);
     w.check_invariants(true).unwrap();
@@ -340,10 +345,10 @@ fn another_hypervisors_mapping_is_released_only_by_its_own() {
     assert_eq!(w2.doms[0], a);
     for w in [&w1, &w2] {
         let f = w.spare_frames(a)[0];
-        w.grant(a, 49, RUNTIME_DOMID, f, false);
+        w.grant(a, GrantRef(49), RUNTIME_DOMID, f, false);
     }
-    let m1 = w1.hv.map_grant_rw(a, 49).unwrap();
-    let m2 = w2.hv.map_grant_rw(a, 49).unwrap();
+    let m1 = w1.hv.map_grant_rw(a, GrantRef(49)).unwrap();
+    let m2 = w2.hv.map_grant_rw(a, GrantRef(49)).unwrap();
     assert_eq!(m1.handle().handle, m2.handle().handle);
     w1.hv.unmap_grant(m2);
     assert_eq!(pins(&w1, a, 49).dev_rw, 1);

@@ -18,6 +18,7 @@
 //!   reference counts are exactly its allocation plus the L1 entries and
 //!   device mappings holding it, free frames are unreferenced.
 
+use guest_abi::abi::GrantRef;
 use guest_abi::abi::gnttab as g;
 use hv_cpu::mem::Mfn;
 
@@ -142,19 +143,19 @@ fn step(s: &mut State, input: &mut Input<'_>) {
             let grantee = s.domid(b);
             let fb = input.byte();
             let frame = s.frame(granter, fb, u64::from(input.u32()));
-            s.w.grant(granter, gref, grantee, frame, fb & 0x80 != 0);
+            s.w.grant(granter, GrantRef(gref), grantee, frame, fb & 0x80 != 0);
         }
         2 => {
             let d = s.dom(a);
             let gref = u32::from(input.u16() % 600);
-            s.w.end_access(d, gref);
+            s.w.end_access(d, GrantRef(gref));
         }
         3 => {
             // Hostile guest: arbitrary entry contents.
             let d = s.dom(a);
             let gref = u32::from(input.u16() % 600);
             let raw = input.u64();
-            if let Some(at) = s.w.entry_addr(d, gref) {
+            if let Some(at) = s.w.entry_addr(d, GrantRef(gref)) {
                 let _ = s.w.hv.mem.write_u64(at, raw);
             }
         }
@@ -261,7 +262,7 @@ fn step(s: &mut State, input: &mut Input<'_>) {
             let gref = u32::from(input.u16() % 600);
             let sender = s.domid(b);
             let pfn = u64::from(input.u16());
-            s.w.offer_transfer(recv, gref, sender, pfn);
+            s.w.offer_transfer(recv, GrantRef(gref), sender, pfn);
         }
         11 => {
             // Transfer.
@@ -333,14 +334,14 @@ fn step(s: &mut State, input: &mut Input<'_>) {
             let gref = u32::from(input.u16() % 600);
             match b % 4 {
                 0 => {
-                    if let Ok(m) = s.w.hv.map_grant_ro(granter, gref) {
+                    if let Ok(m) = s.w.hv.map_grant_ro(granter, GrantRef(gref)) {
                         let mut buf = [0u8; 16];
                         let _ = m.read(&s.w.hv.mem, usize::from(input.u16()) % 4200, &mut buf);
                         s.runtime.push(RtMap::Ro(m));
                     }
                 }
                 1 => {
-                    if let Ok(m) = s.w.hv.map_grant_rw(granter, gref) {
+                    if let Ok(m) = s.w.hv.map_grant_rw(granter, GrantRef(gref)) {
                         let _ = m.write(&s.w.hv.mem, usize::from(input.u16()) % 4200, &[0xa5; 16]);
                         s.runtime.push(RtMap::Rw(m));
                     }
@@ -361,8 +362,10 @@ fn step(s: &mut State, input: &mut Input<'_>) {
                 _ => {
                     let mut buf = [0u8; 64];
                     let off = input.u16() % 4200;
-                    let _ = s.w.hv.copy_from_grant(granter, gref, off, &mut buf);
-                    let _ = s.w.hv.copy_to_grant(granter, gref, off, &buf);
+                    let _ =
+                        s.w.hv
+                            .copy_from_grant(granter, GrantRef(gref), off, &mut buf);
+                    let _ = s.w.hv.copy_to_grant(granter, GrantRef(gref), off, &buf);
                 }
             }
         }

@@ -10,6 +10,7 @@
 //! exist; with it, `host_addr` is the machine address of an entry of an L1
 //! table the caller owns.
 
+use guest_abi::abi::GrantRef;
 use guest_abi::abi::gnttab::{
     GNTMAP_APPLICATION_MAP, GNTMAP_CONTAINS_PTE, GNTMAP_DEVICE_MAP, GNTMAP_GUEST_AVAIL_SHIFT,
     GNTMAP_HOST_MAP, GNTMAP_READONLY, GNTST_BAD_DEV_ADDR, GNTST_BAD_DOMAIN, GNTST_BAD_GNTREF,
@@ -201,7 +202,7 @@ pub fn map_grant_ref(
     cr3: u64,
     host_addr: u64,
     flags: u32,
-    gref: u32,
+    gref: GrantRef,
     granter: DomId,
 ) -> Result<Mapped, MapGrantError> {
     let host = flags & GNTMAP_HOST_MAP != 0;

@@ -23,18 +23,19 @@
 //! ```
 //! use hv_runtime::gnttab::testing::{TEST_PAGES, World};
 //! use guest_abi::abi::gnttab::*;
+//! use guest_abi::abi::GrantRef;
 //!
 //! let mut w = World::new(2, TEST_PAGES).unwrap();
 //! let (a, b) = (w.doms[0], w.doms[1]);
 //! let frame = w.spare_frames(a)[0];
-//! w.grant(a, 8, b, frame, false); // guest a grants a frame to b
+//! w.grant(a, GrantRef(8), b, frame, false); // guest a grants a frame to b
 //! let mut op = GnttabMapGrantRef {
 //!     flags: GNTMAP_DEVICE_MAP, ref_: 8, dom: a.0, ..Default::default()
 //! };
 //! assert_eq!(w.call(b, GNTTABOP_MAP_GRANT_REF, std::slice::from_mut(&mut op)), 0);
 //! assert_eq!(op.status, GNTST_OKAY);
 //! assert_eq!(op.dev_bus_addr, frame.0 << 12);
-//! assert_ne!(w.entry(a, 8).flags & GTF_WRITING, 0);
+//! assert_ne!(w.entry(a, GrantRef(8)).flags & GTF_WRITING, 0);
 //! ```
 //!
 //! Status codes follow what Xen returns, which is sometimes less specific

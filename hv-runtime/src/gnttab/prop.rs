@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use guest_abi::abi::GrantRef;
 use guest_abi::abi::gnttab::*;
 use hv_cpu::mem::{MachineAddr, Mfn};
 use proptest::prelude::*;
@@ -247,7 +248,7 @@ impl Env {
                 let (recv, sender, r) = (self.dom(a), self.dom(b), Self::gref(c));
                 if r < 512 && self.m.entry(recv, r) == Entry::Invalid {
                     let pfn = 200 + u64::from(x % 64);
-                    self.w.offer_transfer(recv, r, sender, pfn);
+                    self.w.offer_transfer(recv, GrantRef(r), sender, pfn);
                     self.m
                         .entries
                         .insert((recv, r), Entry::Accept { sender, pfn });
@@ -272,9 +273,9 @@ impl Env {
         let ro = x & 1 != 0;
         let want = self.m.pin_status(g, r, RUNTIME_DOMID, ro);
         let got = if ro {
-            self.w.hv.map_grant_ro(g, r).map(Held::Ro)
+            self.w.hv.map_grant_ro(g, GrantRef(r)).map(Held::Ro)
         } else {
-            self.w.hv.map_grant_rw(g, r).map(Held::Rw)
+            self.w.hv.map_grant_rw(g, GrantRef(r)).map(Held::Rw)
         };
         match (got, want) {
             (Ok(h), Ok(frame)) => {
@@ -342,7 +343,7 @@ impl Env {
             self.frame(x.to_le_bytes()[0])
         };
         let ro = x & 0x100 != 0;
-        self.w.grant(g, r, grantee, frame, ro);
+        self.w.grant(g, GrantRef(r), grantee, frame, ro);
         self.m
             .entries
             .insert((g, r), Entry::Permit { grantee, frame, ro });
@@ -356,16 +357,19 @@ impl Env {
         }
         match self.m.entry(g, r) {
             Entry::Permit { .. } if self.m.active(g, r).is_some() => {
-                assert!(!self.w.end_access(g, r), "revoked a pinned grant");
+                assert!(!self.w.end_access(g, GrantRef(r)), "revoked a pinned grant");
             }
             Entry::Completed { .. } => {
                 // finish_transfer: the guest frees the entry.
-                self.w.write_entry(g, r, GrantEntryV1::default());
+                self.w.write_entry(g, GrantRef(r), GrantEntryV1::default());
                 self.m.entries.insert((g, r), Entry::Invalid);
             }
             Entry::Invalid => {}
             _ => {
-                assert!(self.w.end_access(g, r), "could not revoke an idle entry");
+                assert!(
+                    self.w.end_access(g, GrantRef(r)),
+                    "could not revoke an idle entry"
+                );
                 self.m.entries.insert((g, r), Entry::Invalid);
             }
         }
@@ -635,7 +639,7 @@ impl Env {
                 *self.m.tot.get_mut(&recv).unwrap() += 1;
                 self.m.owner.insert(frame, Some(recv));
                 self.m.entries.insert((recv, r), Entry::Completed { frame });
-                let e = self.w.entry(recv, r);
+                let e = self.w.entry(recv, GrantRef(r));
                 prop_assert_eq!(
                     e.flags,
                     GTF_ACCEPT_TRANSFER | GTF_TRANSFER_COMMITTED | GTF_TRANSFER_COMPLETED

@@ -4,6 +4,7 @@
 //! operations that span domains ([`super::map`], [`super::copy`],
 //! [`super::transfer`], [`super::access`], [`super::lifecycle`]) sit above it.
 
+use guest_abi::abi::GrantRef;
 use std::collections::BTreeMap;
 
 use guest_abi::abi::gnttab::{
@@ -147,7 +148,7 @@ pub struct MapEntry {
     /// Granting domain.
     pub granter: DomId,
     /// Grant ref in the granter's table.
-    pub gref: u32,
+    pub gref: GrantRef,
     /// `GNTMAP_*` still in force (host/device parts drop as they are unmapped).
     pub flags: u32,
     /// Frame mapped.
@@ -188,19 +189,19 @@ impl GrantTable {
 
     /// Machine address of entry `gref`, if it exists.
     #[must_use]
-    pub fn entry_addr(&self, gref: u32) -> Option<MachineAddr> {
+    pub fn entry_addr(&self, gref: GrantRef) -> Option<MachineAddr> {
         let f = self
             .frames
-            .get(usize::try_from(gref / ENTRIES_PER_FRAME).ok()?)?;
+            .get(usize::try_from(gref.0 / ENTRIES_PER_FRAME).ok()?)?;
         Some(MachineAddr(
-            f.addr().0 + u64::from(gref % ENTRIES_PER_FRAME) * 8,
+            f.addr().0 + u64::from(gref.0 % ENTRIES_PER_FRAME) * 8,
         ))
     }
 
     /// The active state of `gref`, if pinned.
     #[must_use]
-    pub fn active(&self, gref: u32) -> Option<&Active> {
-        self.active.get(&gref)
+    pub fn active(&self, gref: GrantRef) -> Option<&Active> {
+        self.active.get(&gref.0)
     }
 
     /// Every pinned entry.
@@ -350,7 +351,7 @@ impl GnttabSystem {
             (GNTTAB_RESERVED_CONSOLE, console),
             (GNTTAB_RESERVED_XENSTORE, store),
         ] {
-            if let (Some(at), Ok(f)) = (t.entry_addr(gref), u32::try_from(frame.0)) {
+            if let (Some(at), Ok(f)) = (t.entry_addr(GrantRef(gref)), u32::try_from(frame.0)) {
                 let _ = mem.write_u32(MachineAddr(at.0 + 4), f);
                 let _ = mem.write_u32(at, u32::from(GTF_PERMIT_ACCESS));
             }
@@ -377,7 +378,7 @@ pub enum PinError {
     #[error("grant ref {gref} is in use by domain {by}")]
     OtherGrantee {
         /// Ref.
-        gref: u32,
+        gref: GrantRef,
         /// Domain using it.
         by: DomId,
     },
@@ -390,7 +391,7 @@ pub enum PinError {
     )]
     NotGranted {
         /// Ref.
-        gref: u32,
+        gref: GrantRef,
         /// Would-be grantee.
         to: DomId,
         /// Entry flags seen.
@@ -408,7 +409,7 @@ pub enum PinError {
     #[error("grant ref {gref} names frame {frame:#x}, which the granter does not own")]
     BadFrame {
         /// Ref.
-        gref: u32,
+        gref: GrantRef,
         /// Frame named.
         frame: u64,
     },
@@ -432,12 +433,12 @@ impl PinError {
 pub(crate) fn set_status(
     mem: &MachineMemory,
     at: MachineAddr,
-    gref: u32,
+    gref: GrantRef,
     grantee: DomId,
     readonly: bool,
     first: bool,
 ) -> Result<(), PinError> {
-    let unstable = PinError::Unstable(gref);
+    let unstable = PinError::Unstable(gref.0);
     let mut cur = mem.load_u32_acquire(at).map_err(|_| unstable)?;
     for _ in 0..SET_STATUS_RETRIES {
         let (flags, domid) = split(cur);
@@ -452,7 +453,7 @@ pub(crate) fn set_status(
         let mut new = flags | GTF_READING;
         if !readonly {
             if flags & GTF_READONLY != 0 {
-                return Err(PinError::ReadOnly(gref));
+                return Err(PinError::ReadOnly(gref.0));
             }
             new |= GTF_WRITING;
         }
@@ -499,12 +500,12 @@ pub(crate) fn pin(
     ft: &FrameTable,
     t: &mut GrantTable,
     granter: DomId,
-    gref: u32,
+    gref: GrantRef,
     grantee: DomId,
     incr: Pins,
 ) -> Result<Mfn, PinError> {
-    let at = t.entry_addr(gref).ok_or(PinError::BadRef(gref))?;
-    let act = t.active.get(&gref).copied();
+    let at = t.entry_addr(gref).ok_or(PinError::BadRef(gref.0))?;
+    let act = t.active.get(&gref.0).copied();
     if let Some(a) = act {
         if a.grantee != grantee {
             return Err(PinError::OtherGrantee {
@@ -513,7 +514,7 @@ pub(crate) fn pin(
             });
         }
         if a.pins.add(incr).is_none() {
-            return Err(PinError::Overflow(gref));
+            return Err(PinError::Overflow(gref.0));
         }
     }
     let readonly = !incr.writable();
@@ -544,23 +545,23 @@ pub(crate) fn pin(
             }
         }
     };
-    let pins = a.pins.add(incr).ok_or(PinError::Overflow(gref))?;
-    t.active.insert(gref, Active { pins, ..a });
+    let pins = a.pins.add(incr).ok_or(PinError::Overflow(gref.0))?;
+    t.active.insert(gref.0, Active { pins, ..a });
     Ok(a.frame)
 }
 
 /// Drop pins taken by [`pin`] and clear status flags accordingly.
-pub(crate) fn unpin(mem: &MachineMemory, t: &mut GrantTable, gref: u32, decr: Pins) {
-    let Some(a) = t.active.get(&gref).copied() else {
-        tracing::error!(gref, "unpin of an unpinned grant");
+pub(crate) fn unpin(mem: &MachineMemory, t: &mut GrantTable, gref: GrantRef, decr: Pins) {
+    let Some(a) = t.active.get(&gref.0).copied() else {
+        tracing::error!(gref = gref.0, "unpin of an unpinned grant");
         return;
     };
     let pins = a.pins.sub(decr);
     let left = if pins.any() {
-        t.active.insert(gref, Active { pins, ..a });
+        t.active.insert(gref.0, Active { pins, ..a });
         Some(pins)
     } else {
-        t.active.remove(&gref);
+        t.active.remove(&gref.0);
         None
     };
     if let Some(at) = t.entry_addr(gref) {

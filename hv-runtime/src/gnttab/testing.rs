@@ -13,6 +13,7 @@
 //! * *spare* frames are the domain's pages beyond the bootstrap mapping:
 //!   owned, unmapped, untyped — free to grant or transfer.
 
+use guest_abi::abi::GrantRef;
 use std::collections::BTreeMap;
 
 use guest_abi::abi::gnttab::{GNTMAP_DEVICE_MAP, GNTMAP_HOST_MAP, GNTMAP_READONLY};
@@ -179,13 +180,13 @@ impl World {
 
     /// Machine address of `gref` in `dom`'s table.
     #[must_use]
-    pub fn entry_addr(&self, dom: DomId, gref: u32) -> Option<MachineAddr> {
+    pub fn entry_addr(&self, dom: DomId, gref: GrantRef) -> Option<MachineAddr> {
         self.hv.gnttab.table(dom)?.entry_addr(gref)
     }
 
     /// Read an entry.
     #[must_use]
-    pub fn entry(&self, dom: DomId, gref: u32) -> GrantEntryV1 {
+    pub fn entry(&self, dom: DomId, gref: GrantRef) -> GrantEntryV1 {
         let raw = self
             .entry_addr(dom, gref)
             .and_then(|a| self.hv.mem.read_u64(a).ok())
@@ -194,7 +195,7 @@ impl World {
     }
 
     /// Guest side: write an entry (domid and frame, then flags).
-    pub fn write_entry(&self, dom: DomId, gref: u32, e: GrantEntryV1) {
+    pub fn write_entry(&self, dom: DomId, gref: GrantRef, e: GrantEntryV1) {
         if let Some(at) = self.entry_addr(dom, gref) {
             let _ = self.hv.mem.write_u32(MachineAddr(at.0 + 4), e.frame);
             let _ = self.hv.mem.write_u16(MachineAddr(at.0 + 2), e.domid);
@@ -203,7 +204,14 @@ impl World {
     }
 
     /// Guest side: grant `frame` to `grantee` through `gref`.
-    pub fn grant(&self, granter: DomId, gref: u32, grantee: DomId, frame: Mfn, readonly: bool) {
+    pub fn grant(
+        &self,
+        granter: DomId,
+        gref: GrantRef,
+        grantee: DomId,
+        frame: Mfn,
+        readonly: bool,
+    ) {
         let flags = GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 };
         self.write_entry(
             granter,
@@ -217,7 +225,7 @@ impl World {
     }
 
     /// Guest side: offer PFN slot `pfn` for a transfer from `sender`.
-    pub fn offer_transfer(&self, receiver: DomId, gref: u32, sender: DomId, pfn: u64) {
+    pub fn offer_transfer(&self, receiver: DomId, gref: GrantRef, sender: DomId, pfn: u64) {
         self.write_entry(
             receiver,
             gref,
@@ -231,7 +239,7 @@ impl World {
 
     /// Guest side: revoke `gref` by compare-exchange of the flags to 0 unless
     /// it is in use. Returns whether it was revoked.
-    pub fn end_access(&self, dom: DomId, gref: u32) -> bool {
+    pub fn end_access(&self, dom: DomId, gref: GrantRef) -> bool {
         let Some(at) = self.entry_addr(dom, gref) else {
             return false;
         };
@@ -334,7 +342,7 @@ pub fn check_invariants(hv: &Hypervisor, guest_honest: bool) -> Result<(), Strin
                 ro,
             );
             let e = expect
-                .entry((m.granter, m.gref))
+                .entry((m.granter, m.gref.0))
                 .or_insert((Pins::default(), mapper));
             if e.1 != mapper {
                 return Err(format!(
@@ -378,21 +386,21 @@ pub fn check_invariants(hv: &Hypervisor, guest_honest: bool) -> Result<(), Strin
             }
         }
         for (&(g, r), _) in expect.iter().filter(|((g, _), _)| *g == granter) {
-            if t.active(r).is_none() {
+            if t.active(GrantRef(r)).is_none() {
                 return Err(format!("grant {g}:{r} mapped but not active"));
             }
         }
         // 2. Status flags follow the pins.
         if guest_honest && !t.ended() {
             for gref in 0..t.nr_entries() {
-                let Some(at) = t.entry_addr(gref) else {
+                let Some(at) = t.entry_addr(GrantRef(gref)) else {
                     continue;
                 };
                 let flags = u16::try_from(hv.mem.read_u32(at).unwrap_or(0) & 0xffff).unwrap_or(0);
                 if flags & 3 != GTF_PERMIT_ACCESS {
                     continue;
                 }
-                let pins = t.active(gref).map(|a| a.pins).unwrap_or_default();
+                let pins = t.active(GrantRef(gref)).map(|a| a.pins).unwrap_or_default();
                 let reading = flags & GTF_READING != 0;
                 let writing = flags & GTF_WRITING != 0;
                 if reading != pins.any() || writing != pins.writable() {

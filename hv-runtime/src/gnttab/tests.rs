@@ -3,6 +3,8 @@
 //! frame table, every grant table and the entries before and after).
 #![expect(clippy::cast_possible_truncation)]
 
+use guest_abi::abi::GrantRef;
+
 use guest_abi::abi::gnttab::*;
 use hv_cpu::mem::{MachineAddr, Mfn, PAGE_SIZE};
 
@@ -33,7 +35,10 @@ fn snapshot(w: &World) -> Snapshot {
     let mut maps = Vec::new();
     for (&d, t) in &w.hv.gnttab.tables {
         for r in 0..t.nr_entries() {
-            let e = w.hv.mem.read_u64(t.entry_addr(r).unwrap()).unwrap();
+            let e =
+                w.hv.mem
+                    .read_u64(t.entry_addr(GrantRef(r)).unwrap())
+                    .unwrap();
             if e != 0 {
                 entries.push((d, r, e));
             }
@@ -182,8 +187,8 @@ fn builder_prefills_console_and_xenstore_refs_for_dom0() {
     let w = world();
     let d = w.doms[0];
     let dd = &w.hv.domains[&d];
-    let console = w.entry(d, GNTTAB_RESERVED_CONSOLE);
-    let store = w.entry(d, GNTTAB_RESERVED_XENSTORE);
+    let console = w.entry(d, GrantRef(GNTTAB_RESERVED_CONSOLE));
+    let store = w.entry(d, GrantRef(GNTTAB_RESERVED_XENSTORE));
     assert_eq!((console.flags, console.domid), (GTF_PERMIT_ACCESS, 0));
     assert_eq!(u64::from(console.frame), dd.console.ring.0);
     assert_eq!((store.flags, store.domid), (GTF_PERMIT_ACCESS, 0));
@@ -215,7 +220,7 @@ fn setup_table_grows_and_returns_frames() {
     }
     // Entries of the new frames work.
     let f = w.spare_frames(d)[0];
-    w.grant(d, 3 * 512 + 7, w.doms[1], f, false);
+    w.grant(d, GrantRef(3 * 512 + 7), w.doms[1], f, false);
     let e = w.doms[1];
     let m = map(&mut w, e, d, 3 * 512 + 7, GNTMAP_DEVICE_MAP, 0);
     assert_eq!(m.status, GNTST_OKAY);
@@ -318,7 +323,7 @@ fn host_map_installs_a_pte_with_references_and_unmap_removes_it() {
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
     w.hv.mem.write_u64(frame.addr(), 0x1122_3344).unwrap();
-    w.grant(a, 10, b, frame, false);
+    w.grant(a, GrantRef(10), b, frame, false);
     let va = w.slot_va(b, 0);
     let m = map(&mut w, b, a, 10, GNTMAP_HOST_MAP, va);
     assert_eq!(m.status, GNTST_OKAY);
@@ -335,19 +340,19 @@ fn host_map_installs_a_pte_with_references_and_unmap_removes_it() {
         (p.owner, p.count, p.ty, p.type_count),
         (Owner::Dom(a), 2, PageType::Writable, 1)
     );
-    let e = w.entry(a, 10);
+    let e = w.entry(a, GrantRef(10));
     assert_eq!(e.flags, GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING);
     w.check_invariants(true).unwrap();
     // The granter cannot make it a page table, nor revoke the grant.
     assert!(w.hv.mm().pin(frame, 1, a).is_err());
-    assert!(!w.end_access(a, 10));
+    assert!(!w.end_access(a, GrantRef(10)));
     // Unmap.
     assert_eq!(unmap(&mut w, b, va, 0, m.handle), GNTST_OKAY);
     let p = *w.hv.ft.get(frame).unwrap();
     assert_eq!((p.count, p.type_count), (1, 0));
-    assert_eq!(w.entry(a, 10).flags, GTF_PERMIT_ACCESS);
+    assert_eq!(w.entry(a, GrantRef(10)).flags, GTF_PERMIT_ACCESS);
     assert!(crate::guestmem::translate(&w.hv.mem, w.cr3(b), va, false).is_err());
-    assert!(w.end_access(a, 10));
+    assert!(w.end_access(a, GrantRef(10)));
     w.check_invariants(true).unwrap();
 }
 
@@ -356,7 +361,7 @@ fn readonly_application_and_avail_bits_shape_the_pte() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 11, b, frame, true);
+    w.grant(a, GrantRef(11), b, frame, true);
     let at = w.slot_pte(b, 3);
     let flags = GNTMAP_HOST_MAP
         | GNTMAP_READONLY
@@ -375,13 +380,16 @@ fn readonly_application_and_avail_bits_shape_the_pte() {
     );
     assert_eq!((e >> 9) & 7, 5);
     assert_eq!(
-        w.entry(a, 11).flags,
+        w.entry(a, GrantRef(11)).flags,
         GTF_PERMIT_ACCESS | GTF_READONLY | GTF_READING
     );
     let p = *w.hv.ft.get(frame).unwrap();
     assert_eq!((p.count, p.type_count), (2, 0));
     assert_eq!(unmap(&mut w, b, at, 0, m.handle), GNTST_OKAY);
-    assert_eq!(w.entry(a, 11).flags, GTF_PERMIT_ACCESS | GTF_READONLY);
+    assert_eq!(
+        w.entry(a, GrantRef(11)).flags,
+        GTF_PERMIT_ACCESS | GTF_READONLY
+    );
     w.check_invariants(true).unwrap();
 }
 
@@ -390,10 +398,13 @@ fn device_map_returns_bus_address_and_needs_it_to_unmap() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[1];
-    w.grant(a, 12, b, frame, false);
+    w.grant(a, GrantRef(12), b, frame, false);
     let m = map(&mut w, b, a, 12, GNTMAP_DEVICE_MAP | GNTMAP_READONLY, 0);
     assert_eq!((m.status, m.dev_bus_addr), (GNTST_OKAY, frame.0 << 12));
-    assert_eq!(w.entry(a, 12).flags, GTF_PERMIT_ACCESS | GTF_READING);
+    assert_eq!(
+        w.entry(a, GrantRef(12)).flags,
+        GTF_PERMIT_ACCESS | GTF_READING
+    );
     fails_cleanly(&mut w, GNTST_BAD_DEV_ADDR, |w| {
         unmap(w, b, 0, (frame.0 + 1) << 12, m.handle)
     });
@@ -402,7 +413,7 @@ fn device_map_returns_bus_address_and_needs_it_to_unmap() {
     assert!(w.hv.gnttab.table(b).unwrap().mapping(m.handle).is_some());
     assert_eq!(unmap(&mut w, b, 0, frame.0 << 12, m.handle), GNTST_OKAY);
     assert!(w.hv.gnttab.table(b).unwrap().mapping(m.handle).is_none());
-    assert_eq!(w.entry(a, 12).flags, GTF_PERMIT_ACCESS);
+    assert_eq!(w.entry(a, GrantRef(12)).flags, GTF_PERMIT_ACCESS);
     w.check_invariants(true).unwrap();
 }
 
@@ -411,19 +422,22 @@ fn writable_pin_after_readonly_pin_sets_writing_and_unpins_in_steps() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 13, b, frame, false);
+    w.grant(a, GrantRef(13), b, frame, false);
     let ro = map(&mut w, b, a, 13, GNTMAP_DEVICE_MAP | GNTMAP_READONLY, 0);
     let v1 = w.slot_va(b, 1);
     let rw = map(&mut w, b, a, 13, GNTMAP_HOST_MAP, v1);
     assert_eq!((ro.status, rw.status), (GNTST_OKAY, GNTST_OKAY));
     assert_eq!(
-        w.entry(a, 13).flags,
+        w.entry(a, GrantRef(13)).flags,
         GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING
     );
     assert_eq!(unmap(&mut w, b, v1, 0, rw.handle), GNTST_OKAY);
-    assert_eq!(w.entry(a, 13).flags, GTF_PERMIT_ACCESS | GTF_READING);
+    assert_eq!(
+        w.entry(a, GrantRef(13)).flags,
+        GTF_PERMIT_ACCESS | GTF_READING
+    );
     assert_eq!(unmap(&mut w, b, 0, frame.0 << 12, ro.handle), GNTST_OKAY);
-    assert_eq!(w.entry(a, 13).flags, GTF_PERMIT_ACCESS);
+    assert_eq!(w.entry(a, GrantRef(13)).flags, GTF_PERMIT_ACCESS);
     w.check_invariants(true).unwrap();
 }
 
@@ -442,7 +456,7 @@ fn map_of_a_grant_to_another_domain_is_refused() {
     let mut w = world();
     let (a, b, c) = (w.doms[0], w.doms[1], w.doms[2]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 21, c, frame, false);
+    w.grant(a, GrantRef(21), c, frame, false);
     let va = w.slot_va(b, 0);
     fails_cleanly(&mut w, GNTST_GENERAL_ERROR, |w| {
         map(w, b, a, 21, GNTMAP_HOST_MAP, va).status
@@ -462,7 +476,7 @@ fn readonly_grant_mapped_writable_is_refused() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 22, b, frame, true);
+    w.grant(a, GrantRef(22), b, frame, true);
     let va = w.slot_va(b, 0);
     fails_cleanly(&mut w, GNTST_GENERAL_ERROR, |w| {
         map(w, b, a, 22, GNTMAP_HOST_MAP, va).status
@@ -482,7 +496,7 @@ fn hostile_map_arguments_get_xen_status_codes() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 23, b, frame, false);
+    w.grant(a, GrantRef(23), b, frame, false);
     let va = w.slot_va(b, 0);
     // No host or device flag.
     fails_cleanly(&mut w, GNTST_BAD_GNTREF, |w| {
@@ -517,11 +531,11 @@ fn hostile_map_arguments_get_xen_status_codes() {
     }
     // A granted frame that the granter does not own.
     let foreign = w.spare_frames(b)[0];
-    w.grant(a, 24, b, foreign, false);
+    w.grant(a, GrantRef(24), b, foreign, false);
     fails_cleanly(&mut w, GNTST_BAD_PAGE, |w| {
         map(w, b, a, 24, GNTMAP_DEVICE_MAP, 0).status
     });
-    w.grant(a, 25, b, Mfn(u64::from(u32::MAX)), false);
+    w.grant(a, GrantRef(25), b, Mfn(u64::from(u32::MAX)), false);
     fails_cleanly(&mut w, GNTST_BAD_PAGE, |w| {
         map(w, b, a, 25, GNTMAP_DEVICE_MAP, 0).status
     });
@@ -533,7 +547,7 @@ fn writable_map_of_a_page_table_frame_is_refused() {
     let (a, b) = (w.doms[0], w.doms[1]);
     // The granter grants its own L4.
     let l4 = Mfn(w.cr3(a) >> 12);
-    w.grant(a, 26, b, l4, false);
+    w.grant(a, GrantRef(26), b, l4, false);
     let va = w.slot_va(b, 0);
     fails_cleanly(&mut w, GNTST_GENERAL_ERROR, |w| {
         map(w, b, a, 26, GNTMAP_HOST_MAP, va).status
@@ -554,7 +568,7 @@ fn over_pinning_stops_at_the_limit() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 27, b, frame, false);
+    w.grant(a, GrantRef(27), b, frame, false);
     for _ in 0..PIN_LIMIT {
         assert_eq!(
             map(&mut w, b, a, 27, GNTMAP_DEVICE_MAP, 0).status,
@@ -581,7 +595,7 @@ fn maptrack_is_bounded() {
     let mut n = 0;
     'outer: for (i, f) in frames.iter().enumerate() {
         let gref = 100 + i as u32;
-        w.grant(a, gref, b, *f, true);
+        w.grant(a, GrantRef(gref), b, *f, true);
         for _ in 0..per {
             if n == MAX_MAPTRACK {
                 break 'outer;
@@ -592,7 +606,7 @@ fn maptrack_is_bounded() {
         }
     }
     assert_eq!(n, MAX_MAPTRACK);
-    w.grant(a, 500, b, frames[40], true);
+    w.grant(a, GrantRef(500), b, frames[40], true);
     fails_cleanly(&mut w, GNTST_NO_SPACE, |w| {
         map(w, b, a, 500, GNTMAP_DEVICE_MAP | GNTMAP_READONLY, 0).status
     });
@@ -603,7 +617,7 @@ fn unmap_twice_and_bad_handles_are_refused() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 30, b, frame, false);
+    w.grant(a, GrantRef(30), b, frame, false);
     let va = w.slot_va(b, 2);
     let m = map(&mut w, b, a, 30, GNTMAP_HOST_MAP, va);
     assert_eq!(unmap(&mut w, b, va, 0, m.handle), GNTST_OKAY);
@@ -631,7 +645,7 @@ fn unmap_and_replace_moves_the_other_mapping_in() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 31, b, frame, false);
+    w.grant(a, GrantRef(31), b, frame, false);
     let (va, other) = (w.slot_va(b, 0), w.slot_va(b, 1));
     let other_pte = w.hv.mem.read_u64(MachineAddr(w.slot_pte(b, 1))).unwrap();
     let m = map(&mut w, b, a, 31, GNTMAP_HOST_MAP, va);
@@ -651,7 +665,7 @@ fn unmap_and_replace_moves_the_other_mapping_in() {
         other_pte
     );
     assert_eq!(w.hv.mem.read_u64(MachineAddr(w.slot_pte(b, 1))).unwrap(), 0);
-    assert_eq!(w.entry(a, 31).flags, GTF_PERMIT_ACCESS);
+    assert_eq!(w.entry(a, GrantRef(31)).flags, GTF_PERMIT_ACCESS);
     w.check_invariants(true).unwrap();
 }
 
@@ -660,7 +674,7 @@ fn guest_zapping_its_grant_pte_keeps_counts_consistent() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 32, b, frame, false);
+    w.grant(a, GrantRef(32), b, frame, false);
     let va = w.slot_va(b, 0);
     let m = map(&mut w, b, a, 32, GNTMAP_HOST_MAP, va);
     // The mapper clears the entry itself with mmu_update.
@@ -673,8 +687,8 @@ fn guest_zapping_its_grant_pte_keeps_counts_consistent() {
     });
     w.check_invariants(false).unwrap();
     domain_ended(&mut w.hv, b);
-    assert!(w.hv.gnttab.table(a).unwrap().active(32).is_none());
-    assert_eq!(w.entry(a, 32).flags, GTF_PERMIT_ACCESS);
+    assert!(w.hv.gnttab.table(a).unwrap().active(GrantRef(32)).is_none());
+    assert_eq!(w.entry(a, GrantRef(32)).flags, GTF_PERMIT_ACCESS);
     w.check_invariants(true).unwrap();
 }
 
@@ -683,7 +697,7 @@ fn big_batches_continue_and_report_every_status() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 33, b, frame, true);
+    w.grant(a, GrantRef(33), b, frame, true);
     let n = crate::hypercall::BATCH as usize + 300;
     let mut ops = vec![
         GnttabMapGrantRef {
@@ -739,7 +753,7 @@ fn copy_between_grants_and_local_frames() {
     w.hv.mem
         .write(MachineAddr(src.addr().0 + 100), b"grant copy")
         .unwrap();
-    w.grant(a, 40, b, src, true);
+    w.grant(a, GrantRef(40), b, src, true);
     // b copies a's grant into its own frame.
     let s = copy(
         &mut w,
@@ -756,10 +770,13 @@ fn copy_between_grants_and_local_frames() {
         .unwrap();
     assert_eq!(&got, b"grant copy");
     // The pin lasted only for the copy.
-    assert_eq!(w.entry(a, 40).flags, GTF_PERMIT_ACCESS | GTF_READONLY);
-    assert!(w.hv.gnttab.table(a).unwrap().active(40).is_none());
+    assert_eq!(
+        w.entry(a, GrantRef(40)).flags,
+        GTF_PERMIT_ACCESS | GTF_READONLY
+    );
+    assert!(w.hv.gnttab.table(a).unwrap().active(GrantRef(40)).is_none());
     // b copies its frame into a writable grant of a.
-    w.grant(a, 41, b, w.spare_frames(a)[1], false);
+    w.grant(a, GrantRef(41), b, w.spare_frames(a)[1], false);
     let s = copy(
         &mut w,
         b,
@@ -782,7 +799,7 @@ fn hostile_copies_get_xen_status_codes() {
     let (a, b) = (w.doms[0], w.doms[1]);
     let src = w.spare_frames(a)[0];
     let mine = w.spare_frames(b)[0];
-    w.grant(a, 42, b, src, true);
+    w.grant(a, GrantRef(42), b, src, true);
     let g = |off| GnttabCopyPtr::gref(a.0, 42, off);
     let f = |off| GnttabCopyPtr::gmfn(mine.0, off);
     // Past a page end, on either side.
@@ -852,10 +869,10 @@ fn transfer_moves_ownership_accounting_and_m2p() {
     let (spfn, frame) = w.spare_pfns(s)[0];
     w.hv.mem.write_u64(frame.addr(), 0xf1ee).unwrap();
     let slot = 150;
-    w.offer_transfer(r, 50, s, slot);
+    w.offer_transfer(r, GrantRef(50), s, slot);
     let (ts, tr) = (w.hv.domains[&s].tot_pages, w.hv.domains[&r].tot_pages);
     assert_eq!(transfer(&mut w, s, frame, r, 50), GNTST_OKAY);
-    let e = w.entry(r, 50);
+    let e = w.entry(r, GrantRef(50));
     assert_eq!(
         e.flags,
         GTF_ACCEPT_TRANSFER | GTF_TRANSFER_COMMITTED | GTF_TRANSFER_COMPLETED
@@ -881,7 +898,7 @@ fn transfer_of_a_page_table_or_mapped_or_foreign_frame_is_bad_page_and_kept() {
     let mut w = world();
     let (s, r, c) = (w.doms[0], w.doms[1], w.doms[2]);
     w.hv.domains.get_mut(&r).unwrap().max_pages += 4;
-    w.offer_transfer(r, 51, s, 150);
+    w.offer_transfer(r, GrantRef(51), s, 150);
     // A page table (the sender's L4).
     let l4 = Mfn(w.cr3(s) >> 12);
     fails_cleanly(&mut w, GNTST_BAD_PAGE, |w| transfer(w, s, l4, r, 51));
@@ -890,7 +907,7 @@ fn transfer_of_a_page_table_or_mapped_or_foreign_frame_is_bad_page_and_kept() {
     fails_cleanly(&mut w, GNTST_BAD_PAGE, |w| transfer(w, s, mapped, r, 51));
     // A frame another domain maps through a grant.
     let f = w.spare_frames(s)[0];
-    w.grant(s, 60, c, f, false);
+    w.grant(s, GrantRef(60), c, f, false);
     assert_eq!(
         map(&mut w, c, s, 60, GNTMAP_DEVICE_MAP, 0).status,
         GNTST_OKAY
@@ -917,9 +934,9 @@ fn transfer_failing_after_the_steal_loses_the_page() {
     // No accept entry: general error; no headroom: general error; no domain.
     w.hv.domains.get_mut(&r).unwrap().max_pages += 1;
     assert_eq!(transfer(&mut w, s, frames[0], r, 52), GNTST_GENERAL_ERROR);
-    w.offer_transfer(r, 53, w.doms[2], 150); // offered to someone else
+    w.offer_transfer(r, GrantRef(53), w.doms[2], 150); // offered to someone else
     assert_eq!(transfer(&mut w, s, frames[1], r, 53), GNTST_GENERAL_ERROR);
-    assert_eq!(w.entry(r, 53).flags, GTF_ACCEPT_TRANSFER);
+    assert_eq!(w.entry(r, GrantRef(53)).flags, GTF_ACCEPT_TRANSFER);
     assert_eq!(
         transfer(&mut w, s, frames[2], r, 100_000),
         GNTST_GENERAL_ERROR
@@ -929,9 +946,9 @@ fn transfer_failing_after_the_steal_loses_the_page() {
         GNTST_BAD_DOMAIN
     );
     w.hv.domains.get_mut(&r).unwrap().max_pages -= 1;
-    w.offer_transfer(r, 54, s, 150);
+    w.offer_transfer(r, GrantRef(54), s, 150);
     assert_eq!(transfer(&mut w, s, frames[4], r, 54), GNTST_GENERAL_ERROR);
-    assert_eq!(w.entry(r, 54).flags, GTF_ACCEPT_TRANSFER);
+    assert_eq!(w.entry(r, GrantRef(54)).flags, GTF_ACCEPT_TRANSFER);
     for f in &frames[..5] {
         assert_eq!(w.hv.ft.get(*f).unwrap().owner, Owner::Free);
     }
@@ -946,7 +963,7 @@ fn swap_grant_ref_swaps_idle_entries_and_refuses_busy_ones() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 70, b, frame, false);
+    w.grant(a, GrantRef(70), b, frame, false);
     let mut op = GnttabSwapGrantRef {
         ref_a: 70,
         ref_b: 71,
@@ -957,8 +974,8 @@ fn swap_grant_ref_swaps_idle_entries_and_refuses_busy_ones() {
         0
     );
     assert_eq!(op.status, GNTST_OKAY);
-    assert_eq!(w.entry(a, 70).flags, 0);
-    assert_eq!(u64::from(w.entry(a, 71).frame), frame.0);
+    assert_eq!(w.entry(a, GrantRef(70)).flags, 0);
+    assert_eq!(u64::from(w.entry(a, GrantRef(71)).frame), frame.0);
     assert_eq!(
         map(&mut w, b, a, 71, GNTMAP_DEVICE_MAP, 0).status,
         GNTST_OKAY
@@ -980,8 +997,8 @@ fn ending_a_domain_releases_its_mappings_and_revokes_its_grants() {
     let (a, b) = (w.doms[0], w.doms[1]);
     let f0 = w.spare_frames(a)[0];
     let f1 = w.spare_frames(b)[0];
-    w.grant(a, 80, b, f0, false);
-    w.grant(b, 81, a, f1, false);
+    w.grant(a, GrantRef(80), b, f0, false);
+    w.grant(b, GrantRef(81), a, f1, false);
     let (vb, va) = (w.slot_va(b, 0), w.slot_va(a, 0));
     let ma = map(&mut w, b, a, 80, GNTMAP_HOST_MAP | GNTMAP_DEVICE_MAP, vb);
     let mb = map(&mut w, a, b, 81, GNTMAP_HOST_MAP, va);
@@ -990,9 +1007,9 @@ fn ending_a_domain_releases_its_mappings_and_revokes_its_grants() {
     w.hv.domains.get_mut(&b).unwrap().shutdown = Some(0);
     reap(&mut w.hv);
     assert!(w.hv.gnttab.table(b).unwrap().mappings().next().is_none());
-    assert_eq!(w.entry(a, 80).flags, GTF_PERMIT_ACCESS);
+    assert_eq!(w.entry(a, GrantRef(80)).flags, GTF_PERMIT_ACCESS);
     assert_eq!(w.hv.ft.get(f0).unwrap().count, 1);
-    assert!(w.hv.gnttab.table(b).unwrap().active(81).is_some());
+    assert!(w.hv.gnttab.table(b).unwrap().active(GrantRef(81)).is_some());
     w.check_invariants(false).unwrap();
     // b's grants are revoked for new users.
     assert_eq!(
@@ -1000,7 +1017,7 @@ fn ending_a_domain_releases_its_mappings_and_revokes_its_grants() {
         GNTST_BAD_DOMAIN
     );
     // And b takes no new mappings (they could never be released).
-    w.grant(a, 82, b, f0, false);
+    w.grant(a, GrantRef(82), b, f0, false);
     fails_cleanly(&mut w, GNTST_BAD_DOMAIN, |w| {
         map(w, b, a, 82, GNTMAP_DEVICE_MAP, 0).status
     });
@@ -1015,15 +1032,15 @@ fn runtime_maps_are_typed_bounded_and_pinned() {
     let mut w = world();
     let a = w.doms[0];
     let f = w.spare_frames(a)[0];
-    w.grant(a, 90, RUNTIME_DOMID, f, true);
+    w.grant(a, GrantRef(90), RUNTIME_DOMID, f, true);
     // Read-only grant: only a read-only mapping.
     assert_eq!(
-        w.hv.map_grant_rw(a, 90).unwrap_err().status(),
+        w.hv.map_grant_rw(a, GrantRef(90)).unwrap_err().status(),
         GNTST_GENERAL_ERROR
     );
-    let m = w.hv.map_grant_ro(a, 90).unwrap();
+    let m = w.hv.map_grant_ro(a, GrantRef(90)).unwrap();
     assert_eq!(
-        w.entry(a, 90).flags,
+        w.entry(a, GrantRef(90)).flags,
         GTF_PERMIT_ACCESS | GTF_READONLY | GTF_READING
     );
     let mut buf = [0u8; 4];
@@ -1032,34 +1049,43 @@ fn runtime_maps_are_typed_bounded_and_pinned() {
     assert!(m.read(&w.hv.mem, usize::MAX, &mut buf).is_err());
     w.check_invariants(true).unwrap();
     w.hv.unmap_grant(m);
-    assert_eq!(w.entry(a, 90).flags, GTF_PERMIT_ACCESS | GTF_READONLY);
+    assert_eq!(
+        w.entry(a, GrantRef(90)).flags,
+        GTF_PERMIT_ACCESS | GTF_READONLY
+    );
     // The console ring grant (ref 0) is the runtime's.
     let ring = w.hv.domains[&a].console.ring;
     w.hv.mem
         .write_u8(MachineAddr(ring.addr().0 + 7), 0x42)
         .unwrap();
-    let m = w.hv.map_grant_rw(a, GNTTAB_RESERVED_CONSOLE).unwrap();
+    let m =
+        w.hv.map_grant_rw(a, GrantRef(GNTTAB_RESERVED_CONSOLE))
+            .unwrap();
     assert_eq!(m.read_obj::<u8>(&w.hv.mem, 7).unwrap(), 0x42);
     m.write(&w.hv.mem, 8, &[1, 2]).unwrap();
     assert_eq!(w.hv.ft.get(ring).unwrap().type_count, 2); // bootstrap RW PTE + runtime
     w.hv.unmap_grant(m);
     // One-shot copies.
     let mut got = [0u8; 2];
-    w.hv.copy_from_grant(a, GNTTAB_RESERVED_CONSOLE, 8, &mut got)
+    w.hv.copy_from_grant(a, GrantRef(GNTTAB_RESERVED_CONSOLE), 8, &mut got)
         .unwrap();
     assert_eq!(got, [1, 2]);
     assert_eq!(
-        w.hv.copy_to_grant(a, GNTTAB_RESERVED_CONSOLE, 4095, &[0; 2])
+        w.hv.copy_to_grant(a, GrantRef(GNTTAB_RESERVED_CONSOLE), 4095, &[0; 2])
             .unwrap_err()
             .status(),
         GNTST_BAD_COPY_ARG
     );
     assert_eq!(
-        w.hv.copy_to_grant(a, 90, 0, &[0; 2]).unwrap_err().status(),
+        w.hv.copy_to_grant(a, GrantRef(90), 0, &[0; 2])
+            .unwrap_err()
+            .status(),
         GNTST_GENERAL_ERROR
     );
     assert_eq!(
-        w.hv.copy_to_grant(a, 91, 0, &[0; 2]).unwrap_err().status(),
+        w.hv.copy_to_grant(a, GrantRef(91), 0, &[0; 2])
+            .unwrap_err()
+            .status(),
         GNTST_GENERAL_ERROR
     );
     w.check_invariants(true).unwrap();
@@ -1089,8 +1115,8 @@ fn racing_granter_that_keeps_changing_the_entry_gets_general_error() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let f = w.spare_frames(a)[0];
-    w.grant(a, 95, b, f, false);
-    let at = w.entry_addr(a, 95).unwrap();
+    w.grant(a, GrantRef(95), b, f, false);
+    let at = w.entry_addr(a, GrantRef(95)).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|sc| {
         let mem = &w.hv.mem;
@@ -1111,7 +1137,7 @@ fn racing_granter_that_keeps_changing_the_entry_gets_general_error() {
             &w.hv.ft,
             w.hv.gnttab.tables.get_mut(&a).unwrap(),
             a,
-            95,
+            GrantRef(95),
             b,
             Pins::incr(true, false, false),
         );
@@ -1120,7 +1146,7 @@ fn racing_granter_that_keeps_changing_the_entry_gets_general_error() {
             Ok(frame) => assert_eq!(frame, f),
             Err(e) => {
                 assert_eq!(e, PinError::Unstable(95));
-                assert!(w.hv.gnttab.table(a).unwrap().active(95).is_none());
+                assert!(w.hv.gnttab.table(a).unwrap().active(GrantRef(95)).is_none());
             }
         }
     });
@@ -1133,7 +1159,7 @@ fn grant_table_op_is_wired_in_the_hypercall_table_with_continuations() {
     let mut w = world();
     let (a, b) = (w.doms[0], w.doms[1]);
     let frame = w.spare_frames(a)[0];
-    w.grant(a, 34, b, frame, true);
+    w.grant(a, GrantRef(34), b, frame, true);
     let n = crate::hypercall::BATCH as usize + 5;
     let ops = vec![
         GnttabMapGrantRef {
@@ -1171,6 +1197,12 @@ fn grant_table_op_is_wired_in_the_hypercall_table_with_continuations() {
         va + 32 * u64::from(crate::hypercall::BATCH)
     );
     assert_eq!(vc.cpu.gpr[reg::RDX], 5);
-    let pins = w.hv.gnttab.table(a).unwrap().active(34).unwrap().pins;
+    let pins =
+        w.hv.gnttab
+            .table(a)
+            .unwrap()
+            .active(GrantRef(34))
+            .unwrap()
+            .pins;
     assert_eq!(pins.dev_ro, PIN_LIMIT);
 }

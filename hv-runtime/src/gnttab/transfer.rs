@@ -21,6 +21,7 @@
 //!    written into `frame`, and after it (sequentially consistent atomics
 //!    order the stores) `GTF_transfer_completed` is ORed into the flags.
 
+use guest_abi::abi::GrantRef;
 use guest_abi::abi::gnttab::{
     GNTST_ADDRESS_TOO_BIG, GNTST_BAD_DOMAIN, GNTST_BAD_PAGE, GNTST_GENERAL_ERROR,
     GTF_ACCEPT_TRANSFER, GTF_TRANSFER_COMMITTED, GTF_TRANSFER_COMPLETED,
@@ -82,7 +83,7 @@ pub fn transfer(
     sender: DomId,
     mfn: u64,
     receiver: DomId,
-    gref: u32,
+    gref: GrantRef,
 ) -> Result<(), TransferError> {
     let frame = Mfn(mfn);
     // 1. Steal.
@@ -127,7 +128,7 @@ fn give(
     sender: DomId,
     frame: Mfn,
     receiver: DomId,
-    gref: u32,
+    gref: GrantRef,
 ) -> Result<(), TransferError> {
     // 3.
     let Ok(f32) = u32::try_from(frame.0) else {
@@ -146,7 +147,7 @@ fn give(
     // 5.
     let at = t
         .entry_addr(gref)
-        .ok_or(TransferError::NotAccepting(gref))?;
+        .ok_or(TransferError::NotAccepting(gref.0))?;
     commit(hv, at, gref, sender)?;
     // 6.
     if let Some(p) = hv.ft.get_mut(frame) {
@@ -170,8 +171,13 @@ fn give(
 
 /// Add `GTF_transfer_committed` to an entry that is exactly
 /// `GTF_accept_transfer` for `sender`.
-fn commit(hv: &Hypervisor, at: MachineAddr, gref: u32, sender: DomId) -> Result<(), TransferError> {
-    let bad = TransferError::NotAccepting(gref);
+fn commit(
+    hv: &Hypervisor,
+    at: MachineAddr,
+    gref: GrantRef,
+    sender: DomId,
+) -> Result<(), TransferError> {
+    let bad = TransferError::NotAccepting(gref.0);
     let mut cur = hv.mem.load_u32_acquire(at).map_err(|_| bad)?;
     for _ in 0..SET_STATUS_RETRIES {
         let flags = cur & 0xffff;

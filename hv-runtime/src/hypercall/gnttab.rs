@@ -14,6 +14,7 @@
 //! with `-EINVAL`; unknown commands get `-ENOSYS`.
 
 use guest_abi::abi::Errno;
+use guest_abi::abi::GrantRef;
 use guest_abi::abi::gnttab as g;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -73,7 +74,7 @@ pub fn grant_table_op(
                 cr3,
                 op.host_addr,
                 op.flags,
-                op.ref_,
+                GrantRef(op.ref_),
                 DomId(op.dom),
             ) {
                 Ok(m) => {
@@ -118,9 +119,14 @@ pub fn grant_table_op(
                 .map_or_else(|e| e.status(), |()| g::GNTST_OKAY);
         }),
         g::GNTTABOP_TRANSFER => batch(hv, &ctx, |hv, op: &mut g::GnttabTransfer| {
-            op.status =
-                crate::gnttab::transfer::transfer(hv, dom, op.mfn, DomId(op.domid), op.ref_)
-                    .map_or_else(|e| e.status(), |()| g::GNTST_OKAY);
+            op.status = crate::gnttab::transfer::transfer(
+                hv,
+                dom,
+                op.mfn,
+                DomId(op.domid),
+                GrantRef(op.ref_),
+            )
+            .map_or_else(|e| e.status(), |()| g::GNTST_OKAY);
         }),
         g::GNTTABOP_SWAP_GRANT_REF => batch(hv, &ctx, |hv, op: &mut g::GnttabSwapGrantRef| {
             op.status = swap_grant_ref(hv, dom, op.ref_a, op.ref_b);
@@ -318,13 +324,13 @@ fn swap_grant_ref(hv: &mut Hypervisor, dom: DomId, a: u32, b: u32) -> i16 {
     let Some(t) = hv.gnttab.table(dom) else {
         return g::GNTST_BAD_DOMAIN;
     };
-    let (Some(pa), Some(pb)) = (t.entry_addr(a), t.entry_addr(b)) else {
+    let (Some(pa), Some(pb)) = (t.entry_addr(GrantRef(a)), t.entry_addr(GrantRef(b))) else {
         return g::GNTST_BAD_GNTREF;
     };
     if a == b {
         return g::GNTST_OKAY;
     }
-    if t.active(a).is_some() || t.active(b).is_some() {
+    if t.active(GrantRef(a)).is_some() || t.active(GrantRef(b)).is_some() {
         return g::GNTST_EAGAIN;
     }
     let ea = hv.mem.read_u64(pa).unwrap_or(0);
@@ -339,7 +345,7 @@ fn dump(hv: &Hypervisor, dom: DomId) {
         return;
     };
     for gref in 0..t.nr_entries() {
-        let Some(at) = t.entry_addr(gref) else {
+        let Some(at) = t.entry_addr(GrantRef(gref)) else {
             continue;
         };
         let e = hv.mem.read_u64(at).unwrap_or(0);
@@ -350,7 +356,7 @@ fn dump(hv: &Hypervisor, dom: DomId) {
                 flags = format_args!("{:#x}", e & 0xffff),
                 domid = (e >> 16) & 0xffff,
                 frame = format_args!("{:#x}", e >> 32),
-                active = ?t.active(gref),
+                active = ?t.active(GrantRef(gref)),
                 "grant entry"
             );
         }
