@@ -61,7 +61,7 @@
 //! | | [`mmu`] | the soft TLB and page walks |
 //! | | [`flags`] | the lazy flags record and condition evaluation |
 //!
-//! [`fuzzing`] sits outside the layers: it drives [`InterpVcpu`] for the fuzz
+//! `fuzzing` (feature `testing`) sits outside the layers: it drives [`InterpVcpu`] for the fuzz
 //! targets.
 //!
 //! ## What the hypervisor must know
@@ -90,6 +90,7 @@ mod alu;
 mod ctx;
 mod exec;
 pub mod flags;
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 mod generic;
 mod hostfp;
