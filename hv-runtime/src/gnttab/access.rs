@@ -262,7 +262,7 @@ fn map<R: Right>(
     gref: GrantRef,
 ) -> Result<GrantMapping<R>, MapGrantError> {
     let flags = GNTMAP_DEVICE_MAP | if R::READONLY { GNTMAP_READONLY } else { 0 };
-    let m = super::map::map_grant_ref(hv, RUNTIME_DOMID, 0, 0, flags, gref, granter)?;
+    let m = super::map::map_grant_ref(&mut hv.gnt(), RUNTIME_DOMID, 0, 0, flags, gref, granter)?;
     let generation = hv
         .gnttab
         .table(RUNTIME_DOMID)
@@ -302,20 +302,16 @@ fn with_grant(
     }
     // Reuse the copy path's claim rules through a device-style pin.
     let flags = GNTMAP_DEVICE_MAP | if writable { 0 } else { GNTMAP_READONLY };
-    let m =
-        super::map::map_grant_ref(hv, RUNTIME_DOMID, 0, 0, flags, gref, granter).map_err(|e| {
-            match e {
-                MapGrantError::BadDomain(d) => CopyError::BadDomain(d),
-                MapGrantError::Pin(p) => CopyError::Pin(p),
-                MapGrantError::CannotPin { frame, source } => {
-                    CopyError::NotWritable { frame, source }
-                }
-                _ => CopyError::BadPage(0),
-            }
+    let m = super::map::map_grant_ref(&mut hv.gnt(), RUNTIME_DOMID, 0, 0, flags, gref, granter)
+        .map_err(|e| match e {
+            MapGrantError::BadDomain(d) => CopyError::BadDomain(d),
+            MapGrantError::Pin(p) => CopyError::Pin(p),
+            MapGrantError::CannotPin { frame, source } => CopyError::NotWritable { frame, source },
+            _ => CopyError::BadPage(0),
         })?;
     let at = MachineAddr((m.dev_bus_addr & !(PAGE_SIZE - 1)) + u64::from(offset));
     let ok = f(&hv.mem, at);
-    super::map::release_mapping(hv, RUNTIME_DOMID, m.handle);
+    super::map::release_mapping(&mut hv.gnt(), RUNTIME_DOMID, m.handle);
     if ok { Ok(()) } else { Err(bad) }
 }
 

@@ -17,8 +17,8 @@ use guest_abi::abi::gnttab::{
 };
 use hv_cpu::mem::{MachineAddr, Mfn, PAGE_SIZE};
 
-use super::{PinError, Pins, live, pin, unpin};
-use crate::hv::Hypervisor;
+use super::ctx::GntCtx;
+use super::{PinError, Pins, pin, unpin};
 use crate::machine::{DomId, PageType};
 use crate::mm::MmError;
 
@@ -90,7 +90,7 @@ fn side_domain(caller: DomId, domid: DomId, is_gref: bool) -> Result<DomId, Copy
 }
 
 fn claim(
-    hv: &mut Hypervisor,
+    hv: &mut GntCtx<'_>,
     caller: DomId,
     dom: DomId,
     u: u64,
@@ -102,7 +102,7 @@ fn claim(
         let incr = Pins::incr(true, false, !writable);
         let frame = {
             let t = hv.gnttab.table_mut(dom).ok_or(CopyError::BadDomain(dom))?;
-            pin(&hv.mem, &hv.ft, t, dom, GrantRef(gref), caller, incr)?
+            pin(hv.mem, hv.ft, t, dom, GrantRef(gref), caller, incr)?
         };
         let mut m = hv.mm();
         let r = if writable {
@@ -112,7 +112,7 @@ fn claim(
         };
         if let Err(source) = r {
             if let Some(t) = hv.gnttab.table_mut(dom) {
-                unpin(&hv.mem, t, GrantRef(gref), incr);
+                unpin(hv.mem, t, GrantRef(gref), incr);
             }
             return Err(CopyError::NotWritable {
                 frame: frame.0,
@@ -141,7 +141,7 @@ fn claim(
     }
 }
 
-fn release(hv: &mut Hypervisor, c: Claim) {
+fn release(hv: &mut GntCtx<'_>, c: Claim) {
     if c.writable {
         hv.mm().put_page_and_type(c.frame);
     } else {
@@ -151,7 +151,7 @@ fn release(hv: &mut Hypervisor, c: Claim) {
         && let Some(t) = hv.gnttab.table_mut(dom)
     {
         unpin(
-            &hv.mem,
+            hv.mem,
             t,
             GrantRef(gref),
             Pins::incr(true, false, !c.writable),
@@ -163,13 +163,13 @@ fn release(hv: &mut Hypervisor, c: Claim) {
 ///
 /// # Errors
 /// See [`CopyError`]; no byte is copied then and every pin is dropped.
-pub fn copy_one(hv: &mut Hypervisor, caller: DomId, op: &GnttabCopy) -> Result<(), CopyError> {
+pub fn copy_one(hv: &mut GntCtx<'_>, caller: DomId, op: &GnttabCopy) -> Result<(), CopyError> {
     let src_gref = op.flags & GNTCOPY_SOURCE_GREF != 0;
     let dst_gref = op.flags & GNTCOPY_DEST_GREF != 0;
     let sd = side_domain(caller, DomId(op.source.domid), src_gref)?;
     let dd = side_domain(caller, DomId(op.dest.domid), dst_gref)?;
     for d in [sd, dd] {
-        if !live(hv, d) {
+        if !hv.live(d) {
             return Err(CopyError::BadDomain(d));
         }
     }
@@ -187,7 +187,7 @@ pub fn copy_one(hv: &mut Hypervisor, caller: DomId, op: &GnttabCopy) -> Result<(
     r
 }
 
-fn do_copy(hv: &Hypervisor, op: &GnttabCopy, src: Mfn, dst: Mfn) -> Result<(), CopyError> {
+fn do_copy(hv: &GntCtx<'_>, op: &GnttabCopy, src: Mfn, dst: Mfn) -> Result<(), CopyError> {
     let (so, dof, len) = (
         u64::from(op.source.offset),
         u64::from(op.dest.offset),

@@ -288,7 +288,7 @@ fn stale_handle_cannot_release_a_newer_mapping() {
     let old = w.hv.map_grant_rw(a, GrantRef(46)).unwrap();
     // The mapping is released behind the handle's back (as a runtime
     // teardown would), and a new mapping takes the same maptrack slot.
-    map::release_mapping(&mut w.hv, RUNTIME_DOMID, old.handle().handle);
+    map::release_mapping(&mut w.hv.gnt(), RUNTIME_DOMID, old.handle().handle);
     let new = w.hv.map_grant_rw(a, GrantRef(47)).unwrap();
     assert_eq!(new.handle().handle, old.handle().handle);
     assert_ne!(new.handle().generation, old.handle().generation);
@@ -303,7 +303,7 @@ fn stale_handle_cannot_release_a_newer_mapping() {
     w.check_invariants(true).unwrap();
     // The same through unmap_grant: a stale mapping releases nothing.
     let stale = w.hv.map_grant_ro(a, GrantRef(46)).unwrap();
-    map::release_mapping(&mut w.hv, RUNTIME_DOMID, stale.handle().handle);
+    map::release_mapping(&mut w.hv.gnt(), RUNTIME_DOMID, stale.handle().handle);
     let newer = w.hv.map_grant_ro(a, GrantRef(46)).unwrap();
     assert_eq!(newer.handle().handle, stale.handle().handle);
     w.hv.unmap_grant(stale);

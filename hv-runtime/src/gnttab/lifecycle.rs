@@ -28,7 +28,7 @@ pub fn domain_ended(hv: &mut Hypervisor, dom: DomId) {
     t.ended = true;
     let handles: Vec<u32> = t.mappings().map(|(h, _)| h).collect();
     for h in handles {
-        map::release_mapping(hv, dom, h);
+        map::release_mapping(&mut hv.gnt(), dom, h);
     }
     hv.flush_tlbs(dom, hv_cpu::FlushScope::All);
 }
@@ -46,7 +46,7 @@ pub(crate) fn release_runtime_mapping(hv: &mut Hypervisor, h: MaptrackHandle) ->
         tracing::debug!(?h, ?current, "stale runtime grant handle ignored");
         return false;
     }
-    map::release_mapping(hv, RUNTIME_DOMID, h.handle);
+    map::release_mapping(&mut hv.gnt(), RUNTIME_DOMID, h.handle);
     true
 }
 

@@ -19,8 +19,8 @@ use guest_abi::abi::gnttab::{
 use hv_cpu::FlushScope;
 use hv_cpu::mem::{MachineAddr, Mfn};
 
-use super::{MapEntry, PinError, Pins, live, pin, unpin};
-use crate::hv::Hypervisor;
+use super::ctx::GntCtx;
+use super::{MapEntry, PinError, Pins, pin, unpin};
 use crate::machine::{DomId, Owner, PageType};
 use crate::mm::{Mm, MmError, pte};
 
@@ -113,7 +113,7 @@ pub struct Mapped {
 
 /// The L1 entry named by `host_addr` for `dom` (see the module docs).
 fn l1_entry(
-    hv: &Hypervisor,
+    hv: &GntCtx<'_>,
     dom: DomId,
     cr3: u64,
     host_addr: u64,
@@ -144,7 +144,7 @@ fn l1_entry(
     is_own_l1(hv, dom, at).then_some(at)
 }
 
-fn is_own_l1(hv: &Hypervisor, dom: DomId, at: MachineAddr) -> bool {
+fn is_own_l1(hv: &GntCtx<'_>, dom: DomId, at: MachineAddr) -> bool {
     hv.ft
         .get(at.mfn())
         .is_some_and(|p| p.owner == Owner::Dom(dom) && p.ty == PageType::L1 && p.type_count > 0)
@@ -165,7 +165,7 @@ fn grant_pte(frame: Mfn, flags: u32) -> u64 {
 
 /// Take the references of a device (or runtime) mapping.
 fn get_device_refs(
-    hv: &mut Hypervisor,
+    hv: &mut GntCtx<'_>,
     frame: Mfn,
     granter: DomId,
     readonly: bool,
@@ -182,7 +182,7 @@ fn get_device_refs(
     })
 }
 
-fn put_device_refs(hv: &mut Hypervisor, frame: Mfn, readonly: bool) {
+fn put_device_refs(hv: &mut GntCtx<'_>, frame: Mfn, readonly: bool) {
     let mut m = hv.mm();
     if readonly {
         m.put_page(frame);
@@ -197,7 +197,7 @@ fn put_device_refs(hv: &mut Hypervisor, frame: Mfn, readonly: bool) {
 /// # Errors
 /// See [`MapGrantError`]; nothing changes then.
 pub fn map_grant_ref(
-    hv: &mut Hypervisor,
+    hv: &mut GntCtx<'_>,
     mapper: DomId,
     cr3: u64,
     host_addr: u64,
@@ -211,12 +211,12 @@ pub fn map_grant_ref(
     if !host && !device {
         return Err(MapGrantError::NoMapKind(flags));
     }
-    if !live(hv, granter) {
+    if !hv.live(granter) {
         return Err(MapGrantError::BadDomain(granter));
     }
     // A domain that has ended had its mappings released; it takes no new
     // ones (they would never be released).
-    if mapper != super::RUNTIME_DOMID && !live(hv, mapper) {
+    if mapper != super::RUNTIME_DOMID && !hv.live(mapper) {
         return Err(MapGrantError::BadDomain(mapper));
     }
     let room = if mapper == super::RUNTIME_DOMID {
@@ -234,7 +234,7 @@ pub fn map_grant_ref(
         let Some(t) = hv.gnttab.tables.get_mut(&granter) else {
             return Err(MapGrantError::BadDomain(granter));
         };
-        pin(&hv.mem, &hv.ft, t, granter, gref, mapper, incr)?
+        pin(hv.mem, hv.ft, t, granter, gref, mapper, incr)?
     };
     match install(
         hv, mapper, cr3, host_addr, flags, frame, granter, device, host,
@@ -262,13 +262,13 @@ pub fn map_grant_ref(
             // Unreachable (room was checked), but undo cleanly.
             undo_install(hv, mapper, pte_at, frame, device, readonly);
             if let Some(t) = hv.gnttab.tables.get_mut(&granter) {
-                unpin(&hv.mem, t, gref, incr);
+                unpin(hv.mem, t, gref, incr);
             }
             Err(MapGrantError::NoSpace)
         }
         Err(e) => {
             if let Some(t) = hv.gnttab.tables.get_mut(&granter) {
-                unpin(&hv.mem, t, gref, incr);
+                unpin(hv.mem, t, gref, incr);
             }
             Err(e)
         }
@@ -278,7 +278,7 @@ pub fn map_grant_ref(
 /// Take the references and write the PTE; all or nothing.
 #[expect(clippy::too_many_arguments)]
 fn install(
-    hv: &mut Hypervisor,
+    hv: &mut GntCtx<'_>,
     mapper: DomId,
     cr3: u64,
     host_addr: u64,
@@ -335,7 +335,7 @@ fn install(
 }
 
 fn undo_install(
-    hv: &mut Hypervisor,
+    hv: &mut GntCtx<'_>,
     mapper: DomId,
     pte_at: Option<MachineAddr>,
     frame: Mfn,
@@ -352,7 +352,7 @@ fn undo_install(
 
 /// Clear a host grant entry if it is still in one of `dom`'s L1 tables and
 /// still maps `frame`; returns whether it did.
-fn clear_host_pte(hv: &mut Hypervisor, dom: DomId, at: MachineAddr, frame: Mfn) -> bool {
+fn clear_host_pte(hv: &mut GntCtx<'_>, dom: DomId, at: MachineAddr, frame: Mfn) -> bool {
     if !is_own_l1(hv, dom, at) {
         return false;
     }
@@ -379,7 +379,7 @@ fn clear_host_pte(hv: &mut Hypervisor, dom: DomId, at: MachineAddr, frame: Mfn) 
 /// # Errors
 /// See [`UnmapGrantError`]; nothing changes then.
 pub fn unmap_grant_ref(
-    hv: &mut Hypervisor,
+    hv: &mut GntCtx<'_>,
     mapper: DomId,
     cr3: u64,
     host_addr: u64,
@@ -416,7 +416,7 @@ pub fn unmap_grant_ref(
 /// Remove the host grant entry at `host_addr` (or put `new_addr`'s entry in
 /// its place and clear `new_addr`'s).
 fn replace_host(
-    hv: &mut Hypervisor,
+    hv: &mut GntCtx<'_>,
     mapper: DomId,
     cr3: u64,
     host_addr: u64,
@@ -475,7 +475,7 @@ fn replace_host(
 }
 
 fn finish_unmap(
-    hv: &mut Hypervisor,
+    hv: &mut GntCtx<'_>,
     mapper: DomId,
     handle: u32,
     m: &MapEntry,
@@ -504,13 +504,13 @@ fn finish_unmap(
     if decr.any()
         && let Some(t) = hv.gnttab.tables.get_mut(&m.granter)
     {
-        unpin(&hv.mem, t, m.gref, decr);
+        unpin(hv.mem, t, m.gref, decr);
     }
 }
 
 /// Release mapping `handle` of `dom` completely (domain end, runtime
 /// release): the host entry is cleared if it is still there.
-pub(crate) fn release_mapping(hv: &mut Hypervisor, dom: DomId, handle: u32) {
+pub(crate) fn release_mapping(hv: &mut GntCtx<'_>, dom: DomId, handle: u32) {
     let Some(m) = hv
         .gnttab
         .table(dom)

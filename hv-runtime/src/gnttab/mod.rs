@@ -99,6 +99,7 @@
 
 pub mod access;
 pub mod copy;
+pub mod ctx;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod lifecycle;
@@ -116,7 +117,7 @@ mod prop;
 mod tests;
 
 pub use access::{GrantAccess, GrantMapping, Ro, Rw};
-pub(crate) use lifecycle::{add_to_physmap, live, release_runtime_mapping};
+pub(crate) use lifecycle::{add_to_physmap, release_runtime_mapping};
 pub use lifecycle::{domain_ended, reap, release_dropped};
 pub use table::*;
 

@@ -30,7 +30,7 @@ use hv_cpu::FlushScope;
 use hv_cpu::mem::{MachineAddr, Mfn};
 
 use super::SET_STATUS_RETRIES;
-use crate::hv::Hypervisor;
+use super::ctx::GntCtx;
 use crate::machine::{DomId, M2P_INVALID, Owner, PageType};
 
 /// Why a transfer failed; [`TransferError::status`] is the `GNTST_*`.
@@ -79,7 +79,7 @@ impl TransferError {
 /// # Errors
 /// See [`TransferError`] (and [`TransferError::sender_keeps_page`]).
 pub fn transfer(
-    hv: &mut Hypervisor,
+    hv: &mut GntCtx<'_>,
     sender: DomId,
     mfn: u64,
     receiver: DomId,
@@ -98,7 +98,7 @@ pub fn transfer(
     if !stealable {
         return Err(TransferError::BadPage(mfn));
     }
-    let old_pfn = hv.m2p.get(&hv.mem, frame).unwrap_or(M2P_INVALID);
+    let old_pfn = hv.m2p.get(hv.mem, frame).unwrap_or(M2P_INVALID);
     if let Some(d) = hv.domains.get_mut(&sender) {
         d.tot_pages = d.tot_pages.saturating_sub(1);
         // 2. Forget the frame in the sender's p2m record.
@@ -113,7 +113,7 @@ pub fn transfer(
         Ok(()) => Ok(()),
         Err(e) => {
             // Lost to the sender: free it.
-            let _ = hv.m2p.set(&hv.mem, frame, M2P_INVALID);
+            let _ = hv.m2p.set(hv.mem, frame, M2P_INVALID);
             if let Some(p) = hv.ft.get_mut(frame) {
                 p.allocated = false;
             }
@@ -124,7 +124,7 @@ pub fn transfer(
 }
 
 fn give(
-    hv: &mut Hypervisor,
+    hv: &mut GntCtx<'_>,
     sender: DomId,
     frame: Mfn,
     receiver: DomId,
@@ -157,7 +157,7 @@ fn give(
         p.linear = 0;
     }
     let pfn = u64::from(hv.mem.read_u32(MachineAddr(at.0 + 4)).unwrap_or(0));
-    let _ = hv.m2p.set(&hv.mem, frame, pfn);
+    let _ = hv.m2p.set(hv.mem, frame, pfn);
     if let Some(d) = hv.domains.get_mut(&receiver) {
         d.tot_pages += 1;
         if let Some(slot) = usize::try_from(pfn).ok().and_then(|p| d.p2m.get_mut(p)) {
@@ -172,7 +172,7 @@ fn give(
 /// Add `GTF_transfer_committed` to an entry that is exactly
 /// `GTF_accept_transfer` for `sender`.
 fn commit(
-    hv: &Hypervisor,
+    hv: &GntCtx<'_>,
     at: MachineAddr,
     gref: GrantRef,
     sender: DomId,

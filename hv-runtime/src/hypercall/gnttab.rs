@@ -69,7 +69,7 @@ pub fn grant_table_op(
     match cmd {
         g::GNTTABOP_MAP_GRANT_REF => batch(hv, &ctx, |hv, op: &mut g::GnttabMapGrantRef| {
             match crate::gnttab::map::map_grant_ref(
-                hv,
+                &mut hv.gnt(),
                 dom,
                 cr3,
                 op.host_addr,
@@ -90,7 +90,7 @@ pub fn grant_table_op(
         }),
         g::GNTTABOP_UNMAP_GRANT_REF => batch(hv, &ctx, |hv, op: &mut g::GnttabUnmapGrantRef| {
             op.status = crate::gnttab::map::unmap_grant_ref(
-                hv,
+                &mut hv.gnt(),
                 dom,
                 cr3,
                 op.host_addr,
@@ -103,7 +103,7 @@ pub fn grant_table_op(
         g::GNTTABOP_UNMAP_AND_REPLACE => {
             batch(hv, &ctx, |hv, op: &mut g::GnttabUnmapAndReplace| {
                 op.status = crate::gnttab::map::unmap_grant_ref(
-                    hv,
+                    &mut hv.gnt(),
                     dom,
                     cr3,
                     op.host_addr,
@@ -115,12 +115,12 @@ pub fn grant_table_op(
             })
         }
         g::GNTTABOP_COPY => batch(hv, &ctx, |hv, op: &mut g::GnttabCopy| {
-            op.status = crate::gnttab::copy::copy_one(hv, dom, op)
+            op.status = crate::gnttab::copy::copy_one(&mut hv.gnt(), dom, op)
                 .map_or_else(|e| e.status(), |()| g::GNTST_OKAY);
         }),
         g::GNTTABOP_TRANSFER => batch(hv, &ctx, |hv, op: &mut g::GnttabTransfer| {
             op.status = crate::gnttab::transfer::transfer(
-                hv,
+                &mut hv.gnt(),
                 dom,
                 op.mfn,
                 DomId(op.domid),
