@@ -151,10 +151,12 @@ impl CpuModel {
         Self::from_cpuid(&|l, s| env.cpuid(l, s))
     }
 
-    /// The model of the CPU this process runs on.
+    /// The model of the CPU this process runs on (read once: `cpuid` is a
+    /// VM exit when the host itself is virtualised).
     #[must_use]
     pub fn host() -> Self {
-        Self::from_cpuid(&host_cpuid)
+        static HOST: std::sync::OnceLock<CpuModel> = std::sync::OnceLock::new();
+        *HOST.get_or_init(|| Self::from_cpuid(&host_cpuid))
     }
 
     /// A model of `vendor` with that vendor's usual features
