@@ -123,3 +123,18 @@ fn relative_image_paths_in_a_config_are_found_next_to_it() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from a pvsdk PV guest!"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The demo boots and shuts down cleanly whichever vendor the guest sees
+/// (`--cpu-vendor`), on any host; a bad vendor is a usage error.
+#[test]
+fn hello_runs_on_both_modelled_vendors() {
+    for vendor in ["intel", "amd", "host"] {
+        let out = hv(&["run", "hello", "--cpu-vendor", vendor]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{vendor}: {out:?}");
+        assert!(stdout.contains("Goodbye."), "{vendor}: {stdout}");
+    }
+    let out = hv(&["run", "hello", "--cpu-vendor", "via"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("via"));
+}
