@@ -2,16 +2,30 @@
 
 use super::ring_entries;
 
+/// `blkif_request.operation`: read sectors into the granted frames.
 pub const BLKIF_OP_READ: u8 = 0;
+/// `blkif_request.operation`: write sectors from the granted frames.
 pub const BLKIF_OP_WRITE: u8 = 1;
+/// `blkif_request.operation`: write that is ordered after every earlier write reaches stable
+/// storage (`feature-barrier`).
 pub const BLKIF_OP_WRITE_BARRIER: u8 = 2;
+/// `blkif_request.operation`: flush the backend's write cache to stable storage
+/// (`feature-flush-cache`).
 pub const BLKIF_OP_FLUSH_DISKCACHE: u8 = 3;
+/// `blkif_request.operation`: reserved number (once a vendor pass-through command); never sent.
 pub const BLKIF_OP_RESERVED_1: u8 = 4;
+/// `blkif_request.operation`: the sector range is no longer needed (`feature-discard`); the slot
+/// holds a [`BlkifRequestDiscard`].
 pub const BLKIF_OP_DISCARD: u8 = 5;
+/// `blkif_request.operation`: the segments live in granted indirect pages
+/// (`feature-max-indirect-segments`); the slot holds a [`BlkifRequestIndirect`].
 pub const BLKIF_OP_INDIRECT: u8 = 6;
 
+/// `blkif_response.status`: the request succeeded.
 pub const BLKIF_RSP_OKAY: i16 = 0;
+/// `blkif_response.status`: the request failed (I/O error or bad request).
 pub const BLKIF_RSP_ERROR: i16 = -1;
+/// `blkif_response.status`: the backend does not support this operation.
 pub const BLKIF_RSP_EOPNOTSUPP: i16 = -2;
 
 /// Direct segments per request.
@@ -98,11 +112,15 @@ zc! {
         pub operation: u8,
         /// `BLKIF_DISCARD_*`.
         pub flag: u8,
+        /// Virtual device handle.
         pub handle: u16,
         /// Padding (zero).
         pub _pad: u32,
+        /// Echoed in the response.
         pub id: u64,
+        /// First sector to discard (512-byte units).
         pub sector_number: u64,
+        /// Number of sectors to discard.
         pub nr_sectors: u64,
     }
 }
@@ -128,8 +146,11 @@ zc! {
         pub nr_segments: u16,
         /// Padding (zero).
         pub _pad0: u32,
+        /// Echoed in the response.
         pub id: u64,
+        /// Start sector (512-byte units).
         pub sector_number: u64,
+        /// Virtual device handle.
         pub handle: u16,
         /// Padding (zero).
         pub _pad1: u16,

@@ -2,7 +2,9 @@
 //! (`callback.h`, `set_callbacks`, `set_trap_table`, `nmi_op`,
 //! `set_segment_base`, `stack_switch`, `fpu_taskswitch`).
 
+/// `callback_op` command 0: install an entry point ([`CallbackRegister`]).
 pub const CALLBACKOP_REGISTER: u32 = 0;
+/// `callback_op` command 1: remove an entry point ([`CallbackUnregister`]).
 pub const CALLBACKOP_UNREGISTER: u32 = 1;
 
 /// Event upcall entry (events always masked on entry).
@@ -57,7 +59,9 @@ assert_layout!(CallbackUnregister, size = 4, type_ = 0);
 
 // --- nmi_op ----------------------------------------------------------------------
 
+/// `nmi_op` command 0: install the NMI handler ([`XennmiCallback`]).
 pub const XENNMI_REGISTER_CALLBACK: u32 = 0;
+/// `nmi_op` command 1: remove the NMI handler.
 pub const XENNMI_UNREGISTER_CALLBACK: u32 = 1;
 
 zc! {
@@ -73,8 +77,11 @@ assert_layout!(XennmiCallback, size = 16, handler_address = 0, pad = 8);
 
 // --- set_segment_base --------------------------------------------------------------
 
+/// `set_segment_base` selector 0: set the FS base.
 pub const SEGBASE_FS: u32 = 0;
+/// `set_segment_base` selector 1: set the GS base used in guest user mode.
 pub const SEGBASE_GS_USER: u32 = 1;
+/// `set_segment_base` selector 2: set the GS base used in guest kernel mode.
 pub const SEGBASE_GS_KERNEL: u32 = 2;
 /// Load the user `%gs` selector from `base[15:0]`.
 pub const SEGBASE_GS_USER_SEL: u32 = 3;
@@ -157,12 +164,15 @@ zc! {
         pub rcx: u64,
         /// [`VGCF_IN_SYSCALL`] or 0.
         pub flags: u64,
+        /// RIP to return to.
         pub rip: u64,
         /// RPL 3 returns to guest user mode, otherwise stays in kernel mode.
         pub cs: u64,
         /// IF forced on; `!IF` becomes the new `evtchn_upcall_mask`.
         pub rflags: u64,
+        /// RSP to return to.
         pub rsp: u64,
+        /// SS to return to.
         pub ss: u64,
     }
 }
@@ -184,11 +194,17 @@ zc! {
     /// The part of the iret frame the guest pushes itself before jumping to
     /// the iret stub (lowest address first): `flags, rip, cs, rflags, rsp, ss`.
     pub struct IretFrame {
+        /// [`VGCF_IN_SYSCALL`] or 0.
         pub flags: u64,
+        /// RIP to return to.
         pub rip: u64,
+        /// CS to return to (RPL 3 = guest user mode).
         pub cs: u64,
+        /// RFLAGS to return to.
         pub rflags: u64,
+        /// RSP to return to.
         pub rsp: u64,
+        /// SS to return to.
         pub ss: u64,
     }
 }
@@ -239,13 +255,19 @@ zc! {
     /// A bounce frame without error code, as Xen writes it on the guest
     /// kernel stack (ascending addresses).
     pub struct BounceFrame {
+        /// RCX at the time of the event (the guest restores it).
         pub rcx: u64,
+        /// R11 at the time of the event (the guest restores it).
         pub r11: u64,
+        /// Interrupted RIP.
         pub rip: u64,
         /// CS in bits 15:0, previous upcall mask in bits 39:32.
         pub cs: u64,
+        /// Interrupted RFLAGS.
         pub rflags: u64,
+        /// Interrupted RSP.
         pub rsp: u64,
+        /// Interrupted SS.
         pub ss: u64,
     }
 }
@@ -264,14 +286,21 @@ assert_layout!(
 zc! {
     /// A bounce frame with error code.
     pub struct BounceFrameEc {
+        /// RCX at the time of the event (the guest restores it).
         pub rcx: u64,
+        /// R11 at the time of the event (the guest restores it).
         pub r11: u64,
         /// Error code (upper half 0).
         pub error_code: u64,
+        /// Interrupted RIP.
         pub rip: u64,
+        /// CS in bits 15:0, previous upcall mask in bits 39:32.
         pub cs: u64,
+        /// Interrupted RFLAGS.
         pub rflags: u64,
+        /// Interrupted RSP.
         pub rsp: u64,
+        /// Interrupted SS.
         pub ss: u64,
     }
 }
@@ -304,17 +333,27 @@ impl BounceFrame {
 zc! {
     /// The failsafe-callback frame (segment reload failure), 11 qwords.
     pub struct FailsafeFrame {
+        /// RCX at the time of the failure (the guest restores it).
         pub rcx: u64,
+        /// R11 at the time of the failure (the guest restores it).
         pub r11: u64,
+        /// DS selector Xen could not load.
         pub ds: u64,
+        /// ES selector Xen could not load.
         pub es: u64,
+        /// FS selector Xen could not load.
         pub fs: u64,
+        /// GS selector Xen could not load.
         pub gs: u64,
+        /// Interrupted RIP.
         pub rip: u64,
         /// CS plus saved upcall mask in bits 39:32.
         pub cs: u64,
+        /// Interrupted RFLAGS.
         pub rflags: u64,
+        /// Interrupted RSP.
         pub rsp: u64,
+        /// Interrupted SS.
         pub ss: u64,
     }
 }

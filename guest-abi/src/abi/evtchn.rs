@@ -8,19 +8,36 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `evtchn_port_t`.
 pub type EvtchnPortRaw = u32;
 
+/// `event_channel_op` command 0: connect to a remote domain's unbound port
+/// ([`EvtchnBindInterdomain`]).
 pub const EVTCHNOP_BIND_INTERDOMAIN: u32 = 0;
+/// `event_channel_op` command 1: bind a virtual IRQ to a new port ([`EvtchnBindVirq`]).
 pub const EVTCHNOP_BIND_VIRQ: u32 = 1;
+/// `event_channel_op` command 2: bind a physical IRQ to a new port ([`EvtchnBindPirq`]).
 pub const EVTCHNOP_BIND_PIRQ: u32 = 2;
+/// `event_channel_op` command 3: close a local port ([`EvtchnClose`]).
 pub const EVTCHNOP_CLOSE: u32 = 3;
+/// `event_channel_op` command 4: notify the other end of a port ([`EvtchnSend`]).
 pub const EVTCHNOP_SEND: u32 = 4;
+/// `event_channel_op` command 5: query what a port is bound to ([`EvtchnStatus`]).
 pub const EVTCHNOP_STATUS: u32 = 5;
+/// `event_channel_op` command 6: allocate a port for a remote domain to bind
+/// ([`EvtchnAllocUnbound`]).
 pub const EVTCHNOP_ALLOC_UNBOUND: u32 = 6;
+/// `event_channel_op` command 7: allocate a port for inter-vCPU notifications ([`EvtchnBindIpi`]).
 pub const EVTCHNOP_BIND_IPI: u32 = 7;
+/// `event_channel_op` command 8: change the vCPU a port notifies ([`EvtchnBindVcpu`]).
 pub const EVTCHNOP_BIND_VCPU: u32 = 8;
+/// `event_channel_op` command 9: unmask a port, redelivering it if pending ([`EvtchnUnmask`]).
 pub const EVTCHNOP_UNMASK: u32 = 9;
+/// `event_channel_op` command 10: close all of a domain's ports ([`EvtchnReset`]).
 pub const EVTCHNOP_RESET: u32 = 10;
+/// `event_channel_op` command 11: switch to the FIFO ABI and register a vCPU's control block
+/// ([`EvtchnInitControl`]).
 pub const EVTCHNOP_INIT_CONTROL: u32 = 11;
+/// `event_channel_op` command 12: add a page to the FIFO event array ([`EvtchnExpandArray`]).
 pub const EVTCHNOP_EXPAND_ARRAY: u32 = 12;
+/// `event_channel_op` command 13: set a port's FIFO priority ([`EvtchnSetPriority`]).
 pub const EVTCHNOP_SET_PRIORITY: u32 = 13;
 
 /// `EVTCHNSTAT_*`: port is free.
@@ -88,13 +105,21 @@ pub const VIRQ_ARGO: u32 = 11;
 pub const VIRQ_ENOMEM: u32 = 12;
 /// Per-vCPU: PMU interrupt.
 pub const VIRQ_XENPMU: u32 = 13;
+/// Architecture-specific VIRQ slot 0 (x86: machine check, [`VIRQ_MCA`]).
 pub const VIRQ_ARCH_0: u32 = 16;
+/// Architecture-specific VIRQ slot 1 (unused on x86).
 pub const VIRQ_ARCH_1: u32 = 17;
+/// Architecture-specific VIRQ slot 2 (unused on x86).
 pub const VIRQ_ARCH_2: u32 = 18;
+/// Architecture-specific VIRQ slot 3 (unused on x86).
 pub const VIRQ_ARCH_3: u32 = 19;
+/// Architecture-specific VIRQ slot 4 (unused on x86).
 pub const VIRQ_ARCH_4: u32 = 20;
+/// Architecture-specific VIRQ slot 5 (unused on x86).
 pub const VIRQ_ARCH_5: u32 = 21;
+/// Architecture-specific VIRQ slot 6 (unused on x86).
 pub const VIRQ_ARCH_6: u32 = 22;
+/// Architecture-specific VIRQ slot 7 (unused on x86).
 pub const VIRQ_ARCH_7: u32 = 23;
 /// x86: machine-check (`VIRQ_ARCH_0`).
 pub const VIRQ_MCA: u32 = VIRQ_ARCH_0;

@@ -8,18 +8,37 @@ pub type GrantRefRaw = u32;
 /// `grant_handle_t`: opaque map handle.
 pub type GrantHandle = u32;
 
+/// `grant_table_op` command 0: map a granted frame ([`GnttabMapGrantRef`]).
 pub const GNTTABOP_MAP_GRANT_REF: u32 = 0;
+/// `grant_table_op` command 1: undo a grant mapping ([`GnttabUnmapGrantRef`]).
 pub const GNTTABOP_UNMAP_GRANT_REF: u32 = 1;
+/// `grant_table_op` command 2: size the caller's grant table and learn its frames
+/// ([`GnttabSetupTable`]).
 pub const GNTTABOP_SETUP_TABLE: u32 = 2;
+/// `grant_table_op` command 3: print a domain's grant table on the Xen console, for debugging
+/// ([`GnttabDumpTable`]).
 pub const GNTTABOP_DUMP_TABLE: u32 = 3;
+/// `grant_table_op` command 4: hand a page over to another domain ([`GnttabTransfer`]).
 pub const GNTTABOP_TRANSFER: u32 = 4;
+/// `grant_table_op` command 5: copy bytes between granted or local frames ([`GnttabCopy`]).
 pub const GNTTABOP_COPY: u32 = 5;
+/// `grant_table_op` command 6: read a domain's current and maximum table frames
+/// ([`GnttabQuerySize`]).
 pub const GNTTABOP_QUERY_SIZE: u32 = 6;
+/// `grant_table_op` command 7: unmap a grant, putting another mapping in its place
+/// ([`GnttabUnmapAndReplace`]).
 pub const GNTTABOP_UNMAP_AND_REPLACE: u32 = 7;
+/// `grant_table_op` command 8: choose the v1 or v2 entry layout ([`GnttabSetVersion`]).
 pub const GNTTABOP_SET_VERSION: u32 = 8;
+/// `grant_table_op` command 9: learn the frames of the v2 status array ([`GnttabGetStatusFrames`]).
 pub const GNTTABOP_GET_STATUS_FRAMES: u32 = 9;
+/// `grant_table_op` command 10: read a domain's entry layout version ([`GnttabGetVersion`]).
 pub const GNTTABOP_GET_VERSION: u32 = 10;
+/// `grant_table_op` command 11: exchange two entries of the caller's table
+/// ([`GnttabSwapGrantRef`]).
 pub const GNTTABOP_SWAP_GRANT_REF: u32 = 11;
+/// `grant_table_op` command 12: clean or invalidate the data cache over a granted range
+/// ([`GnttabCacheFlush`]).
 pub const GNTTABOP_CACHE_FLUSH: u32 = 12;
 
 /// Grant refs reserved for the toolstack.
@@ -97,25 +116,42 @@ pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
 
 // --- cache_flush ops (Arm-oriented; from grant_table.h) ----------------------
 
+/// `cache_flush.op`: write dirty cache lines back to memory.
 pub const GNTTAB_CACHE_CLEAN: u32 = 1 << 0;
+/// `cache_flush.op`: discard the cache lines.
 pub const GNTTAB_CACHE_INVAL: u32 = 1 << 1;
+/// `cache_flush.op`: `a` holds a grant ref, not a device bus address.
 pub const GNTTAB_CACHE_SOURCE_GREF: u32 = 1 << 31;
 
 // --- GNTST status codes --------------------------------------------------------
 
+/// `GNTST_okay`: the operation succeeded.
 pub const GNTST_OKAY: i16 = 0;
+/// `GNTST_general_error`: failure with no more specific code.
 pub const GNTST_GENERAL_ERROR: i16 = -1;
+/// `GNTST_bad_domain`: the domain id names no domain.
 pub const GNTST_BAD_DOMAIN: i16 = -2;
+/// `GNTST_bad_gntref`: the grant ref is out of range or its entry grants nothing usable.
 pub const GNTST_BAD_GNTREF: i16 = -3;
+/// `GNTST_bad_handle`: the map handle names no current mapping.
 pub const GNTST_BAD_HANDLE: i16 = -4;
+/// `GNTST_bad_virt_addr`: the host virtual address (or PTE address) cannot be used.
 pub const GNTST_BAD_VIRT_ADDR: i16 = -5;
+/// `GNTST_bad_dev_addr`: the device bus address does not match the mapping.
 pub const GNTST_BAD_DEV_ADDR: i16 = -6;
+/// `GNTST_no_device_space`: no room left to make a device (DMA) mapping.
 pub const GNTST_NO_DEVICE_SPACE: i16 = -7;
+/// `GNTST_permission_denied`: the grant does not allow this domain or this kind of access.
 pub const GNTST_PERMISSION_DENIED: i16 = -8;
+/// `GNTST_bad_page`: the frame is not a page the operation can use.
 pub const GNTST_BAD_PAGE: i16 = -9;
+/// `GNTST_bad_copy_arg`: a copy range runs past the end of its frame.
 pub const GNTST_BAD_COPY_ARG: i16 = -10;
+/// `GNTST_address_too_big`: the page's address is too wide for the receiving domain.
 pub const GNTST_ADDRESS_TOO_BIG: i16 = -11;
+/// `GNTST_eagain`: the operation did not complete (e.g. frame paged out); retry it.
 pub const GNTST_EAGAIN: i16 = -12;
+/// `GNTST_no_space`: out of room, e.g. no free map-tracking entries.
 pub const GNTST_NO_SPACE: i16 = -13;
 
 /// A per-operation grant status (`GNTST_*`), as written by Xen into each
@@ -125,19 +161,33 @@ pub const GNTST_NO_SPACE: i16 = -13;
 pub struct GntStatus(pub i16);
 
 impl GntStatus {
+    /// [`GNTST_OKAY`]: the operation succeeded.
     pub const OKAY: Self = Self(GNTST_OKAY);
+    /// [`GNTST_GENERAL_ERROR`]: failure with no more specific code.
     pub const GENERAL_ERROR: Self = Self(GNTST_GENERAL_ERROR);
+    /// [`GNTST_BAD_DOMAIN`]: the domain id names no domain.
     pub const BAD_DOMAIN: Self = Self(GNTST_BAD_DOMAIN);
+    /// [`GNTST_BAD_GNTREF`]: the grant ref is out of range or its entry grants nothing usable.
     pub const BAD_GNTREF: Self = Self(GNTST_BAD_GNTREF);
+    /// [`GNTST_BAD_HANDLE`]: the map handle names no current mapping.
     pub const BAD_HANDLE: Self = Self(GNTST_BAD_HANDLE);
+    /// [`GNTST_BAD_VIRT_ADDR`]: the host virtual address (or PTE address) cannot be used.
     pub const BAD_VIRT_ADDR: Self = Self(GNTST_BAD_VIRT_ADDR);
+    /// [`GNTST_BAD_DEV_ADDR`]: the device bus address does not match the mapping.
     pub const BAD_DEV_ADDR: Self = Self(GNTST_BAD_DEV_ADDR);
+    /// [`GNTST_NO_DEVICE_SPACE`]: no room left to make a device (DMA) mapping.
     pub const NO_DEVICE_SPACE: Self = Self(GNTST_NO_DEVICE_SPACE);
+    /// [`GNTST_PERMISSION_DENIED`]: the grant does not allow this domain or this kind of access.
     pub const PERMISSION_DENIED: Self = Self(GNTST_PERMISSION_DENIED);
+    /// [`GNTST_BAD_PAGE`]: the frame is not a page the operation can use.
     pub const BAD_PAGE: Self = Self(GNTST_BAD_PAGE);
+    /// [`GNTST_BAD_COPY_ARG`]: a copy range runs past the end of its frame.
     pub const BAD_COPY_ARG: Self = Self(GNTST_BAD_COPY_ARG);
+    /// [`GNTST_ADDRESS_TOO_BIG`]: the page's address is too wide for the receiving domain.
     pub const ADDRESS_TOO_BIG: Self = Self(GNTST_ADDRESS_TOO_BIG);
+    /// [`GNTST_EAGAIN`]: the operation did not complete (e.g. frame paged out); retry it.
     pub const EAGAIN: Self = Self(GNTST_EAGAIN);
+    /// [`GNTST_NO_SPACE`]: out of room, e.g. no free map-tracking entries.
     pub const NO_SPACE: Self = Self(GNTST_NO_SPACE);
 
     /// Whether this is `GNTST_okay`.
@@ -233,6 +283,7 @@ zc! {
     /// `transitive.trans_domid` = low half of `w1` (@4),
     /// `transitive.gref` = low 32 bits of `frame` (@8).
     pub struct GrantEntryV2 {
+        /// Guest: flags and grantee.
         pub hdr: GrantEntryHeader,
         /// Union word at offset 4.
         pub w1: u32,

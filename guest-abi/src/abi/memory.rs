@@ -2,20 +2,38 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+/// `memory_op` command 0: allocate extents to a domain ([`XenMemoryReservation`]).
 pub const XENMEM_INCREASE_RESERVATION: u64 = 0;
+/// `memory_op` command 1: give extents back to Xen ([`XenMemoryReservation`]).
 pub const XENMEM_DECREASE_RESERVATION: u64 = 1;
+/// `memory_op` command 2: returns the highest machine frame number of the host.
 pub const XENMEM_MAXIMUM_RAM_PAGE: u64 = 2;
+/// `memory_op` command 3: returns the pages a domain holds now ([`XenMemoryDomain`]).
 pub const XENMEM_CURRENT_RESERVATION: u64 = 3;
+/// `memory_op` command 4: returns the most pages a domain may hold ([`XenMemoryDomain`]).
 pub const XENMEM_MAXIMUM_RESERVATION: u64 = 4;
+/// `memory_op` command 5: list the frames that back the M2P table ([`XenMachphysMfnList`]).
 pub const XENMEM_MACHPHYS_MFN_LIST: u64 = 5;
+/// `memory_op` command 6: allocate frames and place them at the given PFNs
+/// ([`XenMemoryReservation`]).
 pub const XENMEM_POPULATE_PHYSMAP: u64 = 6;
+/// `memory_op` command 7: map a page from a `XENMAPSPACE_*` space at a guest frame
+/// ([`XenAddToPhysmap`]).
 pub const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
+/// `memory_op` command 9: read the domain's pseudo-physical e820 map ([`XenMemoryMap`]).
 pub const XENMEM_MEMORY_MAP: u64 = 9;
+/// `memory_op` command 10: read the host's e820 map, privileged ([`XenMemoryMap`]).
 pub const XENMEM_MACHINE_MEMORY_MAP: u64 = 10;
+/// `memory_op` command 11: trade extents for new ones with other constraints
+/// ([`XenMemoryExchange`]).
 pub const XENMEM_EXCHANGE: u64 = 11;
+/// `memory_op` command 12: where the read-only M2P table is mapped ([`XenMachphysMapping`]).
 pub const XENMEM_MACHPHYS_MAPPING: u64 = 12;
+/// `memory_op` command 13: toolstack sets a domain's pseudo-physical e820 map.
 pub const XENMEM_SET_MEMORY_MAP: u64 = 13;
+/// `memory_op` command 14: returns the highest guest frame a domain uses ([`XenMemoryDomain`]).
 pub const XENMEM_MAXIMUM_GPFN: u64 = 14;
+/// `memory_op` command 15: unmap a guest frame ([`XenRemoveFromPhysmap`]).
 pub const XENMEM_REMOVE_FROM_PHYSMAP: u64 = 15;
 /// Mask of the operation in `cmd`; bits above are Xen's continuation start.
 pub const XENMEM_CMD_MASK: u64 = 0x3F;
@@ -43,11 +61,17 @@ pub const XENMEMF_VNODE: u32 = 1 << 18;
 
 // --- add_to_physmap spaces (memory.h) ---------------------------------------------
 
+/// `add_to_physmap.space`: the shared-info page.
 pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+/// `add_to_physmap.space`: a grant-table frame, `idx` being its number.
 pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+/// `add_to_physmap.space`: one of the domain's own frames, moved from `idx`.
 pub const XENMAPSPACE_GMFN: u32 = 2;
+/// `add_to_physmap.space`: `size` of the domain's own frames from `idx`.
 pub const XENMAPSPACE_GMFN_RANGE: u32 = 3;
+/// `add_to_physmap.space`: a frame of another domain (batch variant only).
 pub const XENMAPSPACE_GMFN_FOREIGN: u32 = 4;
+/// `add_to_physmap.space`: device MMIO (Arm, batch variant only).
 pub const XENMAPSPACE_DEV_MMIO: u32 = 5;
 
 zc! {
@@ -175,10 +199,15 @@ pub struct E820Entry {
 }
 assert_layout!(E820Entry, size = 20, addr = 0, size = 8, type_ = 16);
 
+/// e820 type 1: usable RAM.
 pub const E820_RAM: u32 = 1;
+/// e820 type 2: reserved, not for the OS.
 pub const E820_RESERVED: u32 = 2;
+/// e820 type 3: ACPI tables, reusable once read.
 pub const E820_ACPI: u32 = 3;
+/// e820 type 4: ACPI non-volatile storage, to be preserved.
 pub const E820_NVS: u32 = 4;
+/// e820 type 5: memory found faulty.
 pub const E820_UNUSABLE: u32 = 5;
 
 zc! {

@@ -84,24 +84,43 @@ pub const UVMF_ALL: u64 = 4;
 
 // --- mmuext_op ---------------------------------------------------------------
 
+/// `mmuext_op` command 0: validate `mfn` as an L1 table and pin that type.
 pub const MMUEXT_PIN_L1_TABLE: u32 = 0;
+/// `mmuext_op` command 1: validate `mfn` as an L2 table and pin that type.
 pub const MMUEXT_PIN_L2_TABLE: u32 = 1;
+/// `mmuext_op` command 2: validate `mfn` as an L3 table and pin that type.
 pub const MMUEXT_PIN_L3_TABLE: u32 = 2;
+/// `mmuext_op` command 3: validate `mfn` as an L4 table and pin that type.
 pub const MMUEXT_PIN_L4_TABLE: u32 = 3;
+/// `mmuext_op` command 4: drop the pin on the table at `mfn`.
 pub const MMUEXT_UNPIN_TABLE: u32 = 4;
+/// `mmuext_op` command 5: load the kernel L4 at `mfn` as the page-table base.
 pub const MMUEXT_NEW_BASEPTR: u32 = 5;
+/// `mmuext_op` command 6: flush this vCPU's TLB.
 pub const MMUEXT_TLB_FLUSH_LOCAL: u32 = 6;
+/// `mmuext_op` command 7: invalidate `linear_addr` in this vCPU's TLB.
 pub const MMUEXT_INVLPG_LOCAL: u32 = 7;
+/// `mmuext_op` command 8: flush the TLBs of the vCPUs in `vcpumask`.
 pub const MMUEXT_TLB_FLUSH_MULTI: u32 = 8;
+/// `mmuext_op` command 9: invalidate `linear_addr` on the vCPUs in `vcpumask`.
 pub const MMUEXT_INVLPG_MULTI: u32 = 9;
+/// `mmuext_op` command 10: flush the TLBs of all the domain's vCPUs.
 pub const MMUEXT_TLB_FLUSH_ALL: u32 = 10;
+/// `mmuext_op` command 11: invalidate `linear_addr` on all the domain's vCPUs.
 pub const MMUEXT_INVLPG_ALL: u32 = 11;
+/// `mmuext_op` command 12: write back and invalidate the CPU caches (needs cache-flush permission).
 pub const MMUEXT_FLUSH_CACHE: u32 = 12;
+/// `mmuext_op` command 13: install an LDT at `linear_addr` with `nr_ents` entries.
 pub const MMUEXT_SET_LDT: u32 = 13;
 // 14 unused (-ENOSYS).
+/// `mmuext_op` command 15: set the L4 at `mfn` as the guest user-mode page-table base.
 pub const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
+/// `mmuext_op` command 16: zero the frame `mfn`.
 pub const MMUEXT_CLEAR_PAGE: u32 = 16;
+/// `mmuext_op` command 17: copy frame `src_mfn` into `mfn`.
 pub const MMUEXT_COPY_PAGE: u32 = 17;
+/// `mmuext_op` command 18: write back and invalidate caches on every physical CPU (needs
+/// cache-flush permission).
 pub const MMUEXT_FLUSH_CACHE_GLOBAL: u32 = 18;
 /// Always `-EOPNOTSUPP` today.
 pub const MMUEXT_MARK_SUPER: u32 = 19;

@@ -45,74 +45,23 @@ macro_rules! zc {
     };
 }
 
-// Note [Undocumented Xen constants]: the modules marked below still have
-// constants, fields and variants without doc comments: their names are
-// Xen's own (`xen/include/public/`, e.g. `GNTTABOP_map_grant_ref` is
-// `gnttab::GNTTABOP_MAP_GRANT_REF`) and the module docs point at the
-// header. `missing_docs` is expected there until each item has a line of
-// its own; the `expect` fails once a module is fully documented, so delete
-// it then.
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod blkif;
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod callback;
 pub mod console;
 pub mod elfnote;
 pub mod errno;
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod evtchn;
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod gnttab;
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod hypercall_nr;
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod memory;
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod mmu;
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod netif;
 pub mod sched;
 pub mod types;
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod vcpu;
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod version;
 pub mod xen;
 pub mod xenbus;
-#[expect(
-    missing_docs,
-    reason = "Xen header names; Note [Undocumented Xen constants]"
-)]
 pub mod xenstore;
 
 pub use errno::Errno;

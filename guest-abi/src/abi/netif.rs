@@ -42,36 +42,60 @@ pub const XEN_NETIF_NR_SLOTS_MIN: u32 = 18;
 
 // --- extra info -------------------------------------------------------------------------
 
+/// `netif_extra_info.type`: no extra information.
 pub const XEN_NETIF_EXTRA_TYPE_NONE: u8 = 0;
+/// `netif_extra_info.type`: segmentation-offload parameters (`gso.*`).
 pub const XEN_NETIF_EXTRA_TYPE_GSO: u8 = 1;
+/// `netif_extra_info.type`: start receiving the multicast MAC in `mcast.addr`.
 pub const XEN_NETIF_EXTRA_TYPE_MCAST_ADD: u8 = 2;
+/// `netif_extra_info.type`: stop receiving the multicast MAC in `mcast.addr`.
 pub const XEN_NETIF_EXTRA_TYPE_MCAST_DEL: u8 = 3;
+/// `netif_extra_info.type`: the packet's hash value (`hash.*`).
 pub const XEN_NETIF_EXTRA_TYPE_HASH: u8 = 4;
+/// One past the highest `XEN_NETIF_EXTRA_TYPE_*`.
 pub const XEN_NETIF_EXTRA_TYPE_MAX: u8 = 5;
 /// `extra_info.flags`: another extra-info slot follows.
 pub const XEN_NETIF_EXTRA_FLAG_MORE: u8 = 1 << 0;
 
+/// `gso.type`: no segmentation offload.
 pub const XEN_NETIF_GSO_TYPE_NONE: u8 = 0;
+/// `gso.type`: TCP over IPv4 segmentation.
 pub const XEN_NETIF_GSO_TYPE_TCPV4: u8 = 1;
+/// `gso.type`: TCP over IPv6 segmentation.
 pub const XEN_NETIF_GSO_TYPE_TCPV6: u8 = 2;
 
 // --- ctrl ring --------------------------------------------------------------------------
 
+/// Ctrl-ring request type 0: never valid.
 pub const XEN_NETIF_CTRL_TYPE_INVALID: u16 = 0;
+/// Ctrl-ring request: which hash types the backend can compute.
 pub const XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS: u16 = 1;
+/// Ctrl-ring request: choose the hash types to compute.
 pub const XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS: u16 = 2;
+/// Ctrl-ring request: supply the hash key from a granted page.
 pub const XEN_NETIF_CTRL_TYPE_SET_HASH_KEY: u16 = 3;
+/// Ctrl-ring request: largest hash-to-queue table the backend accepts.
 pub const XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE: u16 = 4;
+/// Ctrl-ring request: set the hash-to-queue table size.
 pub const XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE: u16 = 5;
+/// Ctrl-ring request: fill hash-to-queue table entries from a granted page.
 pub const XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING: u16 = 6;
+/// Ctrl-ring request: choose the hash algorithm (none or Toeplitz).
 pub const XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM: u16 = 7;
+/// Ctrl-ring request: how many grant refs the backend will keep mapped.
 pub const XEN_NETIF_CTRL_TYPE_GET_GREF_MAPPING_SIZE: u16 = 8;
+/// Ctrl-ring request: have the backend keep some grant refs mapped.
 pub const XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING: u16 = 9;
+/// Ctrl-ring request: release grant refs the backend keeps mapped.
 pub const XEN_NETIF_CTRL_TYPE_DEL_GREF_MAPPING: u16 = 10;
 
+/// Ctrl-ring response status: done.
 pub const XEN_NETIF_CTRL_STATUS_SUCCESS: u32 = 0;
+/// Ctrl-ring response status: the backend does not implement this type.
 pub const XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED: u32 = 1;
+/// Ctrl-ring response status: an argument is out of range.
 pub const XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER: u32 = 2;
+/// Ctrl-ring response status: the data does not fit the space given.
 pub const XEN_NETIF_CTRL_STATUS_BUFFER_OVERFLOW: u32 = 3;
 
 zc! {
@@ -219,9 +243,11 @@ impl NetifExtraInfo {
 zc! {
     /// `struct xen_netif_ctrl_request`. Written by the frontend.
     pub struct XenNetifCtrlRequest {
+        /// Echoed in the response.
         pub id: u16,
         /// `XEN_NETIF_CTRL_TYPE_*`.
         pub type_: u16,
+        /// Arguments, per `type_`.
         pub data: [u32; 3],
     }
 }
@@ -230,10 +256,13 @@ assert_layout!(XenNetifCtrlRequest, size = 16, id = 0, type_ = 2, data = 4);
 zc! {
     /// `struct xen_netif_ctrl_response`. Written by the backend.
     pub struct XenNetifCtrlResponse {
+        /// The request's id.
         pub id: u16,
+        /// The request's type.
         pub type_: u16,
         /// `XEN_NETIF_CTRL_STATUS_*`.
         pub status: u32,
+        /// Result, per `type_`.
         pub data: u32,
     }
 }

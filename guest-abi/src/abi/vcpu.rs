@@ -5,26 +5,46 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use super::callback::{TRAP_TABLE_ENTRIES, TrapInfo};
 
+/// `vcpu_op` command 0: give a vCPU that has never run its initial state ([`VcpuGuestContext`]).
 pub const VCPUOP_INITIALISE: u32 = 0;
+/// `vcpu_op` command 1: start a vCPU.
 pub const VCPUOP_UP: u32 = 1;
+/// `vcpu_op` command 2: stop a vCPU.
 pub const VCPUOP_DOWN: u32 = 2;
+/// `vcpu_op` command 3: returns 1 if the vCPU is up, else 0.
 pub const VCPUOP_IS_UP: u32 = 3;
+/// `vcpu_op` command 4: read a vCPU's [`VcpuRunstateInfo`].
 pub const VCPUOP_GET_RUNSTATE_INFO: u32 = 4;
+/// `vcpu_op` command 5: have Xen keep a [`VcpuRunstateInfo`] up to date at a guest VA.
 pub const VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA: u32 = 5;
+/// `vcpu_op` command 6: start the periodic timer ([`VcpuSetPeriodicTimer`]).
 pub const VCPUOP_SET_PERIODIC_TIMER: u32 = 6;
+/// `vcpu_op` command 7: stop the periodic timer.
 pub const VCPUOP_STOP_PERIODIC_TIMER: u32 = 7;
+/// `vcpu_op` command 8: arm the one-shot timer ([`VcpuSetSingleshotTimer`]).
 pub const VCPUOP_SET_SINGLESHOT_TIMER: u32 = 8;
+/// `vcpu_op` command 9: disarm the one-shot timer.
 pub const VCPUOP_STOP_SINGLESHOT_TIMER: u32 = 9;
+/// `vcpu_op` command 10: move the vCPU's `vcpu_info` to a guest page ([`VcpuRegisterVcpuInfo`]).
 pub const VCPUOP_REGISTER_VCPU_INFO: u32 = 10;
+/// `vcpu_op` command 11: raise an NMI on a vCPU.
 pub const VCPUOP_SEND_NMI: u32 = 11;
+/// `vcpu_op` command 12: read the physical CPU ids behind a vCPU, privileged ([`VcpuGetPhysid`]).
 pub const VCPUOP_GET_PHYSID: u32 = 12;
+/// `vcpu_op` command 13: have Xen keep a copy of the vCPU time info at a guest VA.
 pub const VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA: u32 = 13;
+/// `vcpu_op` command 14: as command 5, by guest-physical address.
 pub const VCPUOP_REGISTER_RUNSTATE_PHYS_AREA: u32 = 14;
+/// `vcpu_op` command 15: as command 13, by guest-physical address.
 pub const VCPUOP_REGISTER_VCPU_TIME_PHYS_AREA: u32 = 15;
 
+/// `runstate.state`: running on a physical CPU.
 pub const RUNSTATE_RUNNING: i32 = 0;
+/// `runstate.state`: ready to run, waiting for a physical CPU.
 pub const RUNSTATE_RUNNABLE: i32 = 1;
+/// `runstate.state`: waiting for an event.
 pub const RUNSTATE_BLOCKED: i32 = 2;
+/// `runstate.state`: not runnable: down, or paused by the toolstack.
 pub const RUNSTATE_OFFLINE: i32 = 3;
 /// Bit of `state_entry_time` set while Xen updates the runstate area.
 pub const XEN_RUNSTATE_UPDATE: u64 = 1 << 63;
@@ -103,6 +123,7 @@ zc! {
         pub mfn: u64,
         /// IN: offset in that page (the 64-byte area must not cross it).
         pub offset: u32,
+        /// Reserved (zero).
         pub rsvd: u32,
     }
 }
@@ -141,26 +162,43 @@ pub const VGCF_IN_SYSCALL: u64 = super::callback::VGCF_IN_SYSCALL;
 zc! {
     /// `struct cpu_user_regs` (x86-64): the general-purpose register file.
     pub struct CpuUserRegs {
+        /// R15.
         pub r15: u64,
+        /// R14.
         pub r14: u64,
+        /// R13.
         pub r13: u64,
+        /// R12.
         pub r12: u64,
+        /// RBP.
         pub rbp: u64,
+        /// RBX.
         pub rbx: u64,
+        /// R11.
         pub r11: u64,
+        /// R10.
         pub r10: u64,
+        /// R9.
         pub r9: u64,
+        /// R8.
         pub r8: u64,
+        /// RAX.
         pub rax: u64,
+        /// RCX.
         pub rcx: u64,
+        /// RDX.
         pub rdx: u64,
+        /// RSI.
         pub rsi: u64,
+        /// RDI.
         pub rdi: u64,
         /// Xen-private.
         pub error_code: u32,
         /// Xen-private.
         pub entry_vector: u32,
+        /// Instruction pointer.
         pub rip: u64,
+        /// Code selector.
         pub cs: u16,
         /// Padding (zero).
         pub _pad0: u16,
@@ -168,20 +206,27 @@ zc! {
         pub saved_upcall_mask: u8,
         /// Padding (zero).
         pub _pad1: [u8; 3],
+        /// RFLAGS.
         pub rflags: u64,
+        /// Stack pointer.
         pub rsp: u64,
+        /// Stack selector.
         pub ss: u16,
         /// Padding (zero).
         pub _pad2: [u16; 3],
+        /// ES selector.
         pub es: u16,
         /// Padding (zero).
         pub _pad3: [u16; 3],
+        /// DS selector.
         pub ds: u16,
         /// Padding (zero).
         pub _pad4: [u16; 3],
+        /// FS selector.
         pub fs: u16,
         /// Padding (zero).
         pub _pad5: [u16; 3],
+        /// GS selector.
         pub gs: u16,
         /// Padding (zero).
         pub _pad6: [u16; 3],

@@ -117,33 +117,56 @@ assert_layout!(
 pub enum XsType {
     /// Also known as `XS_DEBUG`.
     Control = 0,
+    /// List the children of a path.
     Directory = 1,
+    /// Read a node's value.
     Read = 2,
+    /// Read a node's permissions.
     GetPerms = 3,
+    /// Register a watch on a path, with a token.
     Watch = 4,
+    /// Remove a watch.
     Unwatch = 5,
+    /// Begin a transaction; the reply carries its id.
     TransactionStart = 6,
+    /// Commit (`T`) or abort (`F`) a transaction.
     TransactionEnd = 7,
+    /// Tell the server about a new domain's ring page and event channel (privileged).
     Introduce = 8,
+    /// Make the server forget a domain (privileged).
     Release = 9,
+    /// A domain's home path (`/local/domain/<id>`).
     GetDomainPath = 10,
+    /// Set a node's value, creating it if needed.
     Write = 11,
+    /// Create a node.
     Mkdir = 12,
+    /// Remove a node and its children.
     Rm = 13,
+    /// Set a node's permissions.
     SetPerms = 14,
     /// Server → client only.
     WatchEvent = 15,
     /// Server → client only.
     Error = 16,
+    /// Whether a domain is known to the server.
     IsDomainIntroduced = 17,
+    /// Clear a domain's shutdown state after it resumes (privileged).
     Resume = 18,
+    /// Let one domain act on another's nodes (privileged).
     SetTarget = 19,
     // 20 was XS_RESTRICT (removed; invalid).
+    /// Drop all the connection's watches and transactions.
     ResetWatches = 21,
+    /// List part of a large directory, from a byte offset.
     DirectoryPart = 22,
+    /// Read server features for a domain.
     GetFeature = 23,
+    /// Set server features for a domain (privileged).
     SetFeature = 24,
+    /// Read a quota value (global or per domain).
     GetQuota = 25,
+    /// Set a quota value (privileged).
     SetQuota = 26,
     /// Never valid.
     Invalid = 0xFFFF,
@@ -197,33 +220,62 @@ impl XsType {
     }
 }
 
+/// Wire value of [`XsType::Control`]: a server debug/control command.
 pub const XS_CONTROL: u32 = XsType::Control as u32;
+/// Old name of [`XS_CONTROL`].
 pub const XS_DEBUG: u32 = XsType::Control as u32;
+/// Wire value of [`XsType::Directory`]: list the children of a path.
 pub const XS_DIRECTORY: u32 = XsType::Directory as u32;
+/// Wire value of [`XsType::Read`]: read a node's value.
 pub const XS_READ: u32 = XsType::Read as u32;
+/// Wire value of [`XsType::GetPerms`]: read a node's permissions.
 pub const XS_GET_PERMS: u32 = XsType::GetPerms as u32;
+/// Wire value of [`XsType::Watch`]: register a watch on a path, with a token.
 pub const XS_WATCH: u32 = XsType::Watch as u32;
+/// Wire value of [`XsType::Unwatch`]: remove a watch.
 pub const XS_UNWATCH: u32 = XsType::Unwatch as u32;
+/// Wire value of [`XsType::TransactionStart`]: begin a transaction; the reply carries its id.
 pub const XS_TRANSACTION_START: u32 = XsType::TransactionStart as u32;
+/// Wire value of [`XsType::TransactionEnd`]: commit (`T`) or abort (`F`) a transaction.
 pub const XS_TRANSACTION_END: u32 = XsType::TransactionEnd as u32;
+/// Wire value of [`XsType::Introduce`]: tell the server about a new domain's ring page and event
+/// channel (privileged).
 pub const XS_INTRODUCE: u32 = XsType::Introduce as u32;
+/// Wire value of [`XsType::Release`]: make the server forget a domain (privileged).
 pub const XS_RELEASE: u32 = XsType::Release as u32;
+/// Wire value of [`XsType::GetDomainPath`]: a domain's home path (`/local/domain/<id>`).
 pub const XS_GET_DOMAIN_PATH: u32 = XsType::GetDomainPath as u32;
+/// Wire value of [`XsType::Write`]: set a node's value, creating it if needed.
 pub const XS_WRITE: u32 = XsType::Write as u32;
+/// Wire value of [`XsType::Mkdir`]: create a node.
 pub const XS_MKDIR: u32 = XsType::Mkdir as u32;
+/// Wire value of [`XsType::Rm`]: remove a node and its children.
 pub const XS_RM: u32 = XsType::Rm as u32;
+/// Wire value of [`XsType::SetPerms`]: set a node's permissions.
 pub const XS_SET_PERMS: u32 = XsType::SetPerms as u32;
+/// Wire value of [`XsType::WatchEvent`]: a watched path changed (server to client).
 pub const XS_WATCH_EVENT: u32 = XsType::WatchEvent as u32;
+/// Wire value of [`XsType::Error`]: a failed request; the payload is an errno name.
 pub const XS_ERROR: u32 = XsType::Error as u32;
+/// Wire value of [`XsType::IsDomainIntroduced`]: whether a domain is known to the server.
 pub const XS_IS_DOMAIN_INTRODUCED: u32 = XsType::IsDomainIntroduced as u32;
+/// Wire value of [`XsType::Resume`]: clear a domain's shutdown state after it resumes (privileged).
 pub const XS_RESUME: u32 = XsType::Resume as u32;
+/// Wire value of [`XsType::SetTarget`]: let one domain act on another's nodes (privileged).
 pub const XS_SET_TARGET: u32 = XsType::SetTarget as u32;
+/// Wire value of [`XsType::ResetWatches`]: drop all the connection's watches and transactions.
 pub const XS_RESET_WATCHES: u32 = XsType::ResetWatches as u32;
+/// Wire value of [`XsType::DirectoryPart`]: list part of a large directory, from a byte offset.
 pub const XS_DIRECTORY_PART: u32 = XsType::DirectoryPart as u32;
+/// Wire value of [`XsType::GetFeature`]: read server features for a domain.
 pub const XS_GET_FEATURE: u32 = XsType::GetFeature as u32;
+/// Wire value of [`XsType::SetFeature`]: set server features for a domain (privileged).
 pub const XS_SET_FEATURE: u32 = XsType::SetFeature as u32;
+/// Wire value of [`XsType::GetQuota`]: read a quota value (global or per domain).
 pub const XS_GET_QUOTA: u32 = XsType::GetQuota as u32;
+/// Wire value of [`XsType::SetQuota`]: set a quota value (privileged).
 pub const XS_SET_QUOTA: u32 = XsType::SetQuota as u32;
+/// Wire value of [`XsType::Invalid`]: never a valid type.
 pub const XS_INVALID: u32 = XsType::Invalid as u32;
 
 /// Error names xenstored sends in `XS_ERROR` replies, in Xen's table order,
