@@ -19,7 +19,7 @@
 //! }
 //! ```
 //!
-//! With `guest-rt` the crate contributes (see [`rt`]):
+//! With `guest-rt` the crate contributes (see `rt`):
 //!
 //! * the Xen notes in a `.note.Xen` section that the linker script places in a
 //!   `PT_NOTE` segment: `GUEST_OS`, `GUEST_VERSION`, `XEN_VERSION`, `LOADER`,

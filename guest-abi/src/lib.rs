@@ -17,7 +17,7 @@
 //! 4. [`ring`] — one generic shared ring (Xen's `io/ring.h` protocol) over
 //!    shared memory reached only through volatile copies and atomics.
 //! 5. [`xenstore`] — a no-alloc xenstore client over the store ring page.
-//! 6. [`entry`] — macros that emit the Xen ELF notes and the entry stub.
+//! 6. [`entry`](mod@entry) — macros that emit the Xen ELF notes and the entry stub.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
