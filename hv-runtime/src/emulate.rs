@@ -15,30 +15,34 @@
 //! guest. Instruction bytes are copied from guest memory once and decoded
 //! with `iced-x86`.
 
+use std::collections::BTreeMap;
+
 use hv_cpu::FlushScope;
-use hv_cpu::mem::{MachineAddr, Mfn};
+use hv_cpu::mem::{MachineAddr, MachineMemory, Mfn};
+use hv_cpu::model::CpuModel;
 use hv_cpu::state::reg;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
 use crate::guestmem;
-use crate::hv::Hypervisor;
-use crate::machine::{DomId, Owner, PageType};
+use crate::hv::{Domain, Hypervisor, Vcpu};
+use crate::machine::{DomId, FrameTable, M2p, Owner, PageType};
+use crate::mm::{Mm, MmLayout};
 
 const FORCED_CPUID: [u8; 7] = [0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2];
 /// MSR of the hypercall page (CPUID 0x4000_0002 EBX).
 const MSR_HYPERCALL_PAGE: u32 = 0x4000_0000;
 
 /// Fetch and decode the instruction at the vCPU's RIP.
-fn fetch(hv: &Hypervisor, dom: DomId, v: usize) -> Option<(Instruction, [u8; 15])> {
+fn fetch(hv: &EmuCtx<'_>, dom: DomId, v: usize) -> Option<(Instruction, [u8; 15])> {
     let vc = hv.domains.get(&dom)?.vcpus.get(v)?;
     let rip = vc.cpu.rip;
     let mut bytes = [0u8; 15];
     // Up to the end of the page first, then the rest if mapped.
     let first = usize::try_from(4096 - (rip & 4095)).unwrap_or(15).min(15);
-    guestmem::copy_from_guest(&hv.mem, vc.cpu.cr3, rip, &mut bytes[..first]).ok()?;
+    guestmem::copy_from_guest(hv.mem, vc.cpu.cr3, rip, &mut bytes[..first]).ok()?;
     if first < 15 {
         let _ = guestmem::copy_from_guest(
-            &hv.mem,
+            hv.mem,
             vc.cpu.cr3,
             rip.wrapping_add(first as u64),
             &mut bytes[first..],
@@ -50,12 +54,12 @@ fn fetch(hv: &Hypervisor, dom: DomId, v: usize) -> Option<(Instruction, [u8; 15]
 }
 
 /// The forced-emulation `cpuid`. Returns whether it was one.
-pub fn forced_cpuid(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
+pub fn forced_cpuid(hv: &mut EmuCtx<'_>, dom: DomId, v: usize) -> bool {
     let Some(vc) = hv.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else {
         return false;
     };
     let mut b = [0u8; 7];
-    if guestmem::copy_from_guest(&hv.mem, vc.cpu.cr3, vc.cpu.rip, &mut b).is_err()
+    if guestmem::copy_from_guest(hv.mem, vc.cpu.cr3, vc.cpu.rip, &mut b).is_err()
         || b != FORCED_CPUID
     {
         return false;
@@ -63,7 +67,7 @@ pub fn forced_cpuid(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
     let g = &mut vc.cpu.gpr;
     let leaf = u32::try_from(g[reg::RAX] & 0xffff_ffff).unwrap_or(0);
     let sub = u32::try_from(g[reg::RCX] & 0xffff_ffff).unwrap_or(0);
-    let [a, b2, c, d] = crate::cpuid::guest_cpuid(&hv.cpu_model, leaf, sub);
+    let [a, b2, c, d] = crate::cpuid::guest_cpuid(hv.cpu_model, leaf, sub);
     g[reg::RAX] = u64::from(a);
     g[reg::RBX] = u64::from(b2);
     g[reg::RCX] = u64::from(c);
@@ -98,7 +102,7 @@ fn gpr(r: Register) -> Option<usize> {
 
 /// Emulate a privileged instruction that raised #GP(0). Returns whether it
 /// was handled (RIP advanced).
-pub fn privileged_op(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
+pub fn privileged_op(hv: &mut EmuCtx<'_>, dom: DomId, v: usize) -> bool {
     let Some((i, _)) = fetch(hv, dom, v) else {
         return false;
     };
@@ -136,7 +140,7 @@ pub fn privileged_op(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
             vc.pv.iopl >= need
                 && vc
                     .pv
-                    .set_upcall_mask(&hv.mem, i.mnemonic() == Mnemonic::Cli)
+                    .set_upcall_mask(hv.mem, i.mnemonic() == Mnemonic::Cli)
                     .is_ok()
         }
         Mnemonic::In
@@ -193,7 +197,7 @@ pub fn privileged_op(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
     handled
 }
 
-fn port_io(hv: &mut Hypervisor, dom: DomId, v: usize, i: &Instruction) -> bool {
+fn port_io(hv: &mut EmuCtx<'_>, dom: DomId, v: usize, i: &Instruction) -> bool {
     let Some(vc) = hv.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else {
         return false;
     };
@@ -217,7 +221,7 @@ fn port_io(hv: &mut Hypervisor, dom: DomId, v: usize, i: &Instruction) -> bool {
     matches!(i.mnemonic(), Mnemonic::In | Mnemonic::Out)
 }
 
-fn read_cr(hv: &Hypervisor, dom: DomId, v: usize, cr: Register) -> Option<u64> {
+fn read_cr(hv: &EmuCtx<'_>, dom: DomId, v: usize, cr: Register) -> Option<u64> {
     let vc = hv.domains.get(&dom)?.vcpus.get(v)?;
     Some(match cr {
         // PE|MP|ET|NE|WP|AM|PG, plus the virtual TS.
@@ -230,7 +234,7 @@ fn read_cr(hv: &Hypervisor, dom: DomId, v: usize, cr: Register) -> Option<u64> {
     })
 }
 
-fn write_cr(hv: &mut Hypervisor, dom: DomId, v: usize, cr: Register, val: u64) -> bool {
+fn write_cr(hv: &mut EmuCtx<'_>, dom: DomId, v: usize, cr: Register, val: u64) -> bool {
     match cr {
         Register::CR0 => {
             let Some(cur) = read_cr(hv, dom, v, Register::CR0) else {
@@ -269,7 +273,7 @@ fn write_cr(hv: &mut Hypervisor, dom: DomId, v: usize, cr: Register, val: u64) -
     }
 }
 
-fn rdmsr(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
+fn rdmsr(hv: &mut EmuCtx<'_>, dom: DomId, v: usize) -> bool {
     let Some(vc) = hv.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else {
         return false;
     };
@@ -287,7 +291,7 @@ fn rdmsr(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
     true
 }
 
-fn wrmsr(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
+fn wrmsr(hv: &mut EmuCtx<'_>, dom: DomId, v: usize) -> bool {
     let Some(vc) = hv.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v)) else {
         return false;
     };
@@ -315,7 +319,7 @@ fn wrmsr(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
             {
                 return false;
             }
-            let ok = crate::domain::builder::write_hypercall_page(&hv.mem, mfn).is_ok();
+            let ok = crate::domain::builder::write_hypercall_page(hv.mem, mfn).is_ok();
             hv.mm().put_page_and_type(mfn);
             return ok;
         }
@@ -326,7 +330,7 @@ fn wrmsr(hv: &mut Hypervisor, dom: DomId, v: usize) -> bool {
 
 /// Writable-page-table emulation of a faulting store to a read-only-mapped
 /// L1 table at `cr2`. Returns whether it was emulated.
-pub fn ptwr(hv: &mut Hypervisor, dom: DomId, v: usize, cr2: u64) -> bool {
+pub fn ptwr(hv: &mut EmuCtx<'_>, dom: DomId, v: usize, cr2: u64) -> bool {
     if cr2 & 7 != 0 {
         return false;
     }
@@ -338,7 +342,7 @@ pub fn ptwr(hv: &mut Hypervisor, dom: DomId, v: usize, cr2: u64) -> bool {
     if !vc.pv.kernel_mode {
         return false;
     }
-    let Ok(ma) = guestmem::translate(&hv.mem, vc.cpu.cr3, cr2, false) else {
+    let Ok(ma) = guestmem::translate(hv.mem, vc.cpu.cr3, cr2, false) else {
         return false;
     };
     let is_l1 = hv.ft.get(ma.mfn()).is_some_and(|p| {
@@ -381,4 +385,55 @@ pub fn ptwr(hv: &mut Hypervisor, dom: DomId, v: usize, cr2: u64) -> bool {
         vc.cpu.rip = vc.cpu.rip.wrapping_add(len);
     }
     true
+}
+
+/// The part of the hypervisor instruction emulation needs: the domains
+/// (the faulting vCPU's state), machine memory, the frame table and M2P
+/// (page types for CR3 loads and writable page tables) and the CPU model
+/// (`cpuid`). See [`Hypervisor::emu`].
+#[derive(Debug)]
+pub struct EmuCtx<'a> {
+    /// The domains.
+    pub domains: &'a mut BTreeMap<DomId, Domain>,
+    /// Machine memory.
+    pub mem: &'a MachineMemory,
+    /// The frame table.
+    pub ft: &'a mut FrameTable,
+    /// The read-only M2P.
+    pub m2p: &'a M2p,
+    /// The CPU guests see.
+    pub cpu_model: &'a CpuModel,
+}
+
+impl EmuCtx<'_> {
+    fn vcpu(&self, dom: DomId, v: usize) -> Option<&Vcpu> {
+        self.domains.get(&dom).and_then(|d| d.vcpus.get(v))
+    }
+
+    fn vcpu_mut(&mut self, dom: DomId, v: usize) -> Option<&mut Vcpu> {
+        self.domains.get_mut(&dom).and_then(|d| d.vcpus.get_mut(v))
+    }
+
+    fn mm(&mut self) -> Mm<'_> {
+        Mm {
+            ft: self.ft,
+            mem: self.mem,
+            layout: MmLayout {
+                m2p_l4e: self.m2p.l4e,
+            },
+        }
+    }
+}
+
+impl Hypervisor {
+    /// The narrow borrow instruction emulation works on.
+    pub fn emu(&mut self) -> EmuCtx<'_> {
+        EmuCtx {
+            domains: &mut self.domains,
+            mem: &self.mem,
+            ft: &mut self.ft,
+            m2p: &self.m2p,
+            cpu_model: &self.cpu_model,
+        }
+    }
 }

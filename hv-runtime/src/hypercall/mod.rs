@@ -222,11 +222,13 @@ fn exception(
     cr2: u64,
 ) -> Next {
     match vector {
-        6 if crate::emulate::forced_cpuid(hv, dom, v) => return Next::Continue,
-        13 if error_code == Some(0) && crate::emulate::privileged_op(hv, dom, v) => {
+        6 if crate::emulate::forced_cpuid(&mut hv.emu(), dom, v) => return Next::Continue,
+        13 if error_code == Some(0) && crate::emulate::privileged_op(&mut hv.emu(), dom, v) => {
             return Next::Continue;
         }
-        14 if error_code.is_some_and(|e| e & 3 == 3) && crate::emulate::ptwr(hv, dom, v, cr2) => {
+        14 if error_code.is_some_and(|e| e & 3 == 3)
+            && crate::emulate::ptwr(&mut hv.emu(), dom, v, cr2) =>
+        {
             return Next::Continue;
         }
         _ => {}
