@@ -570,6 +570,59 @@ impl Hypervisor {
         }
     }
 
+    /// Crash a domain because of what vCPU `v` did, with a report of where:
+    /// the vCPU's mode, RIP, stack, flags, CR2/CR3, every general register
+    /// and the instruction bytes at RIP (read through the guest's own page
+    /// tables; an unmapped RIP says so). Printed under the crash line.
+    pub fn crash_vcpu(&mut self, dom: DomId, v: usize, why: String) {
+        let report = self.vcpu(dom, v).map(|vc| {
+            let c = &vc.cpu;
+            let mode = if vc.pv.kernel_mode { "kernel" } else { "user" };
+            let mut lines = vec![format!(
+                "(hv)   vcpu {v} in guest {mode} mode: rip {:#018x} rsp {:#018x} rflags {:#x} cr2 {:#x} cr3 {:#x}",
+                c.rip,
+                c.gpr[hv_cpu::state::reg::RSP],
+                c.rflags,
+                c.cr2,
+                c.cr3
+            )];
+            const NAMES: [&str; 16] = [
+                "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
+                "r12", "r13", "r14", "r15",
+            ];
+            for row in NAMES.chunks(4).zip(c.gpr.chunks(4)) {
+                let cells: Vec<String> = row
+                    .0
+                    .iter()
+                    .zip(row.1)
+                    .map(|(n, g)| format!("{n:>3} {g:#018x}"))
+                    .collect();
+                lines.push(format!("(hv)   {}", cells.join("  ")));
+            }
+            // Up to 16 bytes, or up to the end of RIP's page when the next
+            // page is not mapped.
+            let to_page_end = usize::try_from(4096 - (c.rip & 0xfff)).unwrap_or(16);
+            let mut code = [0u8; 16];
+            let mut got = Err(());
+            for n in [16, to_page_end.min(16)] {
+                if crate::guestmem::copy_from_guest(&self.mem, c.cr3, c.rip, &mut code[..n]).is_ok() {
+                    got = Ok(n);
+                    break;
+                }
+            }
+            let bytes = match got {
+                Ok(n) => code[..n].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "),
+                Err(()) => "(not mapped readable in the guest's page tables)".to_string(),
+            };
+            lines.push(format!("(hv)   code at rip: {bytes}"));
+            lines
+        });
+        self.crash(dom, why);
+        for line in report.into_iter().flatten() {
+            let _ = writeln!(self.out, "{line}");
+        }
+    }
+
     /// Crash a domain on the hypervisor's initiative.
     pub fn crash(&mut self, dom: DomId, why: String) {
         if let Some(d) = self.domains.get_mut(&dom)

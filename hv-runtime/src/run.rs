@@ -224,7 +224,7 @@ impl Hypervisor {
                     crate::vcpu::Bounce::Event,
                 );
                 if let Err(e) = r {
-                    self.crash(dom, format!("cannot deliver event upcall: {e}"));
+                    self.crash_vcpu(dom, v, format!("cannot deliver event upcall: {e}"));
                     return true;
                 }
             }

@@ -195,7 +195,7 @@ pub(super) fn iret(hv: &mut Hypervisor, dom: DomId, v: usize) -> Ret {
     match pv::iret(&mut vc.cpu, &mut vc.pv, mem) {
         Ok(()) => Ret::Done,
         Err(e) => {
-            hv.crash(dom, format!("bad iret: {e}"));
+            hv.crash_vcpu(dom, v, format!("bad iret: {e}"));
             Ret::Stop
         }
     }

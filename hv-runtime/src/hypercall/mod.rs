@@ -153,7 +153,7 @@ fn deliver(hv: &mut Hypervisor, dom: DomId, v: usize, what: Bounce) -> Next {
     match pv::bounce(&mut vc.cpu, &mut vc.pv, mem, ft, what) {
         Ok(()) => Next::Continue,
         Err(e) => {
-            hv.crash(dom, format!("cannot deliver {what:?}: {e}"));
+            hv.crash_vcpu(dom, v, format!("cannot deliver {what:?}: {e}"));
             Next::Stop
         }
     }
