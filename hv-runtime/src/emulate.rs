@@ -26,7 +26,7 @@ use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register}
 use crate::guestmem;
 use crate::hv::{Domain, Hypervisor, Vcpu};
 use crate::machine::{DomId, FrameTable, M2p, Owner, PageType};
-use crate::mm::{Mm, MmLayout};
+use crate::mm::Mm;
 
 const FORCED_CPUID: [u8; 7] = [0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2];
 /// MSR of the hypercall page (CPUID 0x4000_0002 EBX).
@@ -415,13 +415,7 @@ impl EmuCtx<'_> {
     }
 
     fn mm(&mut self) -> Mm<'_> {
-        Mm {
-            ft: self.ft,
-            mem: self.mem,
-            layout: MmLayout {
-                m2p_l4e: self.m2p.l4e,
-            },
-        }
+        Mm::over(self.ft, self.mem, self.m2p)
     }
 }
 

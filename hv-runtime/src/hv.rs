@@ -30,7 +30,7 @@ use crate::domain::builder::{self, BuildConfig, BuildError};
 use crate::domain::image::GuestImage;
 use crate::evtchn::{DomainEvtchn, EvtchnSystem, Kick, Kicks};
 use crate::machine::{AllocError, DOM0, DomId, FrameTable, M2p};
-use crate::mm::{Mm, MmLayout};
+use crate::mm::Mm;
 use crate::vcpu::PvVcpu;
 use crate::xenstore::{DomainInfo, Xenstored};
 
@@ -543,13 +543,7 @@ impl Hypervisor {
 
     /// The page-type rules over this machine's frames ([`Mm`]).
     pub fn mm(&mut self) -> Mm<'_> {
-        Mm {
-            ft: &mut self.ft,
-            mem: &self.mem,
-            layout: MmLayout {
-                m2p_l4e: self.m2p.l4e,
-            },
-        }
+        Mm::over(&mut self.ft, &self.mem, &self.m2p)
     }
 
     /// Drop cached translations on every vCPU of `dom`.

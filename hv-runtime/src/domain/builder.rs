@@ -24,7 +24,7 @@ use zerocopy::{FromZeros as _, IntoBytes as _};
 
 use super::image::{GuestImage, ImageError};
 use crate::machine::{AllocError, DomId, FrameTable, M2P_INVALID, M2p, Owner, PageType};
-use crate::mm::{Mm, MmError, MmLayout, pte};
+use crate::mm::{Mm, MmError, pte};
 
 /// Why a domain could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -411,11 +411,7 @@ fn build_inner(
             (mfn_of(pfn)?.0 << 12) | flags,
         )?;
     }
-    let mut mm = Mm {
-        ft,
-        mem,
-        layout: MmLayout { m2p_l4e: m2p.l4e },
-    };
+    let mut mm = Mm::over(ft, mem, m2p);
     mm.pin(l4, 4, cfg.domid)?;
     // vCPU 0's cr3 holds its own L4 reference.
     mm.get_page_and_type(l4, PageType::L4, cfg.domid)?;

@@ -12,7 +12,7 @@ use hv_cpu::mem::MachineMemory;
 use super::table::GnttabSystem;
 use crate::hv::{Domain, Hypervisor};
 use crate::machine::{DomId, FrameTable, M2p};
-use crate::mm::{Mm, MmLayout};
+use crate::mm::Mm;
 
 /// Narrow borrow of the hypervisor for grant operations.
 #[derive(Debug)]
@@ -32,13 +32,7 @@ pub struct GntCtx<'a> {
 impl GntCtx<'_> {
     /// The page-type rules over the frames ([`Mm`]).
     pub fn mm(&mut self) -> Mm<'_> {
-        Mm {
-            ft: self.ft,
-            mem: self.mem,
-            layout: MmLayout {
-                m2p_l4e: self.m2p.l4e,
-            },
-        }
+        Mm::over(self.ft, self.mem, self.m2p)
     }
 
     /// Whether `dom` is a live domain with a live grant table.

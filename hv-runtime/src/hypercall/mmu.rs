@@ -43,13 +43,10 @@ fn foreign(dom: DomId, fd: u64) -> Result<DomId, Errno> {
 pub(super) fn mmu_update(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
     let (reqs, pdone, fd) = (a[0], a[2], a[3]);
     let cr3v = hv.cr3(dom, v);
-    let (count, done) = match batch_resume(hv, cr3v, a[1], pdone) {
+    let (count, done) = match batch_resume(hv, dom, cr3v, a[1], pdone, fd) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Err(e) = foreign(dom, fd) {
-        return Ret::err(e);
-    }
     let mut rc = 0i64;
     let mut flush = false;
     let mut i = 0u64;
@@ -144,13 +141,10 @@ pub(super) fn mmu_update(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5])
 pub(super) fn mmuext_op(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) -> Ret {
     let (ops, pdone, fd) = (a[0], a[2], a[3]);
     let cr3v = hv.cr3(dom, v);
-    let (count, done) = match batch_resume(hv, cr3v, a[1], pdone) {
+    let (count, done) = match batch_resume(hv, dom, cr3v, a[1], pdone, fd) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Err(e) = foreign(dom, fd) {
-        return Ret::err(e);
-    }
     let mut rc = 0;
     let mut i = 0u64;
     while i < count.min(u64::from(BATCH)) {
@@ -185,21 +179,29 @@ pub(super) fn mmuext_op(hv: &mut Hypervisor, dom: DomId, v: usize, a: [u64; 5]) 
 }
 
 /// `mmu_update`/`mmuext_op` entry: the op count without the continuation
-/// marker, and (for a continuation) what earlier invocations did, read
-/// from `pdone`.
-fn batch_resume(hv: &Hypervisor, cr3v: u64, count_arg: u64, pdone: u64) -> Result<(u64, u64), Ret> {
+/// marker and (for a continuation) what earlier invocations did, read from
+/// `pdone`; then the `foreigndom` check (`-EPERM` for another domain).
+fn batch_resume(
+    hv: &Hypervisor,
+    dom: DomId,
+    cr3v: u64,
+    count_arg: u64,
+    pdone: u64,
+    fd: u64,
+) -> Result<(u64, u64), Ret> {
     let count = count_arg & 0xffff_ffff;
-    if count & PREEMPTED == 0 {
-        return Ok((count, 0));
-    }
-    let count = count & !PREEMPTED;
-    if pdone == 0 {
-        return Ok((count, 0));
-    }
-    match guestmem::read_obj::<u32>(&hv.mem, cr3v, pdone) {
-        Ok(d) => Ok((count, u64::from(d))),
-        Err(f) => Err(f.into()),
-    }
+    let resumed = if count & PREEMPTED == 0 {
+        (count, 0)
+    } else if pdone == 0 {
+        (count & !PREEMPTED, 0)
+    } else {
+        match guestmem::read_obj::<u32>(&hv.mem, cr3v, pdone) {
+            Ok(d) => (count & !PREEMPTED, u64::from(d)),
+            Err(f) => return Err(f.into()),
+        }
+    };
+    foreign(dom, fd).map_err(Ret::err)?;
+    Ok(resumed)
 }
 
 /// Where a `mmu_update`/`mmuext_op` invocation stopped.

@@ -35,7 +35,7 @@
 use guest_abi::abi::Errno;
 use hv_cpu::mem::{MachineAddr, MachineMemory, MemError, Mfn};
 
-use crate::machine::{DomId, FrameTable, MAX_REFS, Owner, PageType};
+use crate::machine::{DomId, FrameTable, M2p, MAX_REFS, Owner, PageType};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
@@ -194,6 +194,19 @@ pub struct Mm<'a> {
     pub mem: &'a MachineMemory,
     /// Hypervisor layout.
     pub layout: MmLayout,
+}
+
+impl<'a> Mm<'a> {
+    /// The rules over `ft` and `mem`, with every validated L4 mapping
+    /// `m2p` read-only in its slot.
+    #[must_use]
+    pub fn over(ft: &'a mut FrameTable, mem: &'a MachineMemory, m2p: &M2p) -> Self {
+        Self {
+            ft,
+            mem,
+            layout: MmLayout { m2p_l4e: m2p.l4e },
+        }
+    }
 }
 
 fn entry_addr(table: Mfn, index: usize) -> MachineAddr {
